@@ -1,0 +1,37 @@
+"""What the routes share, built once by ``create_app`` and kept on ``app.state.ctx``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request, WebSocket
+
+from app.clock import Clock
+from app.config import Settings
+from app.pipeline.registry import CallRegistry
+from app.pipeline.session import Agent
+from app.telephony.token import StreamClaims
+
+AgentFactory = Callable[[StreamClaims], Agent]
+
+
+@dataclass(slots=True)
+class AppContext:
+    settings: Settings
+    token_secret: bytes
+    registry: CallRegistry
+    clock: Clock  # monotonic time for the call path
+    wall_time: Callable[[], float]  # unix seconds, for token expiry across replicas
+    agent_factory: AgentFactory
+    personas: frozenset[str]
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def ws_ctx(websocket: WebSocket) -> AppContext:
+    ctx: AppContext = websocket.app.state.ctx
+    return ctx

@@ -1,0 +1,71 @@
+"""The media WebSocket Vobiz opens after ``<Stream>``: token check, then a ``CallSession``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from app.api.deps import ws_ctx
+from app.pipeline.session import CallSession, SessionConfig, TransportClosed
+from app.telephony.token import TokenError, verify_token
+
+log = logging.getLogger("app.media")
+router = APIRouter()
+
+
+class StarletteTransport:
+    """``Transport`` over a Starlette WebSocket."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def receive(self) -> str | bytes:
+        message = await self._ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise TransportClosed(message.get("code"))
+        text: str | None = message.get("text")
+        if text is not None:
+            return text
+        data: bytes | None = message.get("bytes")
+        return data if data is not None else b""
+
+    async def send(self, message: str) -> None:
+        try:
+            await self._ws.send_text(message)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise TransportClosed(getattr(exc, "code", None)) from exc
+
+    async def close(self, code: int = 1000) -> None:
+        await self._ws.close(code)
+
+
+@router.websocket("/vobiz/media/{token}")
+async def media(websocket: WebSocket, token: str) -> None:
+    ctx = ws_ctx(websocket)
+    try:
+        claims = verify_token(ctx.token_secret, token, now=ctx.wall_time())
+    except TokenError as exc:
+        # refused before accept: no audio is read (the client sees HTTP 403)
+        log.warning("media socket refused: token %s", exc.reason)
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+    settings = ctx.settings
+    session = CallSession(
+        call_id=claims.call_id,
+        transport=StarletteTransport(websocket),
+        agent=ctx.agent_factory(claims),
+        clock=ctx.clock,
+        config=SessionConfig(
+            playback_rate=settings.playback_sample_rate,
+            l16_byte_order=settings.l16_byte_order,
+            max_message_bytes=settings.max_message_bytes,
+        ),
+    )
+    ctx.registry.add(session)
+    try:
+        await session.run()
+    finally:
+        ctx.registry.remove(session)

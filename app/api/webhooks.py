@@ -1,0 +1,125 @@
+"""Vobiz's HTTP callbacks: the answer webhook, the hang-up callback, stream status.
+
+Every route checks the webhook signature (``SIGNATURE_MODE``) against the PUBLIC URL
+Vobiz called (``PUBLIC_URL`` + path): behind a tunnel or proxy ``request.url`` differs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+
+from agents.personas import is_valid_name
+from app.api.deps import AppContext, get_ctx
+from app.config import SignatureMode
+from app.telephony.signature import verify_signature
+from app.telephony.token import StreamClaims, issue_token
+from app.telephony.xml import StreamSettings, answer_xml
+
+log = logging.getLogger("app.webhooks")
+router = APIRouter(prefix="/vobiz")
+
+ANSWER_PATH = "/vobiz/answer"
+HANGUP_PATH = "/vobiz/hangup"
+STREAM_STATUS_PATH = "/vobiz/stream-status"
+MEDIA_PATH = "/vobiz/media"
+
+
+async def vobiz_params(request: Request) -> dict[str, str]:
+    """The callback's fields: the query string, overlaid by a form body on POST."""
+    params = {k: v for k, v in request.query_params.items()}
+    if request.method == "POST":
+        form = await request.form()
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return params
+
+
+async def check_signature(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> None:
+    """Verify X-Vobiz-Signature-V3/-V2 per ``SIGNATURE_MODE``; 403 in enforce mode."""
+    mode = ctx.settings.signature_mode
+    if mode is SignatureMode.OFF:
+        return
+    url = ctx.settings.public_base + request.url.path
+    result = verify_signature(request.headers, url, ctx.settings.vobiz_auth_token.get_secret_value())
+    if result.ok:
+        return
+    log.warning("webhook signature %s", result.reason, extra={"path": request.url.path, "mode": mode.value})
+    if mode is SignatureMode.ENFORCE:
+        raise HTTPException(status_code=403, detail=f"webhook signature {result.reason}")
+
+
+Signed = Depends(check_signature)
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+def is_hangup(params: dict[str, str]) -> bool:
+    """A hang-up callback, also when ``hangup_url`` fell back to ``answer_url`` (D24)."""
+    return params.get("Event") == "Hangup" or "HangupCause" in params or "EndTime" in params
+
+
+def choose_persona(ctx: AppContext, params: dict[str, str]) -> str:
+    """Persona from the answer URL's ``persona`` query parameter, else the default."""
+    wanted = params.get("persona", "")
+    if wanted and is_valid_name(wanted) and wanted in ctx.personas:
+        return wanted
+    if wanted:
+        log.warning("unknown persona requested; using the default")
+    return ctx.settings.default_persona
+
+
+@router.api_route("/answer", methods=["GET", "POST"], dependencies=[Signed])
+async def answer(request: Request, ctx: Ctx) -> Response:
+    params = await vobiz_params(request)
+    if is_hangup(params):
+        return _end_call(ctx, params)
+    call_id = params.get("CallUUID", "").strip()
+    if not call_id:
+        raise HTTPException(status_code=400, detail="CallUUID is required")
+    settings = ctx.settings
+    claims = StreamClaims(
+        call_id=call_id,
+        persona=choose_persona(ctx, params),
+        expires_at=int(ctx.wall_time()) + settings.stream_token_ttl_seconds,
+    )
+    token = issue_token(ctx.token_secret, claims)
+    document = answer_xml(
+        StreamSettings(
+            url=f"{settings.public_ws_base}{MEDIA_PATH}/{token}",
+            content_type=settings.stream_content_type,
+            stream_timeout=settings.stream_timeout_seconds,
+            status_callback_url=settings.public_base + STREAM_STATUS_PATH,
+        )
+    )
+    log.info("call answered", extra={"call_id": call_id, "persona": claims.persona})
+    return Response(document, media_type="application/xml")
+
+
+@router.api_route("/hangup", methods=["GET", "POST"], dependencies=[Signed])
+async def hangup(request: Request, ctx: Ctx) -> Response:
+    return _end_call(ctx, await vobiz_params(request))
+
+
+def _end_call(ctx: AppContext, params: dict[str, str]) -> Response:
+    call_id = params.get("CallUUID", "")
+    ended = ctx.registry.end(call_id, "hangup") if call_id else False
+    log.info(
+        "hangup callback",
+        extra={"call_id": call_id, "session_ended": ended, "cause": params.get("HangupCause", "")},
+    )
+    return Response(status_code=204)
+
+
+@router.api_route("/stream-status", methods=["GET", "POST"], dependencies=[Signed])
+async def stream_status(request: Request, ctx: Ctx) -> Response:
+    params = await vobiz_params(request)
+    log.debug(
+        "stream status",
+        extra={
+            "call_id": params.get("CallUUID", ""),
+            "stream_id": params.get("StreamID", ""),
+            "event": params.get("Event", "")[:40],
+        },
+    )
+    return Response(status_code=204)

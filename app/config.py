@@ -1,0 +1,92 @@
+"""Service settings, read from the environment (and an optional ``.env`` file).
+
+There is no module-level instance: ``create_app(settings)`` receives one, so tests
+build their own and nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VOBIZ_API_BASE_URL = "https://api.vobiz.ai/api/v1"
+
+StreamContentType = Literal["audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000"]
+
+
+class SignatureMode(StrEnum):
+    """How webhook signatures (X-Vobiz-Signature-V3/-V2) are treated."""
+
+    OFF = "off"  # not checked
+    LOG = "log"  # checked; a failure is logged and the request is served
+    ENFORCE = "enforce"  # a missing or bad signature is answered with 403
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads. ``.env.example`` documents each one."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # where Vobiz reaches us: https://agent.example.com (no trailing slash needed)
+    public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+
+    vobiz_auth_id: str = ""
+    vobiz_auth_token: SecretStr = SecretStr("")
+    vobiz_api_base_url: str = VOBIZ_API_BASE_URL
+    vobiz_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    vobiz_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+
+    deepgram_api_key: SecretStr = SecretStr("")
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: str = ""
+
+    signature_mode: SignatureMode = SignatureMode.LOG
+
+    # inbound (caller -> us) format asked for in <Stream contentType>
+    stream_content_type: StreamContentType = "audio/x-mulaw;rate=8000"
+    # outbound playAudio rate; 0 = same as inbound (the safe reading of the docs)
+    playback_sample_rate: int = 0
+    l16_byte_order: Literal["little", "big"] = "little"
+    stream_timeout_seconds: Annotated[int, Field(gt=0)] = 86400
+
+    # key for the per-call stream token; empty = a random key per process (single replica only)
+    stream_token_secret: SecretStr = SecretStr("")
+    stream_token_ttl_seconds: Annotated[int, Field(gt=0)] = 300
+
+    # persona files (prompts/<name>.md); relative paths are taken from the working directory
+    prompts_dir: Path = Path("prompts")
+    default_persona: str = "default"
+
+    # the largest WebSocket message accepted from Vobiz (a 20 ms frame is < 1 KiB)
+    max_message_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("vobiz_api_base_url", "openai_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("playback_sample_rate")
+    @classmethod
+    def _known_rate(cls, value: int) -> int:
+        if value not in (0, 8000, 16000, 24000):
+            raise ValueError("PLAYBACK_SAMPLE_RATE must be 0 (same as the caller), 8000, 16000 or 24000")
+        return value
+
+    @property
+    def public_base(self) -> str:
+        """``public_url`` without a trailing slash."""
+        return str(self.public_url).rstrip("/")
+
+    @property
+    def public_ws_base(self) -> str:
+        """The ws(s):// form of ``public_url``."""
+        base = self.public_base
+        if base.startswith("https://"):
+            return "wss://" + base.removeprefix("https://")
+        return "ws://" + base.removeprefix("http://")

@@ -1,0 +1,63 @@
+"""What the socket writer sends, in order: control first, then audio.
+
+Control commands (``clearAudio``, ``checkpoint``, ``stop``) never wait behind queued
+audio; ``drop_audio`` discards audio that has not been written yet (barge-in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+
+class Outbox:
+    """Two FIFOs feeding one writer. Audio is bounded: ``put_audio`` waits for room."""
+
+    def __init__(self, max_audio: int = 50) -> None:
+        self._control: deque[str] = deque()
+        self._audio: deque[str] = deque()
+        self._max_audio = max_audio
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def put_control(self, message: str) -> None:
+        self._control.append(message)
+        self._ready.set()
+
+    async def put_audio(self, message: str) -> None:
+        """Queue one ``playAudio`` frame, waiting while the audio queue is full."""
+        while len(self._audio) >= self._max_audio:
+            self._room.clear()
+            await self._room.wait()
+        self._audio.append(message)
+        self._ready.set()
+
+    def put_audio_after_audio(self, message: str) -> None:
+        """Queue a control message in audio order (a ``checkpoint`` after its audio)."""
+        self._audio.append(message)
+        self._ready.set()
+
+    def drop_audio(self) -> int:
+        """Forget audio not yet written; returns how many messages were dropped."""
+        dropped = len(self._audio)
+        self._audio.clear()
+        self._room.set()
+        return dropped
+
+    @property
+    def audio_backlog(self) -> int:
+        return len(self._audio)
+
+    async def get(self) -> str:
+        """The next message to write: any control message before any audio."""
+        while True:
+            if self._control:
+                return self._control.popleft()
+            if self._audio:
+                message = self._audio.popleft()
+                if len(self._audio) < self._max_audio:
+                    self._room.set()
+                return message
+            self._ready.clear()
+            await self._ready.wait()

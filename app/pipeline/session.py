@@ -1,0 +1,325 @@
+"""``CallSession``: one per media WebSocket; owns the call's tasks and its end.
+
+Tasks (all in one ``asyncio.TaskGroup``):
+- ``reader``: socket → ``parse_inbound`` → decoder → the agent's inbound queue;
+- ``writer``: the ``Outbox`` → socket (control before audio);
+- ``agent``: started on ``start``; talks to the call only through ``CallIO``;
+- ``watch-end``: turns ``end()`` (e.g. the hangup webhook) into ``CallEnded``.
+
+A call ends by raising ``CallEnded`` inside the group; ``run`` catches it, closes the
+socket if it is still open and returns the reason. Bad frames never end a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from app.audio.formats import AudioFormat
+from app.audio.frames import InboundDecoder, OutboundEncoder
+from app.clock import Clock
+from app.logs import ContextLogger
+from app.pipeline.outbox import Outbox
+from app.telephony import events as ev
+
+log = logging.getLogger("app.call")
+
+PCM = npt.NDArray[np.int16]
+
+
+class CallEnded(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransportClosed(Exception):
+    def __init__(self, code: int | None = None) -> None:
+        super().__init__(f"socket closed (code {code})")
+        self.code = code
+
+
+class Transport(Protocol):
+    """The socket, as the session sees it."""
+
+    async def receive(self) -> str | bytes:
+        """The next message; raises ``TransportClosed`` when the peer has gone."""
+        ...
+
+    async def send(self, message: str) -> None: ...
+
+    async def close(self, code: int = 1000) -> None: ...
+
+
+class Agent(Protocol):
+    async def run(self, call: CallIO) -> None:
+        """Converse until cancelled (the session cancels it when the call ends)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    pipeline_rate: int = 16000  # rate of the PCM the agent receives
+    playback_rate: int = 0  # outbound playAudio rate; 0 = same as inbound
+    l16_byte_order: Literal["little", "big"] = "little"
+    max_message_bytes: int = 64 * 1024
+    inbound_queue_frames: int = 100  # 2 s of 20 ms frames; the oldest is dropped past it
+
+
+@dataclass(slots=True)
+class CallStats:
+    """Counters for one call; logged when it ends (no audio or text in them)."""
+
+    call_id: str
+    stream_id: str | None = None
+    started_at: float = 0.0
+    ended_at: float | None = None
+    end_reason: str | None = None
+    frames_in: int = 0
+    frames_out: int = 0
+    inbound_dropped: int = 0
+    checkpoints_acked: int = 0
+    unknown_events: Counter[str] = field(default_factory=Counter)
+    protocol_errors: Counter[str] = field(default_factory=Counter)
+
+
+def outbound_format(inbound: AudioFormat, playback_rate: int) -> AudioFormat:
+    """The playAudio format: the inbound one unless a playback rate is configured."""
+    if playback_rate in (0, inbound.sample_rate):
+        return inbound
+    if playback_rate == 8000 and inbound.encoding == "mulaw":
+        return inbound
+    return AudioFormat("l16", playback_rate, inbound.byte_order)
+
+
+class CallIO:
+    """What an agent may do with the call. Created by the session on ``start``."""
+
+    def __init__(self, session: CallSession, start: ev.StartEvent, inbound_fmt: AudioFormat) -> None:
+        self._session = session
+        self.start = start
+        self.inbound_format = inbound_fmt
+        self.outbound_format = outbound_format(inbound_fmt, session.config.playback_rate)
+        self.pipeline_rate = session.config.pipeline_rate
+        self.audio_in: asyncio.Queue[PCM] = asyncio.Queue(session.config.inbound_queue_frames)
+        self.events: asyncio.Queue[ev.InboundEvent] = asyncio.Queue(256)
+        self._encoders: dict[int, OutboundEncoder] = {}
+
+    def _encoder(self, rate: int) -> OutboundEncoder:
+        enc = self._encoders.get(rate)
+        if enc is None:
+            enc = self._encoders[rate] = OutboundEncoder(rate, self.outbound_format)
+        return enc
+
+    async def play(self, pcm: PCM, rate: int) -> None:
+        """Queue ``pcm`` (int16 at ``rate`` Hz) as 20 ms ``playAudio`` frames."""
+        fmt = self.outbound_format
+        sid = self.start.stream_id
+        for frame in self._encoder(rate).push(pcm):
+            await self._session.outbox.put_audio(ev.play_audio(sid, fmt.mime, fmt.sample_rate, frame))
+            self._session.stats.frames_out += 1
+
+    async def flush(self, rate: int) -> None:
+        """Send the partial last frame of ``rate`` audio, padded with silence."""
+        fmt = self.outbound_format
+        for frame in self._encoder(rate).flush():
+            await self._session.outbox.put_audio(
+                ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, frame)
+            )
+            self._session.stats.frames_out += 1
+
+    def checkpoint(self, name: str) -> None:
+        """Mark the end of the audio queued so far; Vobiz acks with ``playedStream``."""
+        self._session.outbox.put_audio_after_audio(ev.checkpoint(self.start.stream_id, name))
+
+    def clear(self) -> int:
+        """Barge-in: drop unsent audio and tell Vobiz to flush what it queued."""
+        for enc in self._encoders.values():
+            enc.clear()
+        dropped = self._session.outbox.drop_audio()
+        self._session.outbox.put_control(ev.clear_audio(self.start.stream_id))
+        return dropped
+
+    def stop(self) -> None:
+        """End the stream (Vobiz then runs the next XML verb or hangs up)."""
+        self._session.outbox.put_control(ev.stop(self.start.stream_id))
+
+
+class CallSession:
+    """Owns one media socket, its tasks and its end. ``run`` returns the end reason."""
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        transport: Transport,
+        agent: Agent,
+        clock: Clock,
+        config: SessionConfig,
+    ) -> None:
+        self.call_id = call_id
+        self.config = config
+        self.stats = CallStats(call_id=call_id, started_at=clock.now())
+        self.outbox = Outbox()
+        self.io: CallIO | None = None
+        self._transport = transport
+        self._agent = agent
+        self._clock = clock
+        self._decoder: InboundDecoder | None = None
+        self._end_requested = asyncio.Event()
+        self._end_reason = "ended"
+        self._socket_open = True
+        self._log = ContextLogger(log, {"call_id": call_id})
+
+    def end(self, reason: str) -> None:
+        """Ask the call to end (safe to call from any task on the loop, more than once)."""
+        if not self._end_requested.is_set():
+            self._end_reason = reason
+            self._end_requested.set()
+
+    async def run(self) -> str:
+        reason = "ended"
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                tg.create_task(self._read(), name=f"call-{self.call_id}-reader")
+                tg.create_task(self._write(), name=f"call-{self.call_id}-writer")
+                tg.create_task(self._watch_end(), name=f"call-{self.call_id}-watch-end")
+        except* CallEnded as group:
+            reason = _first_reason(group)
+        except* Exception as group:
+            reason = "error"
+            self._log.error("call failed", exc_info=group.exceptions[0])
+        if self._socket_open:
+            await self._close(1011 if reason == "error" else 1000)
+        self.stats.ended_at = self._clock.now()
+        self.stats.end_reason = reason
+        self._log.info(
+            "call ended",
+            extra={
+                "reason": reason,
+                "frames_in": self.stats.frames_in,
+                "frames_out": self.stats.frames_out,
+                "protocol_errors": sum(self.stats.protocol_errors.values()),
+                "unknown_events": sum(self.stats.unknown_events.values()),
+            },
+        )
+        return reason
+
+    async def _close(self, code: int) -> None:
+        self._socket_open = False
+        with contextlib.suppress(TransportClosed, RuntimeError, OSError):
+            await self._transport.close(code)  # may already be gone: nothing left to close
+
+    async def _watch_end(self) -> None:
+        await self._end_requested.wait()
+        raise CallEnded(self._end_reason)
+
+    async def _write(self) -> None:
+        while True:
+            message = await self.outbox.get()
+            try:
+                await self._transport.send(message)
+            except TransportClosed as exc:
+                self._socket_open = False
+                raise CallEnded("socket-closed") from exc
+
+    async def _read(self) -> None:
+        limit = self.config.max_message_bytes
+        while True:
+            try:
+                message = await self._transport.receive()
+            except TransportClosed as exc:
+                self._socket_open = False
+                raise CallEnded("socket-closed" if exc.code != 1009 else "message-too-big") from exc
+            if len(message) > limit:
+                self._protocol_error("frame-too-large", f"{len(message)} bytes > {limit}")
+                continue
+            try:
+                event = ev.parse_inbound(message)
+                if type(event) is ev.MediaEvent:
+                    self._on_media(event)
+                else:
+                    self._on_control(event)
+            except ev.ProtocolError as exc:
+                self._protocol_error("bad-frame", str(exc))
+
+    def _on_media(self, event: ev.MediaEvent) -> None:
+        decoder = self._decoder
+        if decoder is None or self.io is None:
+            self._protocol_error("media-before-start", "media frame before start; dropped")
+            return
+        if event.track != "inbound":
+            return
+        try:
+            pcm = decoder(event.payload)
+        except ValueError as exc:
+            raise ev.ProtocolError(str(exc)) from None
+        self.stats.frames_in += 1
+        queue = self.io.audio_in
+        if queue.full():
+            queue.get_nowait()  # the agent is behind: keep the newest audio
+            self.stats.inbound_dropped += 1
+        queue.put_nowait(pcm)
+
+    def _on_control(self, event: ev.InboundEvent) -> None:
+        match event:
+            case ev.StartEvent():
+                self._on_start(event)
+            case ev.StopEvent():
+                raise CallEnded("stream-stopped")
+            case ev.UnknownEvent(event=name):
+                self.stats.unknown_events[name[:40]] += 1
+                if self.stats.unknown_events[name[:40]] == 1:
+                    self._log.info("unknown event ignored", extra={"event": name[:40]})
+            case _:
+                if type(event) is ev.PlayedStreamEvent:
+                    self.stats.checkpoints_acked += 1
+                if self.io is None:
+                    self._protocol_error("event-before-start", f"{type(event).__name__} before start")
+                elif self.io.events.full():
+                    self._protocol_error("events-overflow", "agent not reading control events")
+                else:
+                    self.io.events.put_nowait(event)
+
+    def _on_start(self, start: ev.StartEvent) -> None:
+        if self.io is not None:
+            self._protocol_error("duplicate-start", "second start on one socket ignored")
+            return
+        if start.call_id != self.call_id:
+            # the token named one call, the stream another: refuse to mix them up
+            raise CallEnded("call-id-mismatch")
+        try:
+            fmt = AudioFormat.from_media_format(start.encoding, start.sample_rate, self.config.l16_byte_order)
+        except ValueError as exc:
+            self._protocol_error("bad-media-format", str(exc))
+            raise CallEnded("unsupported-media-format") from None
+        self._decoder = InboundDecoder(fmt, self.config.pipeline_rate)
+        self.stats.stream_id = start.stream_id
+        self.io = CallIO(self, start, fmt)
+        self._log.info(
+            "stream started",
+            extra={"encoding": fmt.encoding, "sample_rate": fmt.sample_rate},
+        )
+        self._tg.create_task(self._agent.run(self.io), name=f"call-{self.call_id}-agent")
+
+    def _protocol_error(self, kind: str, detail: str) -> None:
+        count = self.stats.protocol_errors[kind] = self.stats.protocol_errors[kind] + 1
+        if count <= 3 or count % 500 == 0:
+            self._log.warning("protocol error: %s", detail, extra={"kind": kind, "count": count})
+
+
+def _first_reason(group: BaseExceptionGroup[CallEnded]) -> str:
+    for exc in group.exceptions:
+        if isinstance(exc, CallEnded):
+            return exc.reason
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_reason(exc)
+    return "ended"

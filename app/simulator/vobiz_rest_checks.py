@@ -1,0 +1,134 @@
+"""Request-body checks and error bodies of the fake Vobiz REST API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+
+class BadRequest(Exception):
+    """→ 400 in the generic error envelope (``details`` names the field)."""
+
+    def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = dict(details or {})
+
+
+class NotFound(Exception):
+    """→ 404 ``{"api_id": …, "error": message}`` (the flat shape the stream pages document)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def error_envelope(
+    status: int,
+    code: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The generic Vobiz error envelope (PROTOCOL.md §6.4)."""
+    body = {
+        "status": "error",
+        "error": {"code": code, "message": message, "details": dict(details or {})},
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "requestId": f"req_{uuid.uuid4().hex[:16]}",
+    }
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The body as a dict: JSON (any content type) or a form; empty → ``{}``."""
+    if "form" in request.headers.get("content-type", ""):
+        form = await request.form()
+        return {key: value for key, value in form.items() if isinstance(value, str)}
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadRequest("Request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return data
+
+
+def text(body: Mapping[str, Any], name: str) -> str | None:
+    """A string field (numbers are accepted as text); blank → None."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadRequest(f"{name} must be a string", {"field": name})
+    return str(value).strip() or None
+
+
+def as_bool(body: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise BadRequest(f"{name} must be true or false", {"field": name})
+
+
+def as_int(
+    body: Mapping[str, Any], name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    value = body.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise BadRequest(f"{name} must be an integer", {"field": name})
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{name} must be an integer", {"field": name}) from None
+    if number < minimum or (maximum is not None and number > maximum):
+        raise BadRequest(f"{name} is out of range", {"field": name})
+    return number
+
+
+def choice(body: Mapping[str, Any], name: str, options: tuple[str, ...]) -> str:
+    """One of ``options`` (compared without spaces, case-insensitively); missing → the first."""
+    value = (text(body, name) or options[0]).replace(" ", "").lower()
+    if value not in options:
+        raise BadRequest(f"{name} must be one of {', '.join(options)}", {"field": name})
+    return value
+
+
+def check_url(
+    body: Mapping[str, Any], name: str, schemes: tuple[str, ...], *, required: bool = False
+) -> str | None:
+    """A URL field with one of ``schemes`` and a host; missing → None unless ``required``."""
+    value = text(body, name)
+    if value is None:
+        if required:
+            raise BadRequest(f"{name} is required", {"field": name})
+        return None
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in schemes or not parts.hostname:
+        raise BadRequest(f"{name} must be a valid {'/'.join(schemes)} URL", {"field": name})
+    return value
+
+
+def check_method(body: Mapping[str, Any], name: str) -> str:
+    """``GET`` or ``POST`` (any case); default ``POST``."""
+    method = (text(body, name) or "POST").upper()
+    if method not in ("GET", "POST"):
+        raise BadRequest(f"{name} must be GET or POST", {"field": name})
+    return method

@@ -1,0 +1,23 @@
+"""``python -m bench [NAME ...]``: run the named benchmarks (all by default)."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import codec
+
+BENCHMARKS = {"codec": codec.main}
+
+
+def main() -> None:
+    names = sys.argv[1:] or list(BENCHMARKS)
+    for name in names:
+        if name not in BENCHMARKS:
+            raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    for name in names:
+        sys.argv = [f"bench.{name}"]
+        BENCHMARKS[name]()
+
+
+if __name__ == "__main__":
+    main()
