@@ -27,7 +27,8 @@ class AppContext:
     personas: frozenset[str]
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
+    """Async on purpose: a sync dependency would run in a worker thread on every request."""
     ctx: AppContext = request.app.state.ctx
     return ctx
 

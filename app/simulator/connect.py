@@ -1,0 +1,219 @@
+"""How the fake Vobiz reaches the app: over the network, or in-process through ASGI.
+
+``NetworkConnector`` uses real HTTP (httpx) and a real WebSocket client (websockets), for
+people and benchmarks. ``AsgiConnector`` calls the ASGI app directly on the same event loop,
+so a call on the virtual clock is deterministic: nothing leaves the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    status: int
+    content_type: str
+    text: str
+
+
+class SocketRefused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"WebSocket refused with HTTP {status}")
+        self.status = status
+
+
+class MediaSocket(Protocol):
+    close_code: int | None
+
+    async def send(self, text: str) -> None:
+        """Send one text frame; raises ``ConnectionError`` if the socket is closed."""
+        ...
+
+    async def recv(self) -> str | bytes | None:
+        """The next frame, or None once the socket is closed."""
+        ...
+
+    async def close(self, code: int = 1000) -> None: ...
+
+
+class Connector(Protocol):
+    async def request(
+        self, method: str, url: str, data: dict[str, str], headers: dict[str, str]
+    ) -> HttpReply: ...
+
+    async def open_socket(self, url: str) -> MediaSocket:
+        """Open the media WebSocket; raises ``SocketRefused`` when the app refuses it."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def _reply(resp: httpx.Response) -> HttpReply:
+    return HttpReply(resp.status_code, resp.headers.get("content-type", ""), resp.text)
+
+
+async def _request(
+    client: httpx.AsyncClient, method: str, url: str, data: dict[str, str], headers: dict[str, str]
+) -> HttpReply:
+    if method.upper() == "GET":
+        return _reply(await client.get(url, params=data, headers=headers))
+    return _reply(await client.post(url, data=data, headers=headers))
+
+
+# --- network ------------------------------------------------------------------------------------
+
+
+class _NetworkSocket:
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self.close_code: int | None = None
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._ws.send(text)
+        except ConnectionClosed as exc:
+            raise ConnectionError("socket closed") from exc
+
+    async def recv(self) -> str | bytes | None:
+        try:
+            return await self._ws.recv()
+        except ConnectionClosed as exc:
+            self.close_code = exc.rcvd.code if exc.rcvd is not None else 1006
+            return None
+
+    async def close(self, code: int = 1000) -> None:
+        await self._ws.close(code)
+        self.close_code = self.close_code or code
+
+
+class NetworkConnector:
+    def __init__(self, timeout: float = 10.0) -> None:
+        self._http = httpx.AsyncClient(timeout=timeout)
+
+    async def request(
+        self, method: str, url: str, data: dict[str, str], headers: dict[str, str]
+    ) -> HttpReply:
+        return await _request(self._http, method, url, data, headers)
+
+    async def open_socket(self, url: str) -> MediaSocket:
+        try:
+            ws = await connect(url, max_size=None, open_timeout=10)
+        except InvalidStatus as exc:
+            raise SocketRefused(exc.response.status_code) from exc
+        return _NetworkSocket(ws)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+# --- in-process ASGI ----------------------------------------------------------------------------
+
+
+class _AsgiSocket:
+    """A WebSocket client speaking the ASGI websocket protocol to an app on this loop."""
+
+    def __init__(self, app: Any, url: str) -> None:
+        parts = urlsplit(url)
+        self._scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "scheme": "wss" if parts.scheme == "wss" else "ws",
+            "http_version": "1.1",
+            "path": parts.path,
+            "raw_path": parts.path.encode(),
+            "query_string": parts.query.encode(),
+            "root_path": "",
+            "headers": [(b"host", (parts.netloc or "localhost").encode())],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+            "subprotocols": [],
+            "state": {},
+        }
+        self._app = app
+        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.close_code: int | None = None
+
+    async def _run_app(self) -> None:
+        try:
+            await self._app(self._scope, self._to_app.get, self._from_app.put)
+        finally:
+            await self._from_app.put({"type": "websocket.close", "code": 1006})
+
+    async def open(self) -> None:
+        # the app runs as this socket's own task, ended by ``close`` (like a server's connection task)
+        self._task = asyncio.ensure_future(self._run_app())
+        await self._to_app.put({"type": "websocket.connect"})
+        first = await self._from_app.get()
+        if first["type"] == "websocket.accept":
+            return
+        await self._finish()
+        if first["type"] == "websocket.http.response.start":
+            raise SocketRefused(int(first.get("status", 403)))
+        raise SocketRefused(403)
+
+    async def send(self, text: str) -> None:
+        if self.close_code is not None:
+            raise ConnectionError("socket closed")
+        await self._to_app.put({"type": "websocket.receive", "text": text})
+
+    async def recv(self) -> str | bytes | None:
+        if self.close_code is not None:
+            return None
+        message = await self._from_app.get()
+        if message["type"] == "websocket.send":
+            text: str | None = message.get("text")
+            return text if text is not None else bytes(message.get("bytes") or b"")
+        self.close_code = int(message.get("code", 1000))
+        await self._finish()
+        return None
+
+    async def close(self, code: int = 1000) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            await self._to_app.put({"type": "websocket.disconnect", "code": code})
+        await self._finish()
+
+    async def _finish(self) -> None:
+        task = self._task
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 5)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class AsgiConnector:
+    """Talks to ``app`` in-process; URLs keep only their path and query."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
+
+    async def request(
+        self, method: str, url: str, data: dict[str, str], headers: dict[str, str]
+    ) -> HttpReply:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return await _request(self._http, method, path, data, headers)
+
+    async def open_socket(self, url: str) -> MediaSocket:
+        sock = _AsgiSocket(self._app, url)
+        await sock.open()
+        return sock
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

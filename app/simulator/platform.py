@@ -1,0 +1,427 @@
+"""The fake Vobiz: dials the app, streams the caller, plays the agent out as a phone would.
+
+One ``FakeVobiz`` serves any number of calls. ``dial`` runs a whole call:
+
+1. POST the answer URL with Vobiz's form fields and valid V3/V2 signature headers;
+2. parse the returned ``<Stream>`` (URL from the element text; ``audioTrack="both"`` with
+   bidirectional refused as Vobiz does);
+3. open the WebSocket, send ``start`` (IDs nested), then a ``media`` frame every 20 ms;
+4. play ``playAudio`` at real-time rate; ack a ``checkpoint`` with ``playedStream`` once all
+   audio before it has played; ``clearAudio`` drops the queue, voids pending checkpoints and
+   answers ``clearedAudio``; ``stop`` ends the stream;
+5. on hang-up close the socket (no inbound ``stop``) and POST ``Event=Hangup`` to the hangup URL.
+
+Everything the app sends is checked (``checks.py``); each broken rule is a protocol error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.audio.codec import decode, encode
+from app.audio.formats import AudioFormat
+from app.audio.resample import StreamResampler
+from app.clock import Clock
+from app.simulator import checks
+from app.simulator.caller import CallerRunner, Step
+from app.simulator.connect import Connector, MediaSocket, SocketRefused
+from app.simulator.playout import PhonePlayout
+from app.simulator.recording import (
+    PCM,
+    CallRecording,
+    EventKind,
+    ProtocolViolation,
+    TimelineEvent,
+    TranscriptLine,
+    TurnLatency,
+)
+from app.telephony.signature import sign_headers
+from app.telephony.xml import StreamSettings, StreamXmlError, parse_stream_xml
+
+TICK = 0.02  # seconds: one media frame
+AUDIBLE_FLOOR = 100  # int16 peak below which agent audio counts as silence (about -50 dBFS)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformConfig:
+    auth_id: str = "MA_SIMULATOR00000001"
+    auth_token: str = "simulator-auth-token"
+    account_id: str = "500025"
+    sign_webhooks: bool = True
+    answer_method: str = "POST"
+    hangup_url: str | None = None  # None: Vobiz falls back to the answer URL
+    playback_format: AudioFormat | None = None  # accepted playAudio format; None = the inbound one
+    l16_byte_order: str = "little"
+    recording_rate: int = 16000
+    clear_latency: float = 0.02  # seconds until clearedAudio
+    max_duration: float = 900.0  # seconds; the call is cut after this
+
+
+class _CallOver(Exception):
+    def __init__(self, reason: str, by: str, code: int = 4000) -> None:
+        super().__init__(reason)
+        self.reason, self.by, self.code = reason, by, code
+
+
+Listener = Callable[[TimelineEvent], None]
+
+
+class FakeVobiz:
+    def __init__(self, connector: Connector, clock: Clock, config: PlatformConfig | None = None) -> None:
+        self.connector = connector
+        self.clock = clock
+        self.config = config or PlatformConfig()
+        self.calls: dict[str, SimulatedCall] = {}
+
+    async def dial(
+        self,
+        answer_url: str,
+        steps: list[Step],
+        audio: dict[int, PCM],
+        *,
+        from_number: str = "14155550100",
+        to_number: str = "14155550199",
+        direction: str = "inbound",
+        call_id: str | None = None,
+        listener: Listener | None = None,
+    ) -> CallRecording:
+        """Run one call to its end and return what was recorded."""
+        call = SimulatedCall(
+            self, call_id or str(uuid.uuid4()), answer_url, from_number, to_number, direction, listener
+        )
+        self.calls[call.call_id] = call
+        try:
+            return await call.run(CallerRunner(steps, audio, self.config.recording_rate // 50))
+        finally:
+            del self.calls[call.call_id]
+
+    def hang_up(self, call_id: str, by: str = "api") -> bool:
+        """End a live call from outside (the REST API's hang-up)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        call.request_end("hung up over the REST API", by, 4000)
+        return True
+
+
+class SimulatedCall:
+    def __init__(
+        self,
+        platform: FakeVobiz,
+        call_id: str,
+        answer_url: str,
+        from_number: str,
+        to_number: str,
+        direction: str,
+        listener: Listener | None,
+    ) -> None:
+        self.platform = platform
+        self.cfg = platform.config
+        self.clock = platform.clock
+        self.call_id = call_id
+        self.answer_url = answer_url
+        self.form = {"From": from_number, "To": to_number, "Direction": direction, "CallUUID": call_id}
+        self.rec = CallRecording(call_id=call_id, sample_rate=self.cfg.recording_rate)
+        self._listener = listener
+        self._t0 = self.clock.now()
+        self._end: asyncio.Future[_CallOver] | None = None
+        self.stream_id = str(uuid.uuid4())
+        self.playout = PhonePlayout()
+        self._clearing = False
+        self._seq = 0
+        self._caller: list[PCM] = []
+        self._agent: list[PCM] = []
+        self._to_rec: dict[int, StreamResampler] = {}
+        self._audible = False
+        self._turn_end: float | None = None
+
+    # ── bookkeeping ──
+
+    def now(self) -> float:
+        return round(self.clock.now() - self._t0, 6)
+
+    def event(self, kind: EventKind, **detail: Any) -> None:
+        item = TimelineEvent(self.now(), kind, detail)
+        self.rec.events.append(item)
+        if self._listener is not None:
+            self._listener(item)
+
+    def violation(self, rule: str, detail: str) -> None:
+        self.rec.protocol_errors.append(ProtocolViolation(self.now(), rule, detail))
+        self.event("protocol_error", rule=rule, detail=detail)
+
+    def request_end(self, reason: str, by: str, code: int = 4000) -> None:
+        if self._end is not None and not self._end.done():
+            self._end.set_result(_CallOver(reason, by, code))
+
+    # ── the call ──
+
+    async def run(self, caller: CallerRunner) -> CallRecording:
+        self._end = asyncio.get_running_loop().create_future()
+        self.event("call_started", **{k: v for k, v in self.form.items() if k in ("Direction",)})
+        over = _CallOver("ended", "vobiz", 4010)
+        sock: MediaSocket | None = None
+        try:
+            stream = await self._answer()
+            fmt_in = AudioFormat.from_content_type(
+                stream.content_type, byte_order="big" if self.cfg.l16_byte_order == "big" else "little"
+            )
+            try:
+                sock = await self.platform.connector.open_socket(stream.url)
+            except SocketRefused as exc:
+                self.violation("socket-refused", f"the app refused the media socket (HTTP {exc.status})")
+                raise _CallOver("media socket refused", "vobiz", 4010) from None
+            self.event("socket_open")
+            await self._send(sock, self._start_frame(fmt_in))
+            await self._status(stream, "StartStream", ServiceURL=stream.url)
+            if not stream.keep_call_alive:
+                self.violation("stream-not-kept-alive", 'without keepCallAlive="true" the call hangs up')
+                raise _CallOver("End Of XML Instructions", "vobiz", 4010)
+            over = await self._converse(sock, stream, fmt_in, caller)
+        except _CallOver as early:
+            over = early
+        finally:
+            if sock is not None and sock.close_code is None:
+                await sock.close(1000)
+        if over.by == "app" and over.reason.startswith("app sent stop"):
+            await self._status(None, "StopStream")
+        self.event("hangup", by=over.by, reason=over.reason)
+        await self._hangup_callback(over)
+        return self._finish(over)
+
+    async def _answer(self) -> StreamSettings:
+        cfg = self.cfg
+        form = {**self.form, "CallStatus": "in-progress", "Event": "StartApp"}
+        headers = sign_headers(self.answer_url, cfg.auth_token) if cfg.sign_webhooks else {}
+        reply = await self.platform.connector.request(cfg.answer_method, self.answer_url, form, headers)
+        if reply.status != 200:
+            self.violation("answer-status", f"answer URL replied HTTP {reply.status}")
+            raise _CallOver("answer URL failed", "vobiz", 4010)
+        if "xml" not in reply.content_type:
+            self.violation("answer-content-type", f"answer served as {reply.content_type!r}, not XML")
+        try:
+            return parse_stream_xml(reply.text)
+        except StreamXmlError as exc:
+            self.violation("answer-xml", str(exc))
+            raise _CallOver("Invalid Answer XML", "vobiz", 4010) from None
+
+    def _start_frame(self, fmt: AudioFormat) -> str:
+        return json.dumps(
+            {
+                "sequenceNumber": 0,
+                "event": "start",
+                "start": {
+                    "callId": self.call_id,
+                    "streamId": self.stream_id,
+                    "accountId": self.cfg.account_id,
+                    "tracks": ["inbound"],
+                    "mediaFormat": {"encoding": fmt.mime, "sampleRate": fmt.sample_rate},
+                },
+                "extra_headers": "{}",
+            }
+        )
+
+    async def _send(self, sock: MediaSocket, text: str) -> None:
+        try:
+            await sock.send(text)
+        except ConnectionError:
+            raise _CallOver("the app closed the socket", "app", 4010) from None
+
+    async def _converse(
+        self, sock: MediaSocket, stream: StreamSettings, fmt_in: AudioFormat, caller: CallerRunner
+    ) -> _CallOver:
+        """Run the ticker and the reader until one of them, or ``request_end``, ends the call."""
+        accepted = self.cfg.playback_format or fmt_in
+        over: list[_CallOver] = []
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                tg.create_task(self._tick_loop(sock, stream, fmt_in, caller), name="vobiz-ticker")
+                tg.create_task(self._read_loop(sock, stream, accepted), name="vobiz-reader")
+                tg.create_task(self._watch_end(), name="vobiz-watch-end")
+        except* _CallOver as group:
+            over.extend(e for e in group.exceptions if isinstance(e, _CallOver))
+        return over[0]
+
+    async def _watch_end(self) -> None:
+        assert self._end is not None
+        raise await self._end
+
+    async def _tick_loop(
+        self, sock: MediaSocket, stream: StreamSettings, fmt_in: AudioFormat, caller: CallerRunner
+    ) -> None:
+        frame = self.cfg.recording_rate // 50
+        to_line = StreamResampler(self.cfg.recording_rate, fmt_in.sample_rate)
+        start = self.clock.now()
+        n = 0
+        while True:
+            # checkpoints completed by the end of the previous tick are acknowledged now
+            for name in self._acked:
+                self.event("played_stream", name=name)
+                await self._send(sock, json.dumps({"event": "playedStream", "name": name}))
+                await self._status(stream, "PlayedStream", Name=name)
+            self._play_tick(frame)
+            tick = caller.tick(self._audible, TICK)
+            if tick.hangup:
+                raise _CallOver("caller hung up", "caller", 4000)
+            self._on_caller(tick.started, tick.ended, tick.note)
+            self._caller.append(tick.pcm)
+            self._seq += 1
+            payload = encode(to_line.process(tick.pcm), fmt_in)
+            await self._send(sock, self._media_frame(payload, n))
+            n += 1
+            if n * TICK >= self.cfg.max_duration:
+                raise _CallOver("maximum call duration", "vobiz", 4000)
+            await self.clock.sleep(start + n * TICK - self.clock.now())
+
+    def _media_frame(self, payload: bytes, n: int) -> str:
+        return json.dumps(
+            {
+                "sequenceNumber": self._seq,
+                "streamId": self.stream_id,
+                "event": "media",
+                "media": {
+                    "track": "inbound",
+                    "timestamp": str(int(n * TICK * 1000)),
+                    "chunk": n + 1,
+                    "payload": base64.b64encode(payload).decode(),
+                },
+                "extra_headers": "{}",
+            }
+        )
+
+    def _play_tick(self, frame: int) -> None:
+        played = self.playout.tick(frame)
+        self._agent.append(played.pcm)
+        # audible = the tick carried agent audio above the noise floor (silence frames don't count)
+        audible = played.audible > 0 and int(np.abs(played.pcm).max()) > AUDIBLE_FLOOR
+        if audible and not self._audible:
+            self.event("agent_audio_start")
+            if self._turn_end is not None:
+                self.rec.turns.append(TurnLatency(len(self.rec.turns) + 1, self._turn_end, self.now()))
+                self._turn_end = None
+        elif self._audible and not audible:
+            self.event("agent_audio_end")
+        self._audible = audible
+        self._acked = played.acked
+
+    def _on_caller(self, started: Any, ended: Any, note: str) -> None:
+        if started is not None:
+            if self._audible:
+                self.event("barge_in")
+            self.event("caller_speech_start", text=started.text)
+            self.rec.transcript.append(TranscriptLine(self.now(), "caller", started.text))
+            self._turn_end = None
+        if ended is not None:
+            self.event("caller_speech_end")
+            self._turn_end = self.now() + TICK  # the frame's last sample is on the line then
+        if note:
+            self.event("status_callback", event="script", note=note)
+
+    async def _read_loop(self, sock: MediaSocket, stream: StreamSettings, accepted: AudioFormat) -> None:
+        while True:
+            frame = await sock.recv()
+            if frame is None:
+                raise _CallOver("the app closed the socket", "app", 4010)
+            command = checks.check_command(
+                frame, stream_id=self.stream_id, accepted=accepted, bidirectional=stream.bidirectional
+            )
+            match command:
+                case checks.Violation(rule=rule, detail=detail):
+                    self.violation(rule, detail)
+                case checks.PlayAudio(fmt=fmt, payload=payload):
+                    if self._clearing:
+                        self.violation("audio-during-clear", "playAudio sent before clearedAudio")
+                        continue
+                    self.playout.push_audio(self._to_recording(decode(payload, fmt), fmt.sample_rate))
+                case checks.Checkpoint(name=name):
+                    self.playout.push_checkpoint(name)
+                    self.event("checkpoint", name=name)
+                case checks.ClearAudio():
+                    dropped, voided = self.playout.clear()
+                    self.event(
+                        "clear_audio", dropped_s=dropped / self.cfg.recording_rate, voided=list(voided)
+                    )
+                    if not self._clearing:
+                        self._clearing = True
+                        self._tg.create_task(self._ack_clear(sock), name="vobiz-clear-ack")
+                case checks.Stop():
+                    self.event("stop")
+                    raise _CallOver("app sent stop (End Of XML Instructions)", "app", 4010)
+
+    async def _ack_clear(self, sock: MediaSocket) -> None:
+        await self.clock.sleep(self.cfg.clear_latency)
+        self._clearing = False
+        self.event("cleared_audio")
+        await self._send(sock, json.dumps({"event": "clearedAudio", "streamId": self.stream_id}))
+
+    def _to_recording(self, pcm: PCM, rate: int) -> PCM:
+        if rate == self.cfg.recording_rate:
+            return pcm
+        resampler = self._to_rec.get(rate)
+        if resampler is None:
+            resampler = self._to_rec[rate] = StreamResampler(rate, self.cfg.recording_rate)
+        return resampler.process(pcm)
+
+    async def _status(self, stream: StreamSettings | None, event: str, **extra: str) -> None:
+        url = stream.status_callback_url if stream is not None else self._status_url
+        if stream is not None:
+            self._status_url = stream.status_callback_url
+        if not url:
+            return
+        form = {
+            **{k: self.form[k] for k in ("From", "To", "CallUUID")},
+            "Event": event,
+            "StreamID": self.stream_id,
+            "ParentAuthID": self.cfg.auth_id,
+            "Timestamp": "1970-01-01 00:00:00",
+            **extra,
+        }
+        headers = sign_headers(url, self.cfg.auth_token) if self.cfg.sign_webhooks else {}
+        method = stream.status_callback_method if stream is not None else "POST"
+        reply = await self.platform.connector.request(method, url, form, headers)
+        self.event("status_callback", event=event, status=reply.status)
+        if reply.status >= 400:
+            self.violation("status-callback-status", f"{event} callback answered HTTP {reply.status}")
+
+    _status_url: str | None = None
+    _acked: tuple[str, ...] = ()
+    _tg: asyncio.TaskGroup
+
+    async def _hangup_callback(self, over: _CallOver) -> None:
+        url = self.cfg.hangup_url or self.answer_url
+        source = {"caller": "Caller", "app": "Vobiz", "api": "API Request"}.get(over.by, "Vobiz")
+        duration = str(int(self.now()))
+        form = {
+            **self.form,
+            "Event": "Hangup",
+            "CallStatus": "completed",
+            "HangupCause": "NORMAL_CLEARING",
+            "HangupCauseCode": str(over.code),
+            "HangupSource": source,
+            "Duration": duration,
+            "BillDuration": duration,
+            "EndTime": "1970-01-01 00:00:00",
+        }
+        headers = sign_headers(url, self.cfg.auth_token) if self.cfg.sign_webhooks else {}
+        reply = await self.platform.connector.request("POST", url, form, headers)
+        self.event("status_callback", event="Hangup", status=reply.status)
+        if reply.status >= 400:
+            self.violation("hangup-callback-status", f"hangup callback answered HTTP {reply.status}")
+
+    def _finish(self, over: _CallOver) -> CallRecording:
+        rec = self.rec
+        empty = np.zeros(0, np.int16)
+        rec.caller = np.concatenate(self._caller) if self._caller else empty
+        rec.agent = np.concatenate(self._agent) if self._agent else empty
+        rec.duration = self.now()
+        rec.end_reason = over.reason
+        return rec

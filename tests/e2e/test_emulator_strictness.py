@@ -1,0 +1,156 @@
+"""Each strictness rule of the fake Vobiz, triggered by a deliberately wrong app."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+
+import pytest
+from fastapi import FastAPI, Response, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from app.clock import FakeClock
+from app.simulator.caller import HangUp, Silence
+from app.simulator.connect import AsgiConnector
+from app.simulator.platform import FakeVobiz, PlatformConfig
+
+Misbehave = Callable[[str], list[str | bytes]]  # stream id -> frames the wrong app sends
+
+GOOD_XML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Stream bidirectional="true" '
+    'audioTrack="inbound" keepCallAlive="true" contentType="{ct}">ws://app/media</Stream></Response>'
+)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def play(sid: str | None, mime: str = "audio/x-mulaw", rate: object = 8000, payload: str = "") -> str:
+    message: dict[str, object] = {
+        "event": "playAudio",
+        "media": {"contentType": mime, "sampleRate": rate, "payload": payload or b64(b"\xff" * 160)},
+    }
+    if sid is not None:
+        message["streamId"] = sid
+    return json.dumps(message)
+
+
+def command(event: str, sid: str, **fields: str) -> str:
+    return json.dumps({"event": event, "streamId": sid, **fields})
+
+
+def wrong_app(
+    frames: Misbehave, *, xml: str, content_type: str = "application/xml", refuse: bool = False
+) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/answer")
+    async def answer() -> Response:
+        return Response(xml, media_type=content_type)
+
+    @app.post("/hangup")
+    async def hangup() -> Response:
+        return Response(status_code=204)
+
+    @app.websocket("/media")
+    async def media(ws: WebSocket) -> None:
+        if refuse:
+            await ws.close(1008)
+            return
+        await ws.accept()
+        start = json.loads(await ws.receive_text())
+        for frame in frames(start["start"]["streamId"]):
+            if isinstance(frame, bytes):
+                await ws.send_bytes(frame)
+            else:
+                await ws.send_text(frame)
+        try:
+            while True:
+                await ws.receive_text()
+        except WebSocketDisconnect:
+            return
+
+    return app
+
+
+async def rules_broken(app: FastAPI, seconds: float = 0.5) -> list[str]:
+    clock = FakeClock()
+    connector = AsgiConnector(app)
+    vobiz = FakeVobiz(connector, clock, PlatformConfig(hangup_url="http://app/hangup"))
+    try:
+        rec = await clock.run(vobiz.dial("http://app/answer", [Silence(seconds), HangUp()], {}))
+    finally:
+        await connector.aclose()
+    return [v.rule for v in rec.protocol_errors]
+
+
+MULAW = GOOD_XML.format(ct="audio/x-mulaw;rate=8000")
+L16 = GOOD_XML.format(ct="audio/x-l16;rate=8000")
+
+CASES: list[tuple[str, str, Misbehave]] = [
+    (
+        "a correct app",
+        MULAW,
+        lambda sid: [play(sid), json.dumps({"event": "checkpoint", "streamId": sid, "name": "a"})],
+    ),
+    ("playaudio-format-mismatch", MULAW, lambda sid: [play(sid, "audio/x-l16", 16000, b64(b"\0" * 640))]),
+    ("playaudio-format-mismatch", MULAW, lambda sid: [play(sid, "audio/x-mulaw", 16000)]),
+    ("playaudio-content-type", MULAW, lambda sid: [play(sid, "audio/x-mulaw;rate=8000")]),
+    ("playaudio-sample-rate", MULAW, lambda sid: [play(sid, rate="8000")]),
+    ("missing-stream-id", MULAW, lambda sid: [play(None)]),
+    ("wrong-stream-id", MULAW, lambda sid: [play("someone-else")]),
+    ("playaudio-bad-base64", MULAW, lambda sid: [play(sid, payload="@@not base64@@")]),
+    ("playaudio-odd-length", L16, lambda sid: [play(sid, "audio/x-l16", 8000, b64(b"\0" * 321))]),
+    (
+        "audio-during-clear",
+        MULAW,
+        lambda sid: [command("clearAudio", sid), play(sid)],
+    ),
+    ("bad-json", MULAW, lambda sid: ["{not json"]),
+    ("binary-frame", MULAW, lambda sid: [b"\x00\x01"]),
+    ("unknown-command", MULAW, lambda sid: [command("mark", sid)]),
+    ("checkpoint-no-name", MULAW, lambda sid: [command("checkpoint", sid)]),
+    ("no-event", MULAW, lambda sid: ["[1, 2]"]),
+]
+
+
+@pytest.mark.parametrize(("rule", "xml", "frames"), CASES, ids=[c[0] for c in CASES])
+async def test_each_rule(rule: str, xml: str, frames: Misbehave) -> None:
+    broken = await rules_broken(wrong_app(frames, xml=xml))
+    assert broken == ([] if rule == "a correct app" else [rule])
+
+
+async def test_audio_after_cleared_audio_is_fine() -> None:
+    """The hold ends with clearedAudio: audio sent after it breaks no rule."""
+
+    def frames(sid: str) -> list[str | bytes]:
+        return [command("clearAudio", sid)]
+
+    assert await rules_broken(wrong_app(frames, xml=MULAW)) == []
+
+
+async def test_both_tracks_with_bidirectional_is_refused_like_vobiz() -> None:
+    xml = MULAW.replace('audioTrack="inbound"', 'audioTrack="both"')
+    assert await rules_broken(wrong_app(lambda sid: [], xml=xml)) == ["answer-xml"]
+
+
+async def test_answer_served_as_html() -> None:
+    broken = await rules_broken(wrong_app(lambda sid: [], xml=MULAW, content_type="text/html"))
+    assert broken == ["answer-content-type"]
+
+
+async def test_stream_without_keep_call_alive() -> None:
+    xml = MULAW.replace(' keepCallAlive="true"', "")
+    assert await rules_broken(wrong_app(lambda sid: [], xml=xml)) == ["stream-not-kept-alive"]
+
+
+async def test_play_audio_on_a_one_way_stream() -> None:
+    xml = MULAW.replace('bidirectional="true"', 'bidirectional="false"')
+    broken = await rules_broken(wrong_app(lambda sid: [play(sid)], xml=xml))
+    assert broken == ["not-bidirectional"]
+
+
+async def test_refused_socket() -> None:
+    assert await rules_broken(wrong_app(lambda sid: [], xml=MULAW, refuse=True)) == ["socket-refused"]

@@ -1,0 +1,120 @@
+"""``voice-agent simulate`` end to end: the live transcript, the output files, the exit code."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI, Response, WebSocket
+from starlette.websockets import WebSocketDisconnect
+from typer.testing import CliRunner
+
+from app.cli import cli
+from tests.servers import serve_in_thread
+
+OUTPUTS = {"call.wav", "events.json", "transcript.txt", "transcript.json", "report.json", "timeline.png"}
+
+
+@pytest.fixture
+def in_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Run from a scratch folder that has the project's prompts (as a user's checkout would)."""
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROMPTS_DIR", str(root / "prompts"))
+    return tmp_path
+
+
+def test_virtual_call_with_spoken_lines(in_repo: Path) -> None:
+    script = in_repo / "call.txt"
+    script.write_text("say Hello, is anyone there?\nsilence 1.5\nsay Goodbye\nsilence 1\nhangup\n")
+    result = CliRunner().invoke(cli, ["simulate", "--virtual", "--script", str(script), "--out", "out"])
+    assert result.exit_code == 0, result.output
+    assert "Caller: Hello, is anyone there?" in result.output
+    assert "Caller: Goodbye" in result.output
+    out = in_repo / "out"
+    assert {p.name for p in out.iterdir()} >= OUTPUTS
+    report = json.loads((out / "report.json").read_text())
+    assert report["ok"] is True
+    assert report["protocol_errors"] == []
+    with wave.open(str(out / "call.wav")) as wav:
+        assert wav.getnchannels() == 2
+        assert wav.getframerate() == 16000
+        # the whole call is on the tracks: 1.5 s + 1 s of silence plus two spoken lines
+        assert wav.getnframes() / 16000 > 3.0
+    transcript = (out / "transcript.txt").read_text()
+    assert "Caller: Hello, is anyone there?" in transcript
+
+
+def test_bad_script_is_a_clear_error(in_repo: Path) -> None:
+    script = in_repo / "bad.txt"
+    script.write_text("say hi\ndance 3\n")
+    result = CliRunner().invoke(cli, ["simulate", "--virtual", "--script", str(script)])
+    assert result.exit_code == 2
+    assert "line 2: unknown step 'dance'" in result.output
+
+
+def wrong_service() -> FastAPI:
+    """A service that answers correctly but sends playAudio in a format nobody negotiated."""
+    app = FastAPI()
+
+    @app.post("/vobiz/answer")
+    async def answer() -> Response:
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?><Response><Stream bidirectional="true" '
+            'keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">ws://127.0.0.1:{port}/ws</Stream>'
+            "</Response>"
+        )
+        return Response(xml.replace("{port}", str(app.state.port)), media_type="application/xml")
+
+    @app.post("/vobiz/hangup")
+    async def hangup() -> Response:
+        return Response(status_code=204)
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        start = json.loads(await socket.receive_text())
+        sid = start["start"]["streamId"]
+        await socket.send_text(
+            json.dumps(
+                {
+                    "event": "playAudio",
+                    "streamId": sid,
+                    "media": {"contentType": "audio/x-l16", "sampleRate": 16000, "payload": "AAAA"},
+                }
+            )
+        )
+        try:
+            while True:
+                await socket.receive_text()
+        except WebSocketDisconnect:
+            return
+
+    return app
+
+
+def test_protocol_errors_make_a_non_zero_exit(in_repo: Path) -> None:
+    app = wrong_service()
+    script = in_repo / "s.txt"
+    script.write_text("silence 0.3\nhangup\n")
+    with serve_in_thread(app) as url:
+        app.state.port = int(url.rsplit(":", 1)[1])
+        result = CliRunner().invoke(cli, ["simulate", "--url", url, "--script", str(script), "--out", "o"])
+    assert result.exit_code == 1, result.output
+    assert "playaudio-format-mismatch" in result.output
+    report = json.loads((in_repo / "o" / "report.json").read_text())
+    assert [e["rule"] for e in report["protocol_errors"]] == ["playaudio-format-mismatch"]
+
+
+def test_real_time_in_process_call(in_repo: Path) -> None:
+    script = in_repo / "s.txt"
+    script.write_text("say Hi\nsilence 0.5\nhangup\n")
+    result = CliRunner().invoke(cli, ["simulate", "--script", str(script), "--out", "rt"])
+    assert result.exit_code == 0, result.output
+    events = json.loads((in_repo / "rt" / "events.json").read_text())["events"]
+    kinds = [e["kind"] for e in events]
+    assert kinds[:2] == ["call_started", "socket_open"]
+    assert "agent_audio_start" in kinds  # the echo agent talked back over the real socket
+    assert kinds.count("hangup") == 1
