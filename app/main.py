@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 from agents.personas import persona_names
@@ -15,6 +18,7 @@ from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
 from app.pipeline.echo import EchoAgent
 from app.pipeline.registry import CallRegistry
+from app.telephony.rest import VobizClient
 from app.telephony.token import MIN_SECRET_BYTES, new_secret
 
 log = logging.getLogger("app")
@@ -30,7 +34,10 @@ def create_app(
     clock: Clock | None = None,
     agent_factory: AgentFactory | None = None,
     prompts_dir: Path | None = None,
+    vobiz_http: httpx.AsyncClient | None = None,
 ) -> FastAPI:
+    """The service. ``clock``, ``agent_factory`` and ``vobiz_http`` (the REST API's HTTP client)
+    are for tests and the simulator; production passes settings only."""
     settings = settings if settings is not None else Settings()
     prompts_dir = prompts_dir or settings.prompts_dir
     if settings.signature_mode is SignatureMode.ENFORCE and not settings.vobiz_auth_token.get_secret_value():
@@ -46,7 +53,19 @@ def create_app(
     if not secret:
         secret = new_secret()
         log.warning("STREAM_TOKEN_SECRET is not set: using a random key (valid for one replica only)")
-    app = FastAPI(title="Vobiz voice agent", docs_url=None, redoc_url=None)
+    vobiz: VobizClient | None = None
+    if settings.vobiz_auth_id and settings.vobiz_auth_token.get_secret_value():
+        vobiz = VobizClient.from_settings(settings, http=vobiz_http)
+    else:
+        log.info("VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN not set: REST call control (hang-up, transfer) is off")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if vobiz is not None:
+            await vobiz.aclose()
+
+    app = FastAPI(title="Vobiz voice agent", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.ctx = AppContext(
         settings=settings,
         token_secret=secret,
@@ -55,6 +74,7 @@ def create_app(
         wall_time=time.time,
         agent_factory=agent_factory or (lambda claims: EchoAgent()),
         personas=personas,
+        vobiz=vobiz,
     )
     app.include_router(health.router)
     app.include_router(webhooks.router)

@@ -11,6 +11,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
+from app.telephony.rest import VobizClient
 from app.telephony.token import StreamClaims
 
 AgentFactory = Callable[[StreamClaims], Agent]
@@ -25,6 +26,7 @@ class AppContext:
     wall_time: Callable[[], float]  # unix seconds, for token expiry across replicas
     agent_factory: AgentFactory
     personas: frozenset[str]
+    vobiz: VobizClient | None  # the REST API, when VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN are set
 
 
 async def get_ctx(request: Request) -> AppContext:

@@ -197,23 +197,34 @@ class _AsgiSocket:
 
 
 class AsgiConnector:
-    """Talks to ``app`` in-process; URLs keep only their path and query."""
+    """Talks to ASGI apps in-process: ``app`` for every host except those named in ``hosts``."""
 
-    def __init__(self, app: Any) -> None:
-        self._app = app
-        self._http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
+    def __init__(self, app: Any, hosts: dict[str, Any] | None = None) -> None:
+        self._apps: dict[str, Any] = {"": app, **(hosts or {})}
+        self._http: dict[str, httpx.AsyncClient] = {}
+
+    def _app(self, url: str) -> tuple[str, Any]:
+        host = urlsplit(url).hostname or ""
+        key = host if host in self._apps else ""
+        return key, self._apps[key]
 
     async def request(
         self, method: str, url: str, data: dict[str, str], headers: dict[str, str]
     ) -> HttpReply:
+        key, app = self._app(url)
+        client = self._http.get(key)
+        if client is None:
+            transport = httpx.ASGITransport(app=app)
+            client = self._http[key] = httpx.AsyncClient(transport=transport, base_url="http://app")
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        return await _request(self._http, method, path, data, headers)
+        return await _request(client, method, path, data, headers)
 
     async def open_socket(self, url: str) -> MediaSocket:
-        sock = _AsgiSocket(self._app, url)
+        sock = _AsgiSocket(self._app(url)[1], url)
         await sock.open()
         return sock
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for client in self._http.values():
+            await client.aclose()

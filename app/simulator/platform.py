@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
 from app.clock import Clock
 from app.simulator import checks
-from app.simulator.caller import CallerRunner, Step
+from app.simulator.caller import CallerRunner, HangUp, Step, WaitForAgent
 from app.simulator.connect import Connector, MediaSocket, SocketRefused
 from app.simulator.playout import PhonePlayout
 from app.simulator.recording import (
@@ -43,6 +44,8 @@ from app.simulator.recording import (
     TranscriptLine,
     TurnLatency,
 )
+from app.simulator.rest_bridge import ForkStream, close_forks
+from app.simulator.vobiz_rest_state import FakeVobizState
 from app.telephony.signature import sign_headers
 from app.telephony.xml import StreamSettings, StreamXmlError, parse_stream_xml
 
@@ -80,6 +83,38 @@ class FakeVobiz:
         self.clock = clock
         self.config = config or PlatformConfig()
         self.calls: dict[str, SimulatedCall] = {}
+        self.finished: list[CallRecording] = []  # calls placed over the REST API, once over
+        self.outbound_steps: list[Step] = [WaitForAgent(), HangUp()]  # the callee of a REST call
+        self.rest: FakeVobizState | None = None
+        self._background: asyncio.TaskGroup | None = None
+
+    def attach_rest(self, state: FakeVobizState) -> None:
+        """Let the fake REST API act on this platform's calls (see ``rest_bridge``)."""
+        from app.simulator.rest_bridge import RestBridge
+
+        self.rest = state
+        RestBridge(self, state)
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[FakeVobiz]:
+        """Own the tasks of calls placed over the REST API (Make Call) while inside."""
+        async with asyncio.TaskGroup() as tg:
+            self._background = tg
+            try:
+                yield self
+            finally:
+                self._background = None
+
+    def place_outbound(self, answer_url: str, **kwargs: Any) -> None:
+        """Start an outbound call (Make Call); its recording lands in ``finished``."""
+        if self._background is None:
+            raise RuntimeError("outbound calls need `async with FakeVobiz.serving()`")
+
+        async def run() -> None:
+            rec = await self.dial(answer_url, self.outbound_steps, {}, direction="outbound", **kwargs)
+            self.finished.append(rec)
+
+        self._background.create_task(run(), name=f"vobiz-outbound-{kwargs.get('call_id', '')}")
 
     async def dial(
         self,
@@ -92,16 +127,25 @@ class FakeVobiz:
         direction: str = "inbound",
         call_id: str | None = None,
         listener: Listener | None = None,
+        answer_method: str | None = None,
+        hangup_url: str | None = None,
     ) -> CallRecording:
         """Run one call to its end and return what was recorded."""
         call = SimulatedCall(
             self, call_id or str(uuid.uuid4()), answer_url, from_number, to_number, direction, listener
         )
+        call.answer_method = answer_method or self.config.answer_method
+        call.hangup_url = hangup_url or self.config.hangup_url or answer_url
         self.calls[call.call_id] = call
+        if self.rest is not None:
+            self.rest.add_live_call(call.call_id, from_number=from_number, to_number=to_number,
+                                    direction=direction)  # fmt: skip
         try:
             return await call.run(CallerRunner(steps, audio, self.config.recording_rate // 50))
         finally:
             del self.calls[call.call_id]
+            if self.rest is not None and self.rest.calls[call.call_id].is_live:
+                self.rest.end_call(call.call_id, source="Caller")
 
     def hang_up(self, call_id: str, by: str = "api") -> bool:
         """End a live call from outside (the REST API's hang-up)."""
@@ -142,6 +186,9 @@ class SimulatedCall:
         self._to_rec: dict[int, StreamResampler] = {}
         self._audible = False
         self._turn_end: float | None = None
+        self.forks: dict[str, ForkStream] = {}
+        self.answer_method = self.cfg.answer_method
+        self.hangup_url = answer_url
 
     # ── bookkeeping ──
 
@@ -157,6 +204,14 @@ class SimulatedCall:
     def violation(self, rule: str, detail: str) -> None:
         self.rec.protocol_errors.append(ProtocolViolation(self.now(), rule, detail))
         self.event("protocol_error", rule=rule, detail=detail)
+
+    def signed(self, url: str) -> dict[str, str]:
+        """Signature headers for a webhook to ``url`` (none when signing is off)."""
+        return sign_headers(url, self.cfg.auth_token) if self.cfg.sign_webhooks else {}
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as one of this call's tasks (ended with the call)."""
+        self._tg.create_task(coro, name=name)
 
     def request_end(self, reason: str, by: str, code: int = 4000) -> None:
         if self._end is not None and not self._end.done():
@@ -191,6 +246,7 @@ class SimulatedCall:
         finally:
             if sock is not None and sock.close_code is None:
                 await sock.close(1000)
+            await close_forks(self.forks)
         if over.by == "app" and over.reason.startswith("app sent stop"):
             await self._status(None, "StopStream")
         self.event("hangup", by=over.by, reason=over.reason)
@@ -198,10 +254,9 @@ class SimulatedCall:
         return self._finish(over)
 
     async def _answer(self) -> StreamSettings:
-        cfg = self.cfg
         form = {**self.form, "CallStatus": "in-progress", "Event": "StartApp"}
-        headers = sign_headers(self.answer_url, cfg.auth_token) if cfg.sign_webhooks else {}
-        reply = await self.platform.connector.request(cfg.answer_method, self.answer_url, form, headers)
+        headers = self.signed(self.answer_url)
+        reply = await self.platform.connector.request(self.answer_method, self.answer_url, form, headers)
         if reply.status != 200:
             self.violation("answer-status", f"answer URL replied HTTP {reply.status}")
             raise _CallOver("answer URL failed", "vobiz", 4010)
@@ -277,6 +332,8 @@ class SimulatedCall:
             self._seq += 1
             payload = encode(to_line.process(tick.pcm), fmt_in)
             await self._send(sock, self._media_frame(payload, n))
+            for fork in list(self.forks.values()):
+                await fork.feed(tick.pcm)
             n += 1
             if n * TICK >= self.cfg.max_duration:
                 raise _CallOver("maximum call duration", "vobiz", 4000)
@@ -385,7 +442,7 @@ class SimulatedCall:
             "Timestamp": "1970-01-01 00:00:00",
             **extra,
         }
-        headers = sign_headers(url, self.cfg.auth_token) if self.cfg.sign_webhooks else {}
+        headers = self.signed(url)
         method = stream.status_callback_method if stream is not None else "POST"
         reply = await self.platform.connector.request(method, url, form, headers)
         self.event("status_callback", event=event, status=reply.status)
@@ -397,7 +454,7 @@ class SimulatedCall:
     _tg: asyncio.TaskGroup
 
     async def _hangup_callback(self, over: _CallOver) -> None:
-        url = self.cfg.hangup_url or self.answer_url
+        url = self.hangup_url
         source = {"caller": "Caller", "app": "Vobiz", "api": "API Request"}.get(over.by, "Vobiz")
         duration = str(int(self.now()))
         form = {
@@ -411,8 +468,7 @@ class SimulatedCall:
             "BillDuration": duration,
             "EndTime": "1970-01-01 00:00:00",
         }
-        headers = sign_headers(url, self.cfg.auth_token) if self.cfg.sign_webhooks else {}
-        reply = await self.platform.connector.request("POST", url, form, headers)
+        reply = await self.platform.connector.request("POST", url, form, self.signed(url))
         self.event("status_callback", event="Hangup", status=reply.status)
         if reply.status >= 400:
             self.violation("hangup-callback-status", f"hangup callback answered HTTP {reply.status}")

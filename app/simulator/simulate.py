@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 from rich.console import Console
 
 from app.clock import FakeClock, SystemClock
 from app.config import Settings
 from app.simulator.audio_prep import render_caller_audio
 from app.simulator.caller import Step, parse_script
-from app.simulator.connect import AsgiConnector, Connector, NetworkConnector
+from app.simulator.connect import AsgiConnector, NetworkConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
 from app.simulator.recording import CallRecording, TimelineEvent
+from app.simulator.vobiz_rest import create_fake_rest_app
+from app.simulator.vobiz_rest_state import FakeVobizState
 
 DEMO_SCRIPT = """\
 wait 10
@@ -34,7 +39,9 @@ wait
 hangup
 """
 
-SIM_AUTH_TOKEN = "simulator-auth-token-0000"  # signs webhooks when the app runs in-process
+# the in-process app and the fake Vobiz share these (webhook signatures, REST auth)
+SIM_AUTH_ID = "MA_SIMULATOR00000001"
+SIM_AUTH_TOKEN = "simulator-auth-token-0000"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,44 +83,49 @@ def with_settings(settings: Settings, **updates: object) -> Settings:
     return Settings(_env_file=None, **{**settings.model_dump(), **updates})
 
 
-@contextlib.asynccontextmanager
-async def _in_process_server(settings: Settings) -> AsyncIterator[str]:
-    """Serve the app under uvicorn on 127.0.0.1 (an ephemeral port) for the call."""
-    import uvicorn
-
-    from app.main import create_app
-
+def _bind() -> tuple[socket.socket, str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = create_app(with_settings(settings, public_url=base))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    with sock:
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextlib.asynccontextmanager
+async def _serving(apps: list[tuple[Any, socket.socket]]) -> AsyncIterator[None]:
+    """Serve ASGI apps under uvicorn on their bound sockets, on this loop, while inside."""
+    import uvicorn
+
+    servers = [
+        (uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")), sock)
+        for app, sock in apps
+    ]
+    try:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(server.serve(sockets=[sock]), name="simulate-server")
-            while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+            for server, sock in servers:
+                tg.create_task(server.serve(sockets=[sock]), name="simulate-server")
+            while not all(server.started for server, _ in servers):  # noqa: ASYNC110 - a flag, no event
                 await asyncio.sleep(0.01)
             try:
-                yield base
+                yield
             finally:
-                server.should_exit = True
+                for server, _ in servers:
+                    server.should_exit = True
+    finally:
+        for _, sock in apps:
+            sock.close()
 
 
 async def run_simulation(
     options: SimulateOptions, settings: Settings, listener: Callable[[TimelineEvent], None]
 ) -> CallRecording:
+    """Run the call. In-process, a fake Vobiz REST API is served too, and the app points at it."""
+    from app.main import create_app
+
     steps: list[Step] = parse_script(options.script)
     audio = await asyncio.to_thread(render_caller_audio, steps, 16000, None)
     query = f"?persona={options.persona}" if options.persona else ""
-    token = settings.vobiz_auth_token.get_secret_value()
 
-    async def dial(
-        connector: Connector, base: str, clock: SystemClock | FakeClock, auth: str
-    ) -> CallRecording:
-        vobiz = FakeVobiz(
-            connector, clock, PlatformConfig(auth_token=auth, hangup_url=f"{base}/vobiz/hangup")
-        )
+    async def dial(vobiz: FakeVobiz, base: str) -> CallRecording:
         try:
             return await vobiz.dial(
                 f"{base}/vobiz/answer{query}",
@@ -122,21 +134,46 @@ async def run_simulation(
                 from_number=options.from_number,
                 to_number=options.to_number,
                 listener=listener,
+                hangup_url=f"{base}/vobiz/hangup",
             )
         finally:
-            await connector.aclose()
+            await vobiz.connector.aclose()
 
     if options.url:
-        return await dial(NetworkConnector(), options.url.rstrip("/"), SystemClock(), token or SIM_AUTH_TOKEN)
-    local = with_settings(settings, vobiz_auth_token=SIM_AUTH_TOKEN, signature_mode="enforce")
-    if options.virtual:
-        from app.main import create_app
+        auth = settings.vobiz_auth_token.get_secret_value() or SIM_AUTH_TOKEN
+        vobiz = FakeVobiz(NetworkConnector(), SystemClock(), PlatformConfig(auth_token=auth))
+        return await dial(vobiz, options.url.rstrip("/"))
 
+    state = FakeVobizState()
+    rest_app = create_fake_rest_app(SIM_AUTH_ID, SIM_AUTH_TOKEN, state)
+    local = with_settings(
+        settings,
+        vobiz_auth_id=SIM_AUTH_ID,
+        vobiz_auth_token=SIM_AUTH_TOKEN,
+        signature_mode="enforce",
+        stream_token_secret=settings.stream_token_secret.get_secret_value() or secrets.token_urlsafe(32),
+    )
+    config = PlatformConfig(auth_id=SIM_AUTH_ID, auth_token=SIM_AUTH_TOKEN)
+    if options.virtual:
         clock = FakeClock()
-        app = create_app(with_settings(local, public_url="http://simulator"), clock=clock)
-        return await clock.run(dial(AsgiConnector(app), "http://simulator", clock, SIM_AUTH_TOKEN))
-    async with _in_process_server(local) as base:
-        return await dial(NetworkConnector(), base, SystemClock(), SIM_AUTH_TOKEN)
+        rest_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=rest_app), base_url="http://vobiz")
+        app = create_app(
+            with_settings(local, public_url="http://simulator", vobiz_api_base_url="http://vobiz/api/v1"),
+            clock=clock,
+            vobiz_http=rest_http,
+        )
+        vobiz = FakeVobiz(AsgiConnector(app), clock, config)
+        vobiz.attach_rest(state)
+        async with rest_http:
+            return await clock.run(dial(vobiz, "http://simulator"))
+
+    app_sock, base = _bind()
+    rest_sock, rest_base = _bind()
+    app = create_app(with_settings(local, public_url=base, vobiz_api_base_url=f"{rest_base}/api/v1"))
+    vobiz = FakeVobiz(NetworkConnector(), SystemClock(), config)
+    vobiz.attach_rest(state)
+    async with _serving([(app, app_sock), (rest_app, rest_sock)]):
+        return await dial(vobiz, base)
 
 
 def simulate_command(options: SimulateOptions, settings: Settings) -> int:

@@ -154,3 +154,22 @@ async def test_play_audio_on_a_one_way_stream() -> None:
 
 async def test_refused_socket() -> None:
     assert await rules_broken(wrong_app(lambda sid: [], xml=MULAW, refuse=True)) == ["socket-refused"]
+
+
+async def test_a_call_answered_with_the_official_sdks_xml() -> None:
+    """Cross-check with code nobody here wrote: vobiz-python's StreamElement drives a clean call."""
+    from vobiz import vobizxml
+
+    response = vobizxml.ResponseElement()
+    response.add(
+        vobizxml.StreamElement(
+            "ws://app/media",
+            bidirectional=True,
+            audioTrack="inbound",
+            keepCallAlive=True,
+            contentType="audio/x-mulaw;rate=8000",
+        )
+    )
+    sdk_xml = response.to_string()
+    broken = await rules_broken(wrong_app(lambda sid: [play(sid)], xml=sdk_xml))
+    assert broken == []
