@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from app.audio.codec import detect_l16_byte_order
 from app.audio.formats import AudioFormat
 from app.audio.frames import InboundDecoder, OutboundEncoder
 from app.clock import Clock
@@ -32,6 +33,7 @@ from app.telephony import events as ev
 log = logging.getLogger("app.call")
 
 PCM = npt.NDArray[np.int16]
+BYTE_ORDER_PROBE_FRAMES = 25  # 0.5 s of inbound L16 decides the byte-order check
 
 
 class CallEnded(Exception):
@@ -173,6 +175,7 @@ class CallSession:
         self._agent = agent
         self._clock = clock
         self._decoder: InboundDecoder | None = None
+        self._byte_order_probe: list[bytes] | None = None
         self._end_requested = asyncio.Event()
         self._end_reason = "ended"
         self._socket_open = True
@@ -263,11 +266,32 @@ class CallSession:
         except ValueError as exc:
             raise ev.ProtocolError(str(exc)) from None
         self.stats.frames_in += 1
+        if self._byte_order_probe is not None:
+            self._probe_byte_order(event.payload)
         queue = self.io.audio_in
         if queue.full():
             queue.get_nowait()  # the agent is behind: keep the newest audio
             self.stats.inbound_dropped += 1
         queue.put_nowait(pcm)
+
+    def _probe_byte_order(self, payload: bytes) -> None:
+        """Once per L16 call: check the configured byte order against the first 0.5 s (D1)."""
+        probe = self._byte_order_probe
+        assert probe is not None
+        probe.append(payload)
+        if len(probe) < BYTE_ORDER_PROBE_FRAMES:
+            return
+        self._byte_order_probe = None
+        audio = b"".join(probe)
+        if not audio.strip(b"\x00"):
+            return  # pure digital silence says nothing about byte order
+        looks = detect_l16_byte_order(audio)
+        if looks != self.config.l16_byte_order:
+            self._log.warning(
+                "inbound L16 looks %s-endian but L16_BYTE_ORDER=%s; check the setting",
+                looks,
+                self.config.l16_byte_order,
+            )
 
     def _on_control(self, event: ev.InboundEvent) -> None:
         match event:
@@ -302,6 +326,8 @@ class CallSession:
             self._protocol_error("bad-media-format", str(exc))
             raise CallEnded("unsupported-media-format") from None
         self._decoder = InboundDecoder(fmt, self.config.pipeline_rate)
+        if fmt.encoding == "l16":
+            self._byte_order_probe = []
         self.stats.stream_id = start.stream_id
         self.io = CallIO(self, start, fmt)
         self._log.info(

@@ -330,3 +330,32 @@ async def test_checkpoints_and_acks_flow(server: Callable[..., RunningServer]) -
     stats = registry_of(srv).finished[-1]
     assert stats.checkpoints_acked == 1
     assert sum(stats.protocol_errors.values()) == 0
+
+
+async def test_wrong_l16_byte_order_is_reported_once(
+    server: Callable[..., RunningServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    srv = server()  # L16_BYTE_ORDER=little, but this caller sends big-endian speech-level audio
+    fmt_sent = AudioFormat("l16", 8000, "big")
+    async with call(srv) as ws:
+        await ws.send(start_frame("call-1", AudioFormat("l16", 8000)))
+        for i in range(30):
+            await ws.send(media_frame(encode(tone(8000, 20, start=160 * i), fmt_sent), i))
+            await next_play(ws)
+    await wait_finished(srv)
+    warnings = [r.getMessage() for r in caplog.records if "L16_BYTE_ORDER" in r.getMessage()]
+    assert warnings == ["inbound L16 looks big-endian but L16_BYTE_ORDER=little; check the setting"]
+
+
+async def test_right_l16_byte_order_raises_no_warning(
+    server: Callable[..., RunningServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    srv = server()
+    fmt = AudioFormat("l16", 8000)
+    async with call(srv) as ws:
+        await ws.send(start_frame("call-1", fmt))
+        for i in range(30):
+            await ws.send(media_frame(encode(tone(8000, 20, start=160 * i), fmt), i))
+            await next_play(ws)
+    await wait_finished(srv)
+    assert not [r for r in caplog.records if "L16_BYTE_ORDER" in r.getMessage()]
