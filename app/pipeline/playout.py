@@ -1,0 +1,252 @@
+"""``Playout``: agent audio to Vobiz at real-time pace, and what the caller actually heard.
+
+Frames (20 ms, already encoded) are sent a small ``lead`` ahead of the caller's ear, so a
+``clearAudio`` silences the phone at once instead of after seconds of queued audio. Each
+sentence is one ``Segment`` followed by a ``checkpoint``; Vobiz's ``playedStream`` confirms it
+was heard. On a cut the played share of the current segment is estimated from elapsed time.
+
+After a cut, new audio is held until ``clearedAudio`` (or a ``backstop_s`` timeout), because
+audio sent into an in-flight flush is partly dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from app.clock import Clock
+
+FRAME_S = 0.02
+
+
+@dataclass(slots=True)
+class SegmentAudio:
+    """One sentence's encoded frames; the producer appends, segments read from an offset."""
+
+    frames: list[bytes] = field(default_factory=list)
+    complete: bool = False  # no more frames will be added
+
+
+@dataclass(slots=True)
+class Segment:
+    name: str  # checkpoint name, unique per socket
+    turn: int
+    text: str
+    audio: SegmentAudio = field(default_factory=SegmentAudio)
+    offset: int = 0  # first frame of ``audio`` this segment plays (after a cut: the unheard rest)
+    sent: int = 0  # frames written to the socket
+    first_index: int | None = None  # playout index of its first frame once sent
+
+    @property
+    def total(self) -> int:
+        return len(self.audio.frames) - self.offset
+
+    @property
+    def complete(self) -> bool:
+        return self.audio.complete
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    turn: int
+    heard: str  # what the caller heard of the turn's reply so far
+    dropped_s: float  # seconds of audio that were queued but not heard
+
+
+def heard_part(text: str, fraction: float) -> str:
+    """The words of ``text`` heard when ``fraction`` of its audio has played (rounded down)."""
+    words = text.split()
+    keep = math.floor(len(words) * min(max(fraction, 0.0), 1.0) + 1e-9)
+    return " ".join(words[:keep])
+
+
+class Playout:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        send_frame: Callable[[bytes], Awaitable[None]],
+        send_checkpoint: Callable[[str], None],
+        send_clear: Callable[[], None],
+        on_started: Callable[[int], None],
+        lead_s: float = 0.16,
+        backstop_s: float = 1.0,
+    ) -> None:
+        self._clock = clock
+        self._send_frame = send_frame
+        self._send_checkpoint = send_checkpoint
+        self._send_clear = send_clear
+        self._on_started = on_started
+        self.lead_s = lead_s
+        self.backstop_s = backstop_s
+        self._queue: deque[Segment] = deque()  # not yet fully sent
+        self._unacked: dict[str, Segment] = {}  # sent (at least partly), not yet acknowledged
+        self._heard: dict[int, list[str]] = {}  # turn -> texts of segments fully heard
+        self._wake = asyncio.Event()
+        self._burst_t0 = 0.0
+        self._burst_sent = 0
+        self._index = 0  # playout index of the next frame sent
+        self._burst_first = 0  # playout index of the burst's first frame
+        self._hold_until: float | None = None
+        self._started_turns: set[int] = set()
+        self._resumes = 0
+        self._paused = False
+
+    # ── producer side ──
+
+    def open_segment(self, turn: int, name: str, text: str) -> SegmentAudio:
+        """Queue a sentence; the caller fills the returned audio as it is synthesized."""
+        segment = Segment(name, turn, text)
+        self._queue.append(segment)
+        return segment.audio
+
+    def add_frames(self, audio: SegmentAudio, frames: list[bytes]) -> None:
+        audio.frames.extend(frames)
+        self._wake.set()
+
+    def close_segment(self, audio: SegmentAudio) -> None:
+        audio.complete = True
+        self._wake.set()
+
+    # ── state ──
+
+    def pending(self, turn: int) -> bool:
+        """Audio of ``turn`` is queued, or sent and not yet acknowledged."""
+        return any(s.turn == turn for s in self._queue) or any(s.turn == turn for s in self._unacked.values())
+
+    def played_index(self, now: float) -> int:
+        """How many frames (playout index) the caller has heard by ``now``."""
+        elapsed = max(0, math.floor((now - self._burst_t0) / FRAME_S + 1e-9))
+        return self._burst_first + min(self._burst_sent, elapsed)
+
+    def heard_text(self, turn: int) -> str:
+        return " ".join(self._heard.get(turn, []))
+
+    # ── Vobiz's answers ──
+
+    def on_played(self, name: str) -> Segment | None:
+        """A ``playedStream``: the segment was heard in full."""
+        segment = self._unacked.pop(name, None)
+        if segment is not None:
+            self._heard.setdefault(segment.turn, []).append(segment.text)
+        return segment
+
+    def on_cleared(self) -> None:
+        self._hold_until = None
+        self._wake.set()
+
+    # ── barge-in ──
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def cut(self) -> Cut | None:
+        """Silence the caller's ear now and pause; the unheard rest stays queued.
+
+        Follow with ``resume`` (it was not an interruption) or ``drop_turn`` (it was).
+        Returns None when nothing was audible or queued.
+        """
+        live = [*self._unacked.values(), *[s for s in self._queue if s.name not in self._unacked]]
+        if not live:
+            return None
+        now = self._clock.now()
+        played = self.played_index(now)
+        turn = live[0].turn
+        partial: list[str] = []
+        rest: list[Segment] = []
+        dropped = 0
+        for segment in live:
+            done = 0
+            if segment.first_index is not None:
+                done = max(0, min(segment.sent, played - segment.first_index))
+            if segment.complete and done >= segment.total:
+                self._heard.setdefault(segment.turn, []).append(segment.text)  # played, ack pending
+                continue
+            if done:
+                partial.append(heard_part(segment.text, done / max(segment.total, 1)))
+            self._resumes += 1
+            name = f"{segment.name.split('~')[0]}~{self._resumes}"
+            rest.append(Segment(name, segment.turn, segment.text, segment.audio, segment.offset + done))
+            dropped += segment.total - done
+        heard = " ".join([*self._heard.get(turn, []), *[p for p in partial if p]])
+        self._queue = deque(rest)
+        self._unacked.clear()
+        self._burst_sent = 0
+        self._burst_first = self._index
+        self._paused = True
+        self._send_clear()
+        self._hold_until = now + self.backstop_s
+        return Cut(turn, heard, dropped * FRAME_S)
+
+    def resume(self) -> None:
+        """Play on from the cut (a false interruption)."""
+        self._paused = False
+        self._wake.set()
+
+    def drop_turn(self, turn: int) -> None:
+        """Forget all audio of an abandoned turn (already cut, or never audible) and unpause."""
+        self._queue = deque(s for s in self._queue if s.turn != turn)
+        for name in [n for n, s in self._unacked.items() if s.turn == turn]:
+            del self._unacked[name]
+        self._paused = False
+        self._wake.set()
+
+    # ── the pacing task ──
+
+    async def run(self) -> None:
+        """Send frames as their time comes; never returns (cancel it with the call)."""
+        clock = self._clock
+        while True:
+            if self._hold_until is not None:
+                if clock.now() < self._hold_until:
+                    await clock.sleep(min(FRAME_S, self._hold_until - clock.now()))
+                    continue
+                self._hold_until = None  # backstop: clearedAudio never came
+            segment = None if self._paused else self._next_segment()
+            if segment is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = clock.now()
+            if self._burst_sent == 0 or now >= self._burst_t0 + self._burst_sent * FRAME_S:
+                # the caller's buffer ran dry: a new burst starts playing as it arrives
+                self._burst_first = self._index
+                self._burst_t0 = now
+                self._burst_sent = 0
+            due = self._burst_t0 + self._burst_sent * FRAME_S - self.lead_s
+            if now < due:
+                await clock.sleep(due - now)
+                continue  # re-check: a cut may have happened while waiting
+            await self._send_next(segment)
+
+    def _next_segment(self) -> Segment | None:
+        while self._queue:
+            head = self._queue[0]
+            if head.sent < head.total:
+                return head
+            if head.complete:
+                self._queue.popleft()
+                if head.sent:
+                    self._send_checkpoint(head.name)
+                else:
+                    self._heard.setdefault(head.turn, []).append(head.text)  # empty: nothing to hear
+                continue
+            return None  # the head is still being synthesized
+        return None
+
+    async def _send_next(self, segment: Segment) -> None:
+        if segment.first_index is None:
+            segment.first_index = self._index
+            self._unacked[segment.name] = segment
+        frame = segment.audio.frames[segment.offset + segment.sent]
+        segment.sent += 1
+        self._index += 1
+        self._burst_sent += 1
+        if segment.turn not in self._started_turns:
+            self._started_turns.add(segment.turn)
+            self._on_started(segment.turn)
+        await self._send_frame(frame)

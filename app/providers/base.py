@@ -1,0 +1,173 @@
+"""The provider interfaces the pipeline talks to: speech-to-text, language model, text-to-speech.
+
+Each is a small ``Protocol``; implementations live beside this file (Deepgram, OpenAI, the
+offline engines). Vendor errors become ``ProviderError`` at this edge, with ``retryable``
+saying whether the same request may work a moment later.
+
+Audio crossing these interfaces is mono int16 numpy at the implementation's ``sample_rate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+PCM = npt.NDArray[np.int16]
+
+
+class ProviderError(Exception):
+    """A provider failed. ``retryable``: a retry (or reconnect) may succeed."""
+
+    def __init__(self, provider: str, message: str, *, retryable: bool) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.retryable = retryable
+
+
+# ── speech-to-text ───────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """Words heard. ``is_final``: this span will not be revised. ``speech_final``: the
+    recogniser's endpointing thinks the caller finished speaking (end of an utterance)."""
+
+    text: str
+    is_final: bool
+    speech_final: bool = False
+    confidence: float | None = None
+    start: float | None = None  # seconds of stream audio since the stream opened
+    end: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnd:
+    """The recogniser saw a gap after the last word (Deepgram ``UtteranceEnd``)."""
+
+    last_word_end: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    timestamp: float | None = None
+
+
+STTEvent = Transcript | UtteranceEnd | SpeechStarted
+
+
+@dataclass(frozen=True, slots=True)
+class STTOptions:
+    language: str = "en-US"
+    model: str = ""  # provider default when empty
+    keywords: tuple[str, ...] = ()
+    endpointing_ms: int = 300
+    utterance_end_ms: int = 1000
+    interim_results: bool = True
+
+
+class STTStream(Protocol):
+    async def send(self, pcm: PCM) -> None:
+        """Queue caller audio (int16 at the provider's ``sample_rate``). Never blocks for long."""
+        ...
+
+    def events(self) -> AsyncIterator[STTEvent]:
+        """Recognition results in order; ends when the stream is closed."""
+        ...
+
+    async def aclose(self) -> None:
+        """Finish: flush pending audio, then close. Safe to call twice."""
+        ...
+
+
+class SpeechToText(Protocol):
+    name: str
+    sample_rate: int  # Hz of the audio ``send`` takes
+
+    async def open(self, options: STTOptions) -> STTStream:
+        """Open a live recognition stream; raises ``ProviderError`` if it cannot."""
+        ...
+
+
+# ── language model ───────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model produced it
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None  # on role="tool": which call this answers
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRequest:
+    """A complete tool call (arguments fully streamed)."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    reason: str  # "stop", "tool_calls", "length", ...
+
+
+LLMEvent = TextDelta | ToolCallRequest | Finished
+
+
+@dataclass(frozen=True, slots=True)
+class LLMOptions:
+    model: str = ""
+    temperature: float = 0.6
+    max_tokens: int = 300
+
+
+class LanguageModel(Protocol):
+    name: str
+
+    def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: LLMOptions
+    ) -> AsyncIterator[LLMEvent]:
+        """Stream one reply. Raises ``ProviderError`` (before or during the stream)."""
+        ...
+
+
+# ── text-to-speech ───────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class TTSOptions:
+    voice: str = ""  # provider default when empty
+    model: str = ""
+    speed: float = 1.0
+
+
+class SpeechSynthesizer(Protocol):
+    name: str
+    sample_rate: int  # Hz of the audio chunks produced
+
+    def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[PCM]:
+        """Stream speech for ``text`` as int16 chunks, the first as soon as it exists."""
+        ...

@@ -1,0 +1,145 @@
+"""Playout pacing, checkpoints, cuts and what the caller heard, on the virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from app.clock import FakeClock
+from app.pipeline.playout import Playout, heard_part
+
+
+@dataclass
+class Wire:
+    """What the playout wrote, with the virtual time of each write."""
+
+    clock: FakeClock
+    log: list[tuple[float, str]] = field(default_factory=list)
+    started: list[int] = field(default_factory=list)
+
+    async def frame(self, payload: bytes) -> None:
+        self.log.append((round(self.clock.now(), 6), payload.decode()))
+
+    def checkpoint(self, name: str) -> None:
+        self.log.append((round(self.clock.now(), 6), f"checkpoint:{name}"))
+
+    def clear(self) -> None:
+        self.log.append((round(self.clock.now(), 6), "clear"))
+
+
+def make() -> tuple[FakeClock, Wire, Playout]:
+    clock = FakeClock()
+    wire = Wire(clock)
+    playout = Playout(
+        clock=clock,
+        send_frame=wire.frame,
+        send_checkpoint=wire.checkpoint,
+        send_clear=wire.clear,
+        on_started=wire.started.append,
+        lead_s=0.1,
+    )
+    return clock, wire, playout
+
+
+def frames(prefix: str, n: int) -> list[bytes]:
+    return [f"{prefix}{i}".encode() for i in range(n)]
+
+
+async def run_for(clock: FakeClock, playout: Playout, seconds: float) -> None:
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(playout.run())
+        await asyncio.sleep(0)
+        await clock.advance(seconds)
+        task.cancel()
+
+
+@pytest.mark.parametrize(
+    "heard", [(0.0, ""), (0.5, "one two"), (0.99, "one two three"), (1.0, "one two three four")]
+)
+def test_heard_part(heard: tuple[float, str]) -> None:
+    assert heard_part("one two three four", heard[0]) == heard[1]
+
+
+async def test_frames_go_out_at_real_time_with_a_lead() -> None:
+    clock, wire, playout = make()
+    audio = playout.open_segment(1, "t1-s1", "Hello there")
+    playout.add_frames(audio, frames("a", 20))
+    playout.close_segment(audio)
+    await run_for(clock, playout, 1.0)
+    times = [t for t, what in wire.log if what.startswith("a")]
+    assert len(times) == 20
+    assert times[:6] == [0.0] * 6  # the 100 ms lead goes out at once (frames 0-5)
+    assert times[6] == pytest.approx(0.02)  # then one frame per 20 ms
+    assert times[-1] == pytest.approx(0.28)
+    assert wire.log[20] == (pytest.approx(0.28), "checkpoint:t1-s1")
+    assert wire.started == [1]
+
+
+async def test_a_cut_reports_the_heard_words_and_resumes_from_there() -> None:
+    clock, wire, playout = make()
+    audio = playout.open_segment(2, "t2-s1", "one two three four five six seven eight nine ten")
+    playout.add_frames(audio, frames("b", 50))  # 1 s of audio
+    playout.close_segment(audio)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(playout.run())
+        await asyncio.sleep(0)
+        await clock.advance(0.5)  # 25 frames have played
+        cut = playout.cut()
+        assert cut is not None
+        assert cut.heard == "one two three four five"
+        assert cut.dropped_s == pytest.approx(0.5)
+        assert playout.paused
+        sent_before = len([w for w in wire.log if w[1].startswith("b")])
+        await clock.advance(0.5)
+        assert len([w for w in wire.log if w[1].startswith("b")]) == sent_before  # paused: nothing
+        playout.on_cleared()
+        playout.resume()
+        await clock.advance(1.0)
+        task.cancel()
+    sent = [what for _, what in wire.log if what.startswith("b")]
+    assert "clear" in [what for _, what in wire.log]
+    resumed = sent[sent_before:]
+    assert resumed[0] == "b25" and resumed[-1] == "b49"
+    assert wire.log[-1][1] == "checkpoint:t2-s1~1"
+    assert playout.on_played("t2-s1~1") is not None
+    assert playout.heard_text(2) == "one two three four five six seven eight nine ten"
+
+
+async def test_new_audio_waits_for_cleared_audio_or_the_backstop() -> None:
+    clock, wire, playout = make()
+    audio = playout.open_segment(3, "t3-s1", "long reply")
+    playout.add_frames(audio, frames("c", 50))
+    playout.close_segment(audio)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(playout.run())
+        await asyncio.sleep(0)
+        await clock.advance(0.2)
+        assert playout.cut() is not None
+        playout.drop_turn(3)
+        fresh = playout.open_segment(4, "t4-s1", "new")
+        playout.add_frames(fresh, frames("d", 5))
+        playout.close_segment(fresh)
+        await clock.advance(0.9)
+        assert not [w for w in wire.log if w[1].startswith("d")]  # held: no clearedAudio yet
+        await clock.advance(0.2)  # the 1 s backstop passes
+        task.cancel()
+    first_new = next(t for t, what in wire.log if what.startswith("d"))
+    assert first_new == pytest.approx(1.2)
+
+
+async def test_played_segments_count_as_heard_even_before_their_ack() -> None:
+    clock, _, playout = make()
+    for i, text in enumerate(["First sentence.", "Second one here."]):
+        audio = playout.open_segment(5, f"t5-s{i}", text)
+        playout.add_frames(audio, frames(f"e{i}-", 10))
+        playout.close_segment(audio)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(playout.run())
+        await asyncio.sleep(0)
+        await clock.advance(0.3)  # 15 frames played: all of the first, half the second
+        cut = playout.cut()
+        task.cancel()
+    assert cut is not None
+    assert cut.heard == "First sentence. Second"
