@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 
 ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e a.m p.m no approx dept est inc ltd co".split()
+    (
+        *("mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e"),
+        *("a.m", "p.m", "no", "approx", "dept", "est", "inc", "ltd", "co"),
+    )
 )
 _END = re.compile(r"([.!?।…]+[\"')\]]*)(\s+)|(\n+)")
 FIRST_CLAUSE_CHARS = 60  # a first sentence longer than this may be cut at a comma

@@ -77,7 +77,7 @@ def test_barge_in_silences_at_min_speech_then_cancels_on_words() -> None:
     speaking(tt, 2, 2.0)
     actions = voice(tt, 3.0, 0.1)
     assert actions == [Silence(2)]  # at the 4th voiced frame (80 ms)
-    assert tt.floor is Floor.PAUSED and not tt.agent_speaking
+    assert (tt.floor, tt.agent_speaking) == (Floor.PAUSED, False)
     assert tt.handle(Words(3.3, "wait, no", final=False)) == [Cancel(2)]
     assert tt.floor is Floor.LISTENING
     assert tt.handle(Words(3.6, "Wait, no, for three people.", final=True, speech_final=True)) == [
