@@ -72,7 +72,7 @@ def create_app(
         registry=CallRegistry(),
         clock=clock or SystemClock(),
         wall_time=time.time,
-        agent_factory=agent_factory or (lambda claims: EchoAgent()),
+        agent_factory=agent_factory or (lambda claims, ctx: EchoAgent()),
         personas=personas,
         vobiz=vobiz,
     )

@@ -14,7 +14,8 @@ from app.pipeline.session import Agent
 from app.telephony.rest import VobizClient
 from app.telephony.token import StreamClaims
 
-AgentFactory = Callable[[StreamClaims], Agent]
+AgentFactory = Callable[[StreamClaims, "AppContext"], Agent]
+"""Builds the agent for one call from its verified stream claims and the app's shared parts."""
 
 
 @dataclass(slots=True)

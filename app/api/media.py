@@ -56,7 +56,7 @@ async def media(websocket: WebSocket, token: str) -> None:
     session = CallSession(
         call_id=claims.call_id,
         transport=StarletteTransport(websocket),
-        agent=ctx.agent_factory(claims),
+        agent=ctx.agent_factory(claims, ctx),
         clock=ctx.clock,
         config=SessionConfig(
             playback_rate=settings.playback_sample_rate,

@@ -70,7 +70,7 @@ class Playout:
         clock: Clock,
         send_frame: Callable[[bytes], Awaitable[None]],
         send_checkpoint: Callable[[str], None],
-        send_clear: Callable[[], None],
+        send_clear: Callable[[], object],
         on_started: Callable[[int], None],
         lead_s: float = 0.16,
         backstop_s: float = 1.0,
@@ -232,9 +232,7 @@ class Playout:
                 self._queue.popleft()
                 if head.sent:
                     self._send_checkpoint(head.name)
-                else:
-                    self._heard.setdefault(head.turn, []).append(head.text)  # empty: nothing to hear
-                continue
+                continue  # a segment with no audio (a failed synthesis) was never heard
             return None  # the head is still being synthesized
         return None
 

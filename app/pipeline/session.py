@@ -137,6 +137,14 @@ class CallIO:
             )
             self._session.stats.frames_out += 1
 
+    async def send_frame(self, payload: bytes) -> None:
+        """Queue one already-encoded frame (in ``outbound_format``) as a ``playAudio``."""
+        fmt = self.outbound_format
+        await self._session.outbox.put_audio(
+            ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload)
+        )
+        self._session.stats.frames_out += 1
+
     def checkpoint(self, name: str) -> None:
         """Mark the end of the audio queued so far; Vobiz acks with ``playedStream``."""
         self._session.outbox.put_audio_after_audio(ev.checkpoint(self.start.stream_id, name))

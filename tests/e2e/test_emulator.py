@@ -40,7 +40,7 @@ async def simulate(
 ) -> tuple[CallRecording, FakeClock, Any]:
     clock = FakeClock()
     settings = make_settings(signature_mode="enforce", vobiz_auth_token=AUTH_TOKEN, **overrides)
-    app = create_app(settings, clock=clock, agent_factory=(lambda claims: agent) if agent else None)
+    app = create_app(settings, clock=clock, agent_factory=(lambda claims, ctx: agent) if agent else None)
     connector = AsgiConnector(app)
     vobiz = FakeVobiz(connector, clock, platform or PlatformConfig(auth_token=AUTH_TOKEN))
     audio = {i: say.audio for i, say in utterances(steps).items() if say.audio is not None}

@@ -1,0 +1,341 @@
+"""``Conversation``: the agent of one call. VAD → STT → TurnTaker → Responder → Playout.
+
+It wires the pieces and executes the ``TurnTaker``'s actions; it decides nothing about who
+has the floor. Every task belongs to one ``TaskGroup`` that ends with the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agents.tools import ToolContext, ToolRegistry
+from app.clock import Clock
+from app.pipeline import turns as tt
+from app.pipeline.latency import LatencyLog, TurnStamps
+from app.pipeline.playout import Cut, Playout
+from app.pipeline.responder import Responder, ToolRunner
+from app.pipeline.session import CallIO
+from app.providers.base import (
+    LanguageModel,
+    LLMOptions,
+    Message,
+    ProviderError,
+    SpeechStarted,
+    SpeechSynthesizer,
+    SpeechToText,
+    STTOptions,
+    STTStream,
+    ToolCall,
+    Transcript,
+    TTSOptions,
+    UtteranceEnd,
+)
+from app.providers.vad import WebRtcVad
+from app.telephony import events as ev
+
+log = logging.getLogger("app.conversation")
+
+INTERRUPTED_MARK = " [interrupted by the caller]"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationConfig:
+    system_prompt: str = "You are a friendly, concise phone assistant."
+    greeting: str = "Hello! How can I help you today?"
+    goodbye: str = "Thank you for calling. Goodbye!"
+    apology: str = "Sorry, I had a problem there. Could you say that again?"
+    policy: tt.TurnPolicy = field(default_factory=tt.TurnPolicy)
+    llm: LLMOptions = field(default_factory=LLMOptions)
+    tts: TTSOptions = field(default_factory=TTSOptions)
+    stt: STTOptions = field(default_factory=STTOptions)
+    vad_aggressiveness: int = 2
+    tool_filler_after_s: float = 0.8  # a slow tool gets a spoken filler after this long
+    tick_s: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    stt: SpeechToText
+    llm: LanguageModel
+    tts: SpeechSynthesizer
+
+
+class CallControl(Protocol):
+    async def hang_up(self) -> None: ...
+
+    async def transfer(self) -> str:
+        """Transfer the call; returns a sentence for the model about what happened."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    t: float
+    speaker: str  # "caller" | "agent"
+    text: str
+    interrupted: bool = False
+
+
+class Conversation:
+    def __init__(
+        self,
+        *,
+        config: ConversationConfig,
+        providers: Providers,
+        clock: Clock,
+        control: CallControl,
+        tools: ToolRegistry,
+        call_id: str,
+        persona: str,
+        on_turn: Callable[[TurnStamps], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.providers = providers
+        self.clock = clock
+        self.control = control
+        self.tools = tools
+        self.call_id = call_id
+        self.persona = persona
+        self.turns = tt.TurnTaker(config.policy)
+        self.latency = LatencyLog()
+        self.history: list[Message] = [Message("system", config.system_prompt)]
+        self.transcript: list[TranscriptEntry] = []
+        self.barge_ins = 0
+        self.false_interruptions = 0
+        self.provider_errors = 0
+        self._on_turn = on_turn
+        self._responders: dict[int, Responder] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._produced: set[int] = set()
+        self._finished: set[int] = set()
+        self._user_index: dict[int, int] = {}
+        self._cuts: dict[int, Cut] = {}
+        self._last_voiced = 0.0
+        self._ended = False
+
+    # ── the call ──
+
+    async def run(self, call: CallIO) -> None:
+        self.call = call
+        fmt = call.outbound_format
+        self.playout = Playout(
+            clock=self.clock,
+            send_frame=lambda payload: call.send_frame(payload),
+            send_checkpoint=call.checkpoint,
+            send_clear=call.clear,
+            on_started=self._on_audio_started,
+        )
+        self.out_format = fmt
+        self.vad = WebRtcVad(self.config.vad_aggressiveness, call.pipeline_rate)
+        self.tool_ctx = ToolContext(
+            call_id=self.call_id,
+            persona=self.persona,
+            end_call=self._end_call,
+            transfer=self.control.transfer,
+        )
+        stt = await self.providers.stt.open(self.config.stt)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
+                tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
+                tg.create_task(self._read_stt(stt), name=f"conv-{self.call_id}-stt")
+                tg.create_task(self._read_control(), name=f"conv-{self.call_id}-control")
+                tg.create_task(self._tick(), name=f"conv-{self.call_id}-tick")
+                self._apply(self.turns.start(self.clock.now(), self.config.greeting))
+        finally:
+            await stt.aclose()
+
+    async def _pump_audio(self, stt: STTStream) -> None:
+        audio_in = self.call.audio_in
+        vad = self.vad
+        while True:
+            pcm = await audio_in.get()
+            now = self.clock.now()
+            voiced = vad.is_voiced(pcm)
+            if voiced:
+                self._last_voiced = now
+            self._apply(self.turns.handle(tt.Voice(now, voiced)))
+            await stt.send(pcm)
+
+    async def _read_stt(self, stt: STTStream) -> None:
+        try:
+            async for event in stt.events():
+                now = self.clock.now()
+                match event:
+                    case Transcript(text=text, is_final=final, speech_final=speech_final):
+                        self._apply(self.turns.handle(tt.Words(now, text, final, speech_final)))
+                    case UtteranceEnd():
+                        self._apply(self.turns.handle(tt.UtteranceEnded(now)))
+                    case SpeechStarted():
+                        pass
+        except ProviderError as exc:
+            self.provider_errors += 1
+            log.error("speech recognition failed: %s", exc.provider, extra={"call_id": self.call_id})
+            self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), "speech recognition failed")))
+            self._start_turn_reply(self.turns.turn + 1, fixed=self.config.apology + " " + self.config.goodbye)
+
+    async def _read_control(self) -> None:
+        while True:
+            event = await self.call.events.get()
+            match event:
+                case ev.PlayedStreamEvent(name=name):
+                    segment = self.playout.on_played(name)
+                    if segment is not None:
+                        self._check_done(segment.turn)
+                case ev.ClearedAudioEvent():
+                    self.playout.on_cleared()
+                case _:
+                    pass
+
+    async def _tick(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.tick_s)
+            self._apply(self.turns.handle(tt.Tick(self.clock.now())))
+
+    # ── actions ──
+
+    def _apply(self, actions: list[tt.TurnAction]) -> None:
+        for action in actions:
+            match action:
+                case tt.Respond(turn=turn, text=text):
+                    now = self.clock.now()
+                    stamps = self.latency.turn(turn)
+                    stamps.stamp("speech_end", self._last_voiced + 0.02)
+                    stamps.stamp("stt_final", now)
+                    self._user_index[turn] = len(self.history)
+                    self.history.append(Message("user", text))
+                    self.transcript.append(TranscriptEntry(now, "caller", text))
+                    self._start_turn_reply(turn)
+                case tt.Speak(turn=turn, text=text):
+                    self._start_turn_reply(turn, fixed=text)
+                case tt.Silence(turn=turn):
+                    cut = self.playout.cut()
+                    if cut is not None:
+                        self._cuts[turn] = cut
+                    self.barge_ins += 1
+                case tt.Resume():
+                    self.false_interruptions += 1
+                    self.playout.resume()
+                case tt.Cancel(turn=turn):
+                    self._cancel(turn)
+                case tt.HangUp(reason=reason):
+                    self._hang_up(reason)
+
+    def _start_turn_reply(self, turn: int, fixed: str | None = None) -> None:
+        responder = Responder(
+            turn=turn,
+            playout=self.playout,
+            tts=self.providers.tts,
+            tts_options=self.config.tts,
+            out_format=self.out_format,
+            clock=self.clock,
+            stamps=self.latency.turn(turn),
+            apology=self.config.apology,
+        )
+        self._responders[turn] = responder
+        self._tasks[turn] = self._tg.create_task(
+            self._run_reply(responder, fixed), name=f"conv-{self.call_id}-reply-{turn}"
+        )
+
+    async def _run_reply(self, responder: Responder, fixed: str | None) -> None:
+        turn = responder.turn
+        try:
+            if fixed is not None:
+                await responder.say(fixed)
+            else:
+                await responder.reply(
+                    self.providers.llm,
+                    list(self.history),
+                    self.tools.specs(),
+                    self.config.llm,
+                    self._run_tool_for(responder),
+                )
+                if self._ended and not responder.result.spoke:
+                    await responder.say(self.config.goodbye)
+        except ProviderError as exc:
+            self.provider_errors += 1
+            log.warning("could not speak: %s", exc.provider, extra={"call_id": self.call_id})
+        if responder.result.failed:
+            self.provider_errors += 1
+        self._produced.add(turn)
+        if not responder.result.spoke:
+            self._finish(turn, interrupted=False)
+            self._apply(self.turns.handle(tt.ReplyEmpty(self.clock.now(), turn)))
+        else:
+            self._check_done(turn)
+
+    def _run_tool_for(self, responder: Responder) -> ToolRunner:
+        async def run(call: ToolCall) -> str:
+            async with asyncio.TaskGroup() as tg:
+                work = tg.create_task(self.tools.run(self.tool_ctx, call), name=f"tool-{call.name}")
+                filler = self.tools.tools[call.name].filler if call.name in self.tools.tools else None
+                if filler:
+                    waiter = tg.create_task(self.clock.sleep(self.config.tool_filler_after_s))
+                    await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    if not work.done():
+                        await responder.say(filler)
+            return work.result()
+
+        return run
+
+    def _check_done(self, turn: int) -> None:
+        if turn in self._produced and turn not in self._finished and not self.playout.pending(turn):
+            if self.playout.paused:
+                return  # cut and not yet decided
+            self._finish(turn, interrupted=False)
+            self._apply(self.turns.handle(tt.AudioDone(self.clock.now(), turn)))
+
+    def _cancel(self, turn: int) -> None:
+        task = self._tasks.get(turn)
+        if task is not None and not task.done():
+            task.cancel()
+        cut = self._cuts.pop(turn, None)
+        if cut is None and self.playout.pending(turn):
+            cut = self.playout.cut()  # audible but not yet cut: silence it now
+        self.playout.drop_turn(turn)
+        heard = cut.heard if cut is not None else self.playout.heard_text(turn)
+        self._finish(turn, interrupted=True, heard=heard)
+        stamps = self.latency.turns.get(turn)
+        if stamps is not None:
+            stamps.interrupted = True
+
+    def _finish(self, turn: int, *, interrupted: bool, heard: str | None = None) -> None:
+        if turn in self._finished:
+            return
+        self._finished.add(turn)
+        responder = self._responders.get(turn)
+        if responder is not None:
+            self.history.extend(responder.result.messages)
+        text = heard if heard is not None else self.playout.heard_text(turn)
+        if not text and interrupted and turn in self._user_index:
+            # nothing was heard and the caller went on: their words join the next turn
+            index = self._user_index.pop(turn)
+            if index < len(self.history) and self.history[index].role == "user":
+                del self.history[index]
+            return
+        if text:
+            self.history.append(Message("assistant", text + (INTERRUPTED_MARK if interrupted else "")))
+            self.transcript.append(TranscriptEntry(self.clock.now(), "agent", text, interrupted))
+
+    def _on_audio_started(self, turn: int) -> None:
+        now = self.clock.now()
+        stamps = self.latency.turn(turn)
+        stamps.stamp("first_play_audio", now)
+        self._apply(self.turns.handle(tt.AudioStarted(now, turn)))
+        if self._on_turn is not None and stamps.speech_end is not None:
+            self._on_turn(stamps)
+
+    def _end_call(self, reason: str) -> None:
+        self._ended = True
+        self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), reason)))
+
+    def _hang_up(self, reason: str) -> None:
+        log.info("agent hangs up", extra={"call_id": self.call_id, "reason": reason})
+        self.call.stop()
+        self._tg.create_task(self.control.hang_up(), name=f"conv-{self.call_id}-hangup")

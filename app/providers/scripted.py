@@ -1,0 +1,193 @@
+"""Zero-latency, deterministic providers for tests and benchmarks (not for callers).
+
+- ``ScriptedSTT`` "recognises" loud audio: each burst of sound followed by ``endpoint_s`` of
+  quiet becomes the next scripted utterance (interim first, then a final with
+  ``speech_final``, then ``UtteranceEnd``). A burst shorter than ``min_word_s`` is noise.
+- ``ScriptedLLM`` answers by rules (regex → reply, optionally with a tool call).
+- ``ToneTTS`` speaks each word as ``seconds_per_word`` of a tone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.providers.base import (
+    PCM,
+    Finished,
+    LLMEvent,
+    LLMOptions,
+    Message,
+    ProviderError,
+    STTEvent,
+    STTOptions,
+    TextDelta,
+    ToolCall,
+    ToolCallRequest,
+    ToolSpec,
+    Transcript,
+    TTSOptions,
+    UtteranceEnd,
+)
+
+_CLOSED = object()
+
+
+class ScriptedSTT:
+    name = "scripted-stt"
+    sample_rate = 16000
+
+    def __init__(
+        self,
+        utterances: Iterable[str] = (),
+        *,
+        threshold: int = 1500,
+        endpoint_s: float = 0.3,
+        interim_after_s: float = 0.2,
+        min_word_s: float = 0.16,
+    ) -> None:
+        self.utterances: deque[str] = deque(utterances)
+        self.threshold = threshold
+        self.endpoint_s = endpoint_s
+        self.interim_after_s = interim_after_s
+        self.min_word_s = min_word_s
+        self.streams: list[ScriptedSTTStream] = []
+
+    async def open(self, options: STTOptions) -> ScriptedSTTStream:
+        stream = ScriptedSTTStream(self, options)
+        self.streams.append(stream)
+        return stream
+
+
+class ScriptedSTTStream:
+    def __init__(self, provider: ScriptedSTT, options: STTOptions) -> None:
+        self._p = provider
+        self.options = options
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._t = 0.0  # stream audio time, seconds
+        self._voiced = 0.0
+        self._quiet = 0.0
+        self._speaking = False
+        self._interim_sent = False
+        self.closed = False
+
+    async def send(self, pcm: PCM) -> None:
+        p = self._p
+        step = len(pcm) / p.sample_rate
+        self._t += step
+        loud = len(pcm) > 0 and int(np.abs(pcm).max()) > p.threshold
+        if loud:
+            self._speaking = True
+            self._voiced += step
+            self._quiet = 0.0
+            if not self._interim_sent and self._voiced >= p.interim_after_s and p.utterances:
+                self._interim_sent = True
+                first = p.utterances[0].split()
+                if first:
+                    self._events.put_nowait(Transcript(" ".join(first[:2]), is_final=False))
+            return
+        if not self._speaking:
+            return
+        self._quiet += step
+        if self._quiet + 1e-9 < p.endpoint_s:
+            return
+        if self._voiced + 1e-9 >= p.min_word_s and p.utterances:
+            text = p.utterances.popleft()
+            if text:
+                end = self._t - self._quiet
+                self._events.put_nowait(
+                    Transcript(text, is_final=True, speech_final=True, confidence=0.99, end=end)
+                )
+                self._events.put_nowait(UtteranceEnd(end))
+        self._speaking = self._interim_sent = False
+        self._voiced = self._quiet = 0.0
+
+    async def events(self) -> AsyncIterator[STTEvent]:
+        while True:
+            item = await self._events.get()
+            if item is _CLOSED:
+                return
+            yield item
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._events.put_nowait(_CLOSED)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    pattern: str  # regex, searched case-insensitively in the caller's last words
+    reply: str
+    tool: str | None = None
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ScriptedLLM:
+    name = "scripted-llm"
+
+    def __init__(
+        self,
+        rules: Sequence[Rule] = (),
+        *,
+        default: str = "You said {text}.",
+        fail_on: str | None = None,
+    ) -> None:
+        self.rules = list(rules)
+        self.default = default
+        self.fail_on = fail_on
+        self.requests: list[list[Message]] = []  # every history it was asked to answer
+
+    async def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: LLMOptions
+    ) -> AsyncIterator[LLMEvent]:
+        self.requests.append(list(messages))
+        last = messages[-1]
+        if last.role == "tool":
+            yield Finished("stop")  # the tool's round already said what it had to
+            return
+        text = last.content
+        if self.fail_on and re.search(self.fail_on, text, re.IGNORECASE):
+            yield TextDelta("Let me")
+            raise ProviderError(self.name, "scripted failure", retryable=True)
+        rule = next((r for r in self.rules if re.search(r.pattern, text, re.IGNORECASE)), None)
+        reply = rule.reply if rule else self.default.format(text=text.rstrip(".?! "))
+        for i, word in enumerate(reply.split()):
+            yield TextDelta(word if i == 0 else " " + word)
+            await asyncio.sleep(0)
+        if rule and rule.tool:
+            args = json.dumps(dict(rule.arguments))
+            yield ToolCallRequest(ToolCall(f"call_{len(self.requests)}", rule.tool, args))
+            yield Finished("tool_calls")
+            return
+        yield Finished("stop")
+
+
+class ToneTTS:
+    name = "tone-tts"
+
+    def __init__(
+        self, *, sample_rate: int = 16000, seconds_per_word: float = 0.25, fail_on: str | None = None
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.seconds_per_word = seconds_per_word
+        self.fail_on = fail_on
+        self.spoken: list[str] = []
+
+    async def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[PCM]:
+        if self.fail_on and re.search(self.fail_on, text, re.IGNORECASE):
+            raise ProviderError(self.name, "scripted failure", retryable=True)
+        self.spoken.append(text)
+        n = int(self.seconds_per_word * self.sample_rate)
+        t = np.arange(n) / self.sample_rate
+        for i, _ in enumerate(text.split()):
+            freq = 500 + 60 * (i % 5)
+            yield (7000 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+            await asyncio.sleep(0)
