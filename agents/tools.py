@@ -89,9 +89,11 @@ def tool(fn: ToolFunction | None = None, *, name: str | None = None, filler: str
 class ToolRegistry:
     def __init__(self, tools: Mapping[str, Tool]) -> None:
         self.tools = dict(tools)
+        # built once: pydantic's schema generation costs milliseconds, too much for every turn
+        self._specs = [t.spec for t in self.tools.values()]
 
     def specs(self) -> list[ToolSpec]:
-        return [t.spec for t in self.tools.values()]
+        return list(self._specs)
 
     async def run(self, ctx: ToolContext, call: ToolCall) -> str:
         found = self.tools.get(call.name)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import codec
+from bench import codec, pipeline
 
-BENCHMARKS = {"codec": codec.main}
+BENCHMARKS = {"codec": codec.main, "pipeline": pipeline.main}
 
 
 def main() -> None:

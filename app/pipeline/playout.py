@@ -122,6 +122,12 @@ class Playout:
         elapsed = max(0, math.floor((now - self._burst_t0) / FRAME_S + 1e-9))
         return self._burst_first + min(self._burst_sent, elapsed)
 
+    def backlog_s(self) -> float:
+        """Seconds of audio queued or sent that the caller has not heard yet."""
+        unsent = sum(max(0, s.total - s.sent) for s in self._queue)
+        unheard = self._index - self.played_index(self._clock.now())
+        return (unsent + unheard) * FRAME_S
+
     def heard_text(self, turn: int) -> str:
         return " ".join(self._heard.get(turn, []))
 

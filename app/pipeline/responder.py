@@ -17,7 +17,7 @@ from app.audio.formats import AudioFormat
 from app.audio.frames import OutboundEncoder
 from app.clock import Clock
 from app.pipeline.latency import TurnStamps
-from app.pipeline.playout import Playout
+from app.pipeline.playout import FRAME_S, Playout
 from app.pipeline.sentences import SentenceSplitter
 from app.providers.base import (
     Finished,
@@ -58,6 +58,7 @@ class Responder:
     clock: Clock
     stamps: TurnStamps
     apology: str = "Sorry, I had a problem there. Could you say that again?"
+    max_ahead_s: float = 3.0  # synthesis waits while this much audio is still unheard
     _sentences: int = 0
     result: ReplyResult = field(default_factory=ReplyResult)
 
@@ -129,6 +130,10 @@ class Responder:
             log.warning("apology failed too: %s", exc.provider)
 
     async def _speak(self, sentence: str) -> None:
+        # synthesise just ahead of the caller's ear, not the whole reply at once: a barge-in
+        # then wastes little, and many calls' replies don't burst the CPU together
+        while self._sentences and self.playout.backlog_s() > self.max_ahead_s:
+            await self.clock.sleep(FRAME_S * 5)
         self._sentences += 1
         self.result.text = f"{self.result.text} {sentence}".strip()
         self.result.spoke = True
@@ -139,7 +144,9 @@ class Responder:
                 if len(chunk):
                     self.stamps.stamp("tts_first_audio", self.clock.now())
                     self.playout.add_frames(audio, encoder.push(chunk))
+                    # let the playout send what just arrived before synthesising on: a TTS that
+                    # never waits (offline engines, cached audio) must not delay the first frame
+                    await asyncio.sleep(0)
             self.playout.add_frames(audio, encoder.flush())
         finally:
             self.playout.close_segment(audio)  # even when cancelled or failed: no half-open segment
-        await asyncio.sleep(0)

@@ -3,7 +3,8 @@
 Pure and incremental: ``push`` takes each text delta and returns the sentences it completed.
 A sentence ends at ``.``, ``!``, ``?`` (or ``।``, ``…``) followed by a space or newline, or at a
 newline; abbreviations ("Dr.", "e.g.") and numbers ("3.5") do not end one. The first sentence
-of a reply may be cut early at a comma once it is long, to get the first audio out sooner.
+of a reply may be cut early (at a comma once it is long, or after ``first_max_words`` words)
+to get the first audio out sooner.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ ABBREVIATIONS = frozenset(
 )
 _END = re.compile(r"([.!?।…]+[\"')\]]*)(\s+)|(\n+)")
 FIRST_CLAUSE_CHARS = 60  # a first sentence longer than this may be cut at a comma
+FIRST_MAX_WORDS = 12  # ... and one with no comma is cut after this many words
 
 
 class SentenceSplitter:
-    def __init__(self, first_clause_chars: int = FIRST_CLAUSE_CHARS) -> None:
+    def __init__(
+        self, first_clause_chars: int = FIRST_CLAUSE_CHARS, first_max_words: int = FIRST_MAX_WORDS
+    ) -> None:
         self._buffer = ""
         self._emitted = 0
         self._first_clause_chars = first_clause_chars
+        self._first_max_words = first_max_words
 
     def push(self, delta: str) -> list[str]:
         """Add streamed text; return the sentences now complete (stripped, non-empty)."""
@@ -61,4 +66,9 @@ class SentenceSplitter:
             comma = self._buffer.find(", ", self._first_clause_chars // 2)
             if comma != -1:
                 return comma + 2
+        if self._emitted == 0:
+            # a long first sentence with no comma: speak its first words rather than wait
+            spaces = [m.start() for m in re.finditer(r"\s", self._buffer)]
+            if len(spaces) >= self._first_max_words:
+                return spaces[self._first_max_words - 1] + 1
         return None

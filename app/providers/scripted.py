@@ -160,8 +160,7 @@ class ScriptedLLM:
         rule = next((r for r in self.rules if re.search(r.pattern, text, re.IGNORECASE)), None)
         reply = rule.reply if rule else self.default.format(text=text.rstrip(".?! "))
         for i, word in enumerate(reply.split()):
-            yield TextDelta(word if i == 0 else " " + word)
-            await asyncio.sleep(0)
+            yield TextDelta(word if i == 0 else " " + word)  # token by token, with no delay
         if rule and rule.tool:
             args = json.dumps(dict(rule.arguments))
             yield ToolCallRequest(ToolCall(f"call_{len(self.requests)}", rule.tool, args))
@@ -190,4 +189,3 @@ class ToneTTS:
         for i, _ in enumerate(text.split()):
             freq = 500 + 60 * (i % 5)
             yield (7000 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
-            await asyncio.sleep(0)

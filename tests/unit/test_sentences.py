@@ -51,3 +51,11 @@ def test_a_long_first_sentence_is_cut_at_a_comma() -> None:
     assert out == ["Thank you so much for calling the clinic today,"]
     # only the first sentence is cut early
     assert splitter.push(" and with anything else, really, just ask") == []
+
+
+def test_a_long_first_sentence_without_commas_is_cut_after_max_words() -> None:
+    splitter = SentenceSplitter(first_max_words=5)
+    assert splitter.push("one two three four") == []
+    assert splitter.push(" five") == []  # "five" may still be growing
+    assert splitter.push(" six") == ["one two three four five"]
+    assert splitter.push(" seven eight nine ten eleven twelve") == []  # later sentences wait

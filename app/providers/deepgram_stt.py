@@ -1,0 +1,344 @@
+"""Live speech-to-text on Deepgram's v1 listen WebSocket, through the official ``deepgram-sdk``.
+
+A stream sends linear16 mono audio at ``sample_rate`` Hz and turns Deepgram's ``Results``,
+``SpeechStarted`` and ``UtteranceEnd`` messages into ``STTEvent`` s, in the order received.
+Times are seconds of caller audio since the stream opened (samples handed to ``send`` / rate).
+
+A dropped socket is reopened and the audio sent since the end of the last final result (at most
+``_MAX_REPLAY_SECONDS``) is replayed first, so an utterance in progress is still recognised; the
+new socket's times are shifted by where the replay starts, and a transcript never starts before
+the end of the previous final one. Replayed speech may repeat an interim or ``SpeechStarted``.
+
+``make_client`` and ``map_deepgram_error`` are shared with :mod:`app.providers.deepgram_tts`.
+Neither the key nor transcripts are logged or put into errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from deepgram import AsyncDeepgramClient
+from deepgram.core.api_error import ApiError
+from deepgram.environment import DeepgramClientEnvironment
+from deepgram.listen.v1.types import (
+    ListenV1Error,
+    ListenV1Results,
+    ListenV1SpeechStarted,
+    ListenV1UtteranceEnd,
+)
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from app.providers.base import (
+    PCM,
+    ProviderError,
+    SpeechStarted,
+    STTEvent,
+    STTOptions,
+    STTStream,
+    Transcript,
+    UtteranceEnd,
+)
+
+with warnings.catch_warnings():
+    # deepgram-sdk 7.x's socket modules import websockets' deprecated legacy client and
+    # ``InvalidStatusCode`` (websockets >= 14 warns). Load them here, once, with exactly those two
+    # warnings silenced: the SDK client imports them lazily, on first use, where nothing filters.
+    warnings.filterwarnings("ignore", r"websockets\.legacy is deprecated", DeprecationWarning)
+    warnings.filterwarnings("ignore", r"websockets\.exceptions\.InvalidStatusCode", DeprecationWarning)
+    import deepgram.listen.v1.client
+    import deepgram.speak.v1.client  # noqa: F401  (used by app.providers.deepgram_tts)
+    from deepgram.listen.v1.socket_client import AsyncV1SocketClient
+
+__all__ = ["PROVIDER", "DeepgramSTT", "make_client", "map_deepgram_error"]
+
+PROVIDER = "deepgram"
+log = logging.getLogger("app.providers.deepgram")
+
+_AUDIO_QUEUE_CHUNKS = 500  # queued ``send`` calls: 10 s of 20 ms frames
+_MAX_REPLAY_SECONDS = 30.0  # replay buffer bound
+_HEALTHY_SECONDS = 10.0  # a socket that lived this long (or gave a final) resets the failure count
+_CLOSE_TIMEOUT = 5.0  # seconds ``aclose`` waits for the final results
+_NOT_RETRYABLE_STATUS = frozenset({400, 401, 402, 403, 404, 422})
+
+
+def make_client(api_key: str, base_url: str | None) -> AsyncDeepgramClient:
+    """An SDK client for ``base_url`` (``http[s]://host[:port]``; ``None``: Deepgram's cloud).
+    The SDK opens WebSockets at ``environment.production`` and REST at ``environment.base``."""
+    if base_url is None:
+        return AsyncDeepgramClient(api_key=api_key)
+    http = base_url.rstrip("/").replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+    ws = http.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    env = DeepgramClientEnvironment(base=http, production=ws, agent=ws, agent_rest=http)
+    return AsyncDeepgramClient(api_key=api_key, environment=env)
+
+
+def map_deepgram_error(exc: BaseException, during: str) -> ProviderError:
+    """``ProviderError`` for an SDK/transport failure while ``during`` (no key, no request text).
+
+    Not retryable: HTTP 400/401/402/403/404/422 on the upgrade, close code 1008 (the request
+    was refused). Retryable: other statuses (429, 5xx), refused or lost connections, timeouts.
+    """
+    if isinstance(exc, ApiError):
+        status = exc.status_code or 0
+        kind = "authentication failed" if status in (401, 403) else "request refused"
+        retryable = status not in _NOT_RETRYABLE_STATUS
+        return ProviderError(PROVIDER, f"{during}: HTTP {status} ({kind})", retryable=retryable)
+    if isinstance(exc, ConnectionClosed):
+        code = exc.rcvd.code if exc.rcvd is not None else 1006
+        return ProviderError(PROVIDER, f"{during}: connection closed ({code})", retryable=code != 1008)
+    return ProviderError(PROVIDER, f"{during}: {type(exc).__name__}", retryable=True)
+
+
+class _ReplayBuffer:
+    """The audio bytes sent since sample ``start`` of the stream (at most ``_MAX_REPLAY_SECONDS``)."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self._rate, self._max = sample_rate, 2 * int(_MAX_REPLAY_SECONDS * sample_rate)
+        self._audio = bytearray()
+        self.start = 0  # sample index (since the stream opened) of the first byte kept
+
+    def append(self, data: bytes) -> None:
+        self._audio += data
+        if len(self._audio) > self._max:
+            self._drop((len(self._audio) - self._max) // 2)
+
+    def trim_to(self, seconds: float) -> None:
+        """Forget audio before ``seconds`` of stream time (never past what was sent)."""
+        self._drop(min(round(seconds * self._rate) - self.start, len(self._audio) // 2))
+
+    def _drop(self, samples: int) -> None:
+        if samples > 0:
+            del self._audio[: 2 * samples]
+            self.start += samples
+
+    def snapshot(self) -> tuple[float, list[bytes]]:
+        """(stream seconds where the kept audio starts, the audio in 0.25 s pieces)."""
+        audio, step = self._audio, self._rate // 2  # bytes in 0.25 s
+        return self.start / self._rate, [bytes(audio[at : at + step]) for at in range(0, len(audio), step)]
+
+
+class DeepgramSTT:
+    """``SpeechToText`` on Deepgram live streaming. ``sample_rate``: Hz of the int16 mono audio;
+    ``keepalive_seconds``: idle time before a ``KeepAlive``; ``reconnect_attempts``: reopenings
+    tried after a drop before ``events()`` raises ``ProviderError(retryable=True)``."""
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        sample_rate: int = 16000,
+        keepalive_seconds: float = 5.0,
+        reconnect_attempts: int = 3,
+    ) -> None:
+        if sample_rate <= 0 or keepalive_seconds <= 0 or reconnect_attempts < 0:
+            raise ValueError("sample_rate and keepalive_seconds must be > 0, reconnect_attempts >= 0")
+        self.sample_rate = sample_rate
+        self._client = make_client(api_key, base_url)
+        self._keepalive, self._attempts = keepalive_seconds, reconnect_attempts
+
+    def connect_args(self, options: STTOptions) -> dict[str, Any]:
+        """The v1 listen query parameters for ``options`` (model default ``nova-3``)."""
+        model = options.model or "nova-3"
+        args: dict[str, Any] = {
+            "model": model,
+            "language": options.language,
+            "encoding": "linear16",
+            "sample_rate": self.sample_rate,
+            "channels": 1,
+            "interim_results": options.interim_results,
+            "endpointing": options.endpointing_ms if options.endpointing_ms > 0 else False,
+            "vad_events": True,
+            "smart_format": True,
+            "punctuate": True,
+        }
+        if options.interim_results and options.utterance_end_ms > 0:  # needs interim results
+            args["utterance_end_ms"] = options.utterance_end_ms
+        if options.keywords:  # Nova-3 takes ``keyterm``; older models ``keywords``
+            args["keyterm" if model.startswith("nova-3") else "keywords"] = list(options.keywords)
+        return args
+
+    async def open(self, options: STTOptions) -> STTStream:
+        """Connect; raises ``ProviderError`` (``retryable=False`` on a refused key)."""
+        stream = _DeepgramStream(self._client, self.connect_args(options), self.sample_rate, self._keepalive)
+        await stream.start(self._attempts)
+        return stream
+
+
+class _DeepgramStream:
+    """One live stream. Its supervisor task lives in a TaskGroup the stream owns (entered in
+    ``start``, exited in ``aclose``); each socket's sender task lives in a group nested in the
+    supervisor. The supervisor never raises, so the group never cancels the task that opened it."""
+
+    def __init__(self, client: AsyncDeepgramClient, args: dict[str, Any], rate: int, keepalive: float):
+        self._client, self._args, self._keepalive = client, args, keepalive
+        self._audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_AUDIO_QUEUE_CHUNKS)
+        self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
+        self._replay = _ReplayBuffer(rate)
+        self._tg = asyncio.TaskGroup()
+        self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False  # ``aclose`` was called: ``send`` ignores audio
+        self._close_taken = False  # the sender took the end-of-audio marker: CloseStream is due
+        self._close_sent = False  # CloseStream went out on the current socket
+        self._progress = False  # the current socket gave a final result
+        self._ended = False  # the supervisor queued its last event
+        self._floor = 0.0  # end (stream seconds) of the last final result
+        self._dropped = 0
+
+    async def start(self, attempts: int) -> None:
+        await self._tg.__aenter__()
+        self._supervisor = self._tg.create_task(self._run(attempts), name="deepgram-stt")
+        try:
+            await self._ready
+        except BaseException:
+            self._supervisor.cancel()
+            await self._tg.__aexit__(None, None, None)
+            raise
+
+    async def send(self, pcm: PCM) -> None:
+        """Queue int16 audio (no I/O); when full, the oldest queued chunk is dropped. Audio after
+        ``aclose`` or after the stream failed is ignored."""
+        if not (self._closing or self._ended):
+            self._put(np.asarray(pcm, dtype="<i2").tobytes())
+
+    def _put(self, item: bytes | None) -> None:
+        if self._audio.full():
+            self._audio.get_nowait()
+            self._dropped += 1
+            if self._dropped % 50 == 1:
+                log.warning("deepgram: audio queue full, %d chunks dropped", self._dropped)
+        self._audio.put_nowait(item)
+
+    async def events(self) -> AsyncIterator[STTEvent]:
+        """Events in arrival order. Ends after ``aclose`` (once the final results are in); raises
+        ``ProviderError`` when the stream fails. Unread events queue up without bound."""
+        while True:
+            item = await self._events.get()
+            if item is None or isinstance(item, ProviderError):
+                self._events.put_nowait(item)  # later readers see the end too
+                if item is not None:
+                    raise item
+                return
+            yield item
+
+    async def aclose(self) -> None:
+        """Send ``CloseStream``, wait (≤ 5 s) for the last results, stop every task. Idempotent."""
+        if self._closing or self._supervisor is None:
+            return
+        self._closing = True
+        self._put(None)
+        try:
+            await asyncio.wait({self._supervisor}, timeout=_CLOSE_TIMEOUT)
+        finally:
+            self._supervisor.cancel()
+            await self._tg.__aexit__(None, None, None)
+            self._end(None)
+
+    def _end(self, item: ProviderError | None) -> None:
+        if not self._ended:
+            self._ended = True
+            self._events.put_nowait(item)
+
+    async def _run(self, attempts: int) -> None:
+        """The supervisor: one socket after another, until CloseStream is answered or it gives up."""
+        loop, failures = asyncio.get_running_loop(), 0
+        while True:
+            base, replay = self._replay.snapshot()
+            opened = loop.time()
+            try:
+                async with self._client.listen.v1.connect(**self._args) as sock:
+                    if not self._ready.done():
+                        self._ready.set_result(None)
+                    self._progress = False
+                    if await self._pump(sock, base, replay):
+                        return self._end(None)  # the server closed after our CloseStream
+                if self._progress or loop.time() - opened >= _HEALTHY_SECONDS:
+                    failures = 0
+                error = ProviderError(PROVIDER, "connection lost", retryable=True)
+            except (ApiError, OSError, TimeoutError, WebSocketException) as exc:
+                error = map_deepgram_error(exc, "reconnect" if self._ready.done() else "connect")
+            except Exception as exc:  # a bug or an SDK surprise: end the stream, not the caller
+                log.exception("deepgram: stream failed")
+                error = ProviderError(PROVIDER, f"internal error: {type(exc).__name__}", retryable=False)
+            if not self._ready.done():
+                self._ended = True
+                return self._ready.set_exception(error)
+            failures += 1
+            if not error.retryable or failures > attempts:
+                if error.retryable:
+                    reason = str(error).removeprefix(f"{PROVIDER}: ")
+                    error = ProviderError(
+                        PROVIDER, f"{reason}; gave up after {attempts} reconnects", retryable=True
+                    )
+                return self._end(error)
+            log.warning("%s; reconnecting (%d of %d)", error, failures, attempts)
+            await asyncio.sleep(min(0.1 * 2 ** (failures - 1), 2.0))
+
+    async def _pump(self, sock: AsyncV1SocketClient, base: float, replay: list[bytes]) -> bool:
+        """Run one socket until it closes; True when it closed normally after our CloseStream."""
+        self._close_sent, code = False, 1006
+        async with asyncio.TaskGroup() as tg:
+            sender = tg.create_task(self._send_loop(sock, replay), name="deepgram-stt-send")
+            try:
+                while True:
+                    self._on_message(await sock.recv(), base)
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else 1006
+            finally:
+                sender.cancel()
+        return self._close_sent and code == 1000
+
+    async def _send_loop(self, sock: AsyncV1SocketClient, replay: list[bytes]) -> None:
+        """Replay, then queued audio in order; ``KeepAlive`` after ``keepalive`` s without any."""
+        with contextlib.suppress(ConnectionClosed):
+            for data in replay:
+                await sock.send_media(data)
+            while not self._close_taken:
+                try:
+                    async with asyncio.timeout(self._keepalive):
+                        item = await self._audio.get()
+                except TimeoutError:
+                    await sock.send_keep_alive()
+                    continue
+                if item is None:
+                    self._close_taken = True
+                else:
+                    self._replay.append(item)  # kept before sending: a failed send is replayed
+                    await sock.send_media(item)
+            self._close_sent = True
+            await sock.send_close_stream()
+
+    def _on_message(self, msg: object, base: float) -> None:
+        if isinstance(msg, ListenV1Results):
+            self._on_results(msg, base)
+        elif isinstance(msg, ListenV1SpeechStarted):
+            self._events.put_nowait(SpeechStarted(timestamp=round(base + msg.timestamp, 6)))
+        elif isinstance(msg, ListenV1UtteranceEnd):
+            self._events.put_nowait(UtteranceEnd(last_word_end=round(base + msg.last_word_end, 6)))
+        elif isinstance(msg, ListenV1Error):
+            log.warning("deepgram: error message %s: %s", msg.variant, msg.description)
+        # Metadata (after CloseStream) and unknown messages are ignored
+
+    def _on_results(self, msg: ListenV1Results, base: float) -> None:
+        """A transcript spans its first word's start to its last word's end (else its window)."""
+        floor, window_end = self._floor, base + msg.start + msg.duration
+        if msg.is_final:  # audio up to the window's end will not be revised: no need to replay it
+            self._replay.trim_to(window_end)
+            self._floor, self._progress = max(floor, window_end), True
+        alt = msg.channel.alternatives[0] if msg.channel.alternatives else None
+        if alt is None or not alt.transcript.strip():
+            return  # Deepgram sends empty results during silence
+        words = alt.words
+        start = round(max(base + (words[0].start if words else msg.start), floor), 6)
+        end = round(max(base + (words[-1].end if words else msg.start + msg.duration), start), 6)
+        final, speech_final = bool(msg.is_final), bool(msg.speech_final)
+        self._events.put_nowait(Transcript(alt.transcript, final, speech_final, alt.confidence, start, end))

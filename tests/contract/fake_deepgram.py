@@ -1,0 +1,334 @@
+"""A small, protocol-faithful fake of Deepgram's live STT (``/v1/listen``) and Aura streaming TTS
+(``/v1/speak``) WebSockets, for contract tests of the real ``deepgram-sdk`` client.
+
+Recognition is scripted: ``FakeDeepgram.utterances`` are "heard" in order. Audio is judged in
+10 ms frames: a frame is loud when its mean |sample| reaches ``threshold``. Loud frames start
+speech (``SpeechStarted`` with ``vad_events=true``); after 200 ms of speech an interim ``Results``
+carries the first half of the words; ``endpointing`` ms of quiet end it with a final ``Results``
+(``speech_final=true``) holding the whole text; ``utterance_end_ms`` of quiet after the last word
+sends ``UtteranceEnd``. Long silence gets empty final results, like the real service. All times
+are seconds of audio received on that socket. ``Finalize``/``CloseStream`` flush a pending
+utterance (``from_finalize=true``); ``CloseStream`` then sends ``Metadata`` and closes (1000).
+
+Failure injection: ``drop_after_bytes[i]`` closes the i-th listen socket (1011) once it has
+received that many audio bytes; a wrong ``Authorization: Token`` header is refused with HTTP 401,
+parameters Deepgram would reject with HTTP 400. ``speak_status`` refuses speak upgrades with that
+status; ``speak_drop_after_bytes`` closes a speak socket (1011) in the middle of the audio.
+
+``/v1/speak`` answers ``Speak`` + ``Flush`` with :func:`tone` (length proportional to the text)
+in ``speak_chunk_bytes`` pieces, then ``Flushed``. When ``speak_gate`` is set, the last piece
+waits (≤ 2 s) for the gate, so a test can prove audio arrives while synthesis is in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+SECONDS_PER_CHAR = 0.02  # length of the fake TTS audio per character of text
+_MODEL_INFO = {"name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3"}
+_MODEL_UUID = "00000000-0000-4000-8000-000000000003"
+Message = dict[str, Any]
+
+
+def tone(text: str, sample_rate: int) -> npt.NDArray[np.int16]:
+    """The fake TTS audio for ``text``: a 440 Hz int16 tone, ``SECONDS_PER_CHAR`` s per character."""
+    n = round(len(text) * SECONDS_PER_CHAR * sample_rate)
+    return (8000 * np.sin(2 * np.pi * 440.0 * np.arange(n) / sample_rate)).astype(np.int16)
+
+
+@dataclass
+class ListenSocket:
+    """What one ``/v1/listen`` connection saw, and sent (``sent``)."""
+
+    authorized: bool
+    query: list[tuple[str, str]]
+    bytes_received: int = 0
+    keepalives: int = 0
+    finalizes: int = 0
+    close_stream: bool = False
+    dropped: bool = False
+    sent: list[Message] = field(default_factory=list)
+
+    def param(self, name: str) -> str | None:
+        return next((v for k, v in self.query if k == name), None)
+
+
+@dataclass
+class SpeakSocket:
+    authorized: bool
+    query: dict[str, str]
+    texts: list[str] = field(default_factory=list)  # one per Flush
+    gate_timed_out: bool = False
+
+
+@dataclass
+class FakeDeepgram:
+    api_key: str = "test-key"
+    utterances: list[str] = field(default_factory=list)
+    threshold: int = 1000
+    drop_after_bytes: list[int | None] = field(default_factory=list)
+    speak_chunk_bytes: int = 999  # odd on purpose: clients must carry a byte over
+    speak_delay: float = 0.005  # seconds between speak chunks
+    speak_gate: threading.Event | None = None
+    speak_status: int | None = None  # refuse every speak upgrade with this HTTP status
+    speak_drop_after_bytes: int | None = None  # close (1011) once this much audio went out
+    listens: list[ListenSocket] = field(default_factory=list)
+    speaks: list[SpeakSocket] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """Back to a fresh fake with the same key, for a server shared between tests."""
+        self.__dict__.update(FakeDeepgram(api_key=self.api_key).__dict__)
+
+    def app(self) -> Starlette:
+        routes = [WebSocketRoute("/v1/listen", self._listen), WebSocketRoute("/v1/speak", self._speak)]
+        return Starlette(routes=routes)
+
+    def _authorized(self, ws: WebSocket) -> bool:
+        return ws.headers.get("authorization") == f"Token {self.api_key}"
+
+    async def _refuse(self, ws: WebSocket, status: int, message: str) -> None:
+        body = {"err_code": "INVALID_AUTH" if status == 401 else "Bad Request", "err_msg": message}
+        await ws.send_denial_response(JSONResponse(body, status_code=status))
+
+    async def _listen(self, ws: WebSocket) -> None:
+        rec = ListenSocket(self._authorized(ws), ws.query_params.multi_items())
+        index = len(self.listens)
+        self.listens.append(rec)
+        problem = "Invalid credentials." if not rec.authorized else _check_listen_query(rec)
+        if problem:
+            return await self._refuse(ws, 401 if not rec.authorized else 400, problem)
+        await ws.accept()
+        drop = self.drop_after_bytes[index] if index < len(self.drop_after_bytes) else None
+        recogniser = _Recogniser(rec, self)
+
+        async def emit(messages: list[Message]) -> None:
+            for message in messages:
+                rec.sent.append(message)
+                await ws.send_text(json.dumps(message))
+
+        try:
+            while (msg := await ws.receive())["type"] != "websocket.disconnect":
+                if msg.get("bytes") is not None:
+                    rec.bytes_received += len(msg["bytes"])
+                    if drop is not None and rec.bytes_received >= drop:
+                        rec.dropped = True
+                        return await ws.close(1011, "fake drop")
+                    await emit(recogniser.feed(msg["bytes"]))
+                    continue
+                kind = json.loads(msg["text"]).get("type")
+                if kind == "KeepAlive":
+                    rec.keepalives += 1
+                elif kind == "Finalize":
+                    rec.finalizes += 1
+                    await emit(recogniser.flush())
+                elif kind == "CloseStream":
+                    rec.close_stream = True
+                    await emit([*recogniser.flush(), recogniser.metadata()])
+                    return await ws.close(1000)
+        except WebSocketDisconnect:
+            return
+
+    async def _speak(self, ws: WebSocket) -> None:
+        rec = SpeakSocket(self._authorized(ws), dict(ws.query_params))
+        self.speaks.append(rec)
+        if not rec.authorized or self.speak_status is not None:
+            return await self._refuse(ws, self.speak_status or 401, "refused")
+        if rec.query.get("encoding") != "linear16" or not rec.query.get("model", "").startswith("aura"):
+            return await self._refuse(ws, 400, "unsupported encoding or model")
+        rate = int(rec.query.get("sample_rate", "24000"))
+        await ws.accept()
+        meta = {"type": "Metadata", "request_id": str(uuid.uuid4()), "model_name": rec.query["model"]}
+        await ws.send_text(json.dumps({**meta, "model_version": "2025-01-01.0", "model_uuid": _MODEL_UUID}))
+        pending, flushes = "", 0
+        try:
+            while True:
+                message = json.loads(await ws.receive_text())
+                if message["type"] == "Speak":
+                    pending += message["text"]
+                elif message["type"] == "Flush":
+                    rec.texts.append(pending)
+                    if not await self._send_audio(ws, rec, tone(pending, rate).tobytes()):
+                        return await ws.close(1011, "fake drop")
+                    await ws.send_text(json.dumps({"type": "Flushed", "sequence_id": flushes}))
+                    pending, flushes = "", flushes + 1
+                elif message["type"] == "Clear":
+                    pending = ""
+                    await ws.send_text(json.dumps({"type": "Cleared", "sequence_id": flushes}))
+                elif message["type"] == "Close":
+                    return await ws.close(1000)
+        except WebSocketDisconnect:
+            return
+
+    async def _send_audio(self, ws: WebSocket, rec: SpeakSocket, audio: bytes) -> bool:
+        """Send ``audio`` in pieces; False when ``speak_drop_after_bytes`` cut it short."""
+        step = self.speak_chunk_bytes
+        for at in range(0, len(audio), step):
+            if self.speak_drop_after_bytes is not None and at >= self.speak_drop_after_bytes:
+                return False
+            if at + step >= len(audio) and self.speak_gate is not None:
+                rec.gate_timed_out = not await asyncio.to_thread(self.speak_gate.wait, 2.0)
+            await ws.send_bytes(audio[at : at + step])
+            await asyncio.sleep(self.speak_delay)
+        return True
+
+
+def _check_listen_query(rec: ListenSocket) -> str | None:
+    """The HTTP 400 reasons Deepgram gives for the parameters this project sends."""
+    query = dict(rec.query)
+    if query.get("encoding", "linear16") not in ("linear16", "mulaw", "alaw", "opus", "flac"):
+        return "unknown encoding"
+    if "encoding" in query and not query.get("sample_rate", "").isdigit():
+        return "sample_rate is required with encoding"
+    for name in ("interim_results", "vad_events", "smart_format", "punctuate"):
+        if query.get(name, "false") not in ("true", "false"):
+            return f"{name} must be true or false"
+    if not (query.get("endpointing", "10").isdigit() or query.get("endpointing") == "false"):
+        return "endpointing must be an integer or false"
+    if "utterance_end_ms" in query and int(query["utterance_end_ms"]) < 1000:
+        return "utterance_end_ms must be at least 1000"
+    nova3 = query.get("model", "").startswith("nova-3")
+    if rec.param("keyterm") is not None and not nova3:
+        return "keyterm is only supported by Nova-3"
+    if rec.param("keywords") is not None and nova3:
+        return "Keywords are not supported for Nova-3, use keyterm"
+    return None
+
+
+def _first_half(text: str) -> str:
+    """What an interim result hears of ``text``: the first half of its words (at least one)."""
+    words = text.split()
+    return " ".join(words[: max(1, len(words) // 2)])
+
+
+class _Recogniser:
+    """Energy-based scripted recognition for one listen socket (see the module docstring).
+    Positions are in samples received on this socket."""
+
+    def __init__(self, rec: ListenSocket, fake: FakeDeepgram) -> None:
+        query = dict(rec.query)
+        self._fake, self._rate = fake, int(query.get("sample_rate", "16000"))
+        self._frame = self._rate // 100
+        endpointing = query.get("endpointing", "10")  # Deepgram's default: 10 ms
+        self._endpoint = None if endpointing == "false" else int(endpointing) * self._rate // 1000
+        self._interim = query.get("interim_results") == "true"
+        self._vad = query.get("vad_events") == "true"
+        ue_ms = query.get("utterance_end_ms") if self._interim else None  # needs interim results
+        self._utterance_end = None if ue_ms is None else int(ue_ms) * self._rate // 1000
+        self._request_id = str(uuid.uuid4())
+        self._buf = b""
+        self._pos = 0  # samples judged so far
+        self._final_end = 0  # where the last final result's window ended
+        self._speech_start: int | None = None
+        self._last_loud = 0
+        self._interim_sent = False
+        self._word_end_pending: int | None = None  # last word end awaiting UtteranceEnd
+
+    def feed(self, data: bytes) -> list[Message]:
+        self._buf += data
+        out: list[Message] = []
+        step = 2 * self._frame
+        while len(self._buf) >= step:
+            frame, self._buf = np.frombuffer(self._buf[:step], dtype="<i2"), self._buf[step:]
+            self._pos += self._frame
+            loud = float(np.abs(frame.astype(np.int32)).mean()) >= self._fake.threshold
+            out.extend(self._loud() if loud else self._quiet())
+        return out
+
+    def flush(self) -> list[Message]:
+        """``Finalize``: everything heard so far becomes final."""
+        if self._speech_start is not None:
+            return self._finish(speech_final=False, from_finalize=True)
+        if self._pos > self._final_end:
+            return [self._results("", is_final=True, from_finalize=True)]
+        return []
+
+    def metadata(self) -> Message:
+        ids = {"transaction_key": "deprecated", "request_id": self._request_id, "sha256": "0" * 64}
+        return {
+            "type": "Metadata",
+            **ids,
+            "created": "2025-01-01T00:00:00.000Z",
+            "duration": self._sec(self._pos),
+            "channels": 1,
+            "models": [_MODEL_UUID],
+            "model_info": {_MODEL_UUID: _MODEL_INFO},
+        }
+
+    def _sec(self, samples: float) -> float:
+        return round(samples / self._rate, 3)
+
+    def _loud(self) -> list[Message]:
+        out = []
+        if self._speech_start is None:
+            start = self._speech_start = self._pos - self._frame
+            self._interim_sent, self._word_end_pending = False, None
+            if self._vad:
+                out.append({"type": "SpeechStarted", "channel": [0], "timestamp": self._sec(start)})
+        self._last_loud = self._pos
+        if self._interim and not self._interim_sent and self._pos - self._speech_start >= self._rate // 5:
+            self._interim_sent = True
+            text = self._fake.utterances[0] if self._fake.utterances else ""
+            out.append(self._results(_first_half(text), is_final=False))
+        return out
+
+    def _quiet(self) -> list[Message]:
+        if self._speech_start is not None:
+            if self._endpoint is not None and self._pos - self._last_loud >= self._endpoint:
+                return self._finish(speech_final=True)
+        elif self._word_end_pending is not None:
+            if self._utterance_end is None or self._pos - self._word_end_pending >= self._utterance_end:
+                self._word_end_pending = None
+                if self._utterance_end is not None:
+                    last_word_end = self._sec(self._last_loud)
+                    return [{"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": last_word_end}]
+        elif self._pos - self._final_end >= 3 * self._rate:  # long silence: an empty final
+            return [self._results("", is_final=True)]
+        return []
+
+    def _finish(self, *, speech_final: bool, from_finalize: bool = False) -> list[Message]:
+        text = self._fake.utterances.pop(0) if self._fake.utterances else ""
+        out = []
+        if self._interim and not self._interim_sent:
+            out.append(self._results(_first_half(text), is_final=False))
+        out.append(self._results(text, is_final=True, speech_final=speech_final, from_finalize=from_finalize))
+        self._word_end_pending, self._speech_start = self._last_loud, None
+        return out
+
+    def _results(
+        self, text: str, *, is_final: bool, speech_final: bool = False, from_finalize: bool = False
+    ) -> Message:
+        """A ``Results`` message for the window since the last final; words spread evenly over the speech."""
+        start, tokens, words, first = self._final_end, text.split(), [], self._speech_start
+        if tokens and first is not None:
+            span = (self._last_loud - first) / len(tokens)
+            for i, token in enumerate(tokens):
+                w0, w1 = self._sec(first + i * span), self._sec(first + (i + 1) * span)
+                word = {"word": token.lower().strip(".,?!"), "start": w0, "end": w1, "confidence": 0.98}
+                words.append({**word, "punctuated_word": token})
+        if is_final:
+            self._final_end = self._pos
+        model = {"model_info": _MODEL_INFO, "model_uuid": _MODEL_UUID}
+        alternative = {"transcript": text, "confidence": 0.98 if text else 0.0, "words": words}
+        return {
+            "type": "Results",
+            "channel_index": [0, 1],
+            "duration": self._sec(self._pos - start),
+            "start": self._sec(start),
+            "is_final": is_final,
+            "speech_final": speech_final,
+            "from_finalize": from_finalize,
+            "channel": {"alternatives": [alternative]},
+            "metadata": {"request_id": self._request_id, **model},
+        }

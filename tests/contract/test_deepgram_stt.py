@@ -1,0 +1,253 @@
+"""DeepgramSTT through the real deepgram-sdk against the fake Deepgram in ``fake_deepgram.py``.
+
+Audio is queued faster than real time (the fake judges samples, not the clock), so a test with
+seconds of audio takes milliseconds. At 16 kHz one second of int16 audio is 32000 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from app.providers.base import (
+    PCM,
+    ProviderError,
+    SpeechStarted,
+    STTEvent,
+    STTOptions,
+    STTStream,
+    Transcript,
+    UtteranceEnd,
+)
+from app.providers.deepgram_stt import DeepgramSTT
+from tests.contract.fake_deepgram import FakeDeepgram
+from tests.servers import serve_in_thread
+
+KEY = "test-key"
+RATE = 16000
+
+
+@dataclass
+class Served:
+    fake: FakeDeepgram
+    url: str
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Served]:
+    fake = FakeDeepgram(api_key=KEY)
+    with serve_in_thread(fake.app()) as url:
+        yield Served(fake, url)
+
+
+@pytest.fixture
+def served(server: Served) -> Served:
+    """The module's fake Deepgram, reset: no script, no recorded sockets."""
+    server.fake.reset()
+    return server
+
+
+def loud(seconds: float) -> PCM:
+    """A 200 Hz square wave at amplitude 5000: every 10 ms frame is loud."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    return np.where(np.sin(2 * np.pi * 200 * t) >= 0, 5000, -5000).astype(np.int16)
+
+
+def quiet(seconds: float) -> PCM:
+    return np.zeros(round(seconds * RATE), dtype=np.int16)
+
+
+async def send_all(stream: STTStream, *parts: PCM) -> None:
+    """Send ``parts`` as 20 ms frames, the way the call pipeline does."""
+    audio = np.concatenate(parts)
+    for at in range(0, len(audio), RATE // 50):
+        await stream.send(audio[at : at + RATE // 50])
+
+
+async def collect(stream: STTStream) -> list[STTEvent]:
+    return [event async for event in stream.events()]
+
+
+async def run(stream: STTStream, *parts: PCM) -> list[STTEvent]:
+    """Send the audio, close (which waits for the last results), and return every event."""
+    async with asyncio.TaskGroup() as tg:
+        reader = tg.create_task(collect(stream))
+        await send_all(stream, *parts)
+        await stream.aclose()
+    return reader.result()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (up to 2 s) for the fake, in another thread, to reach a state."""
+    deadline = asyncio.get_running_loop().time() + 2.0
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def finals(events: list[STTEvent]) -> list[Transcript]:
+    return [e for e in events if isinstance(e, Transcript) and e.is_final]
+
+
+async def test_results_map_to_speech_started_interim_final_and_utterance_end(served: Served) -> None:
+    served.fake.utterances = ["Hello there, how are you?"]
+    stt = DeepgramSTT(KEY, base_url=served.url)
+    assert (stt.name, stt.sample_rate) == ("deepgram", RATE)
+    stream = await stt.open(STTOptions(endpointing_ms=300, utterance_end_ms=1000))
+    events = await run(stream, quiet(0.2), loud(0.5), quiet(1.5))
+
+    assert [type(e) for e in events] == [SpeechStarted, Transcript, Transcript, UtteranceEnd]
+    started, interim, final, utterance_end = events
+    assert started == SpeechStarted(timestamp=0.2)
+    assert isinstance(interim, Transcript)
+    assert isinstance(final, Transcript)
+    assert (interim.text, interim.is_final, interim.speech_final) == ("Hello there,", False, False)
+    assert (final.text, final.is_final, final.speech_final) == ("Hello there, how are you?", True, True)
+    assert (final.confidence, final.start, final.end) == (0.98, 0.2, 0.7)  # first word start, last word end
+    assert utterance_end == UtteranceEnd(last_word_end=0.7)
+    rec = served.fake.listens[0]
+    assert rec.close_stream
+    assert rec.bytes_received == round(2.2 * 2 * RATE)
+    assert rec.sent[-1]["type"] == "Metadata"  # received after CloseStream, and ignored
+
+
+async def test_query_parameters_and_auth_header(served: Served) -> None:
+    stt = DeepgramSTT(KEY, base_url=served.url)
+    options = STTOptions(language="en-IN", keywords=("Vobiz", "booking id"), endpointing_ms=250)
+    await (await stt.open(options)).aclose()
+    options = STTOptions(model="nova-2-phonecall", keywords=("Vobiz:2",), utterance_end_ms=1500)
+    await (await stt.open(options)).aclose()
+    await (await stt.open(STTOptions(interim_results=False, endpointing_ms=0))).aclose()
+
+    nova3, nova2, plain = served.fake.listens
+    assert all(rec.authorized for rec in served.fake.listens)
+    assert sorted(nova3.query) == [
+        ("channels", "1"),
+        ("encoding", "linear16"),
+        ("endpointing", "250"),
+        ("interim_results", "true"),
+        ("keyterm", "Vobiz"),
+        ("keyterm", "booking id"),
+        ("language", "en-IN"),
+        ("model", "nova-3"),
+        ("punctuate", "true"),
+        ("sample_rate", "16000"),
+        ("smart_format", "true"),
+        ("utterance_end_ms", "1000"),
+        ("vad_events", "true"),
+    ]
+    assert (nova2.param("model"), nova2.param("keywords"), nova2.param("keyterm")) == (
+        "nova-2-phonecall",
+        "Vobiz:2",
+        None,
+    )
+    assert nova2.param("utterance_end_ms") == "1500"
+    # utterance_end_ms needs interim results; endpointing 0 turns endpointing off
+    assert (plain.param("interim_results"), plain.param("utterance_end_ms")) == ("false", None)
+    assert plain.param("endpointing") == "false"
+
+
+async def test_keepalive_only_when_no_audio_flows(served: Served) -> None:
+    stream = await DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=0.15).open(STTOptions())
+    for _ in range(15):  # 0.3 s of 20 ms frames, paced: never 0.15 s without audio
+        await stream.send(quiet(0.02))
+        await asyncio.sleep(0.02)
+    await until(lambda: served.fake.listens[0].bytes_received >= 15 * 640)
+    assert served.fake.listens[0].keepalives == 0
+    await asyncio.sleep(0.5)  # silence: a KeepAlive every 0.15 s
+    await stream.aclose()
+    assert 2 <= served.fake.listens[0].keepalives <= 4
+
+
+async def test_reconnect_replays_the_utterance_in_progress_with_monotonic_times(served: Served) -> None:
+    served.fake.utterances = ["first one", "second utterance here"]
+    # the first socket drops 1.25 s in, in the middle of the second utterance (1.1 s .. 1.4 s)
+    served.fake.drop_after_bytes = [round(1.25 * 2 * RATE)]
+    stream = await DeepgramSTT(KEY, base_url=served.url).open(STTOptions(endpointing_ms=300))
+    events = await run(stream, quiet(0.2), loud(0.4), quiet(0.5), loud(0.3), quiet(1.3))
+
+    first, second = served.fake.listens
+    assert first.dropped
+    assert not second.dropped
+    assert second.close_stream
+    # the replay starts where the first final ended (0.9 s: 0.6 s + 300 ms endpointing)
+    assert second.bytes_received == round((2.7 - 0.9) * 2 * RATE)
+    got = finals(events)
+    assert [(t.text, t.start, t.end) for t in got] == [
+        ("first one", 0.2, 0.6),
+        ("second utterance here", 1.1, 1.4),
+    ]
+    assert all(t.speech_final for t in got)
+    starts = [e.start for e in events if isinstance(e, Transcript) and e.start is not None]
+    assert len(starts) == 4  # an interim and a final per utterance
+    assert starts == sorted(starts)  # monotonic across the reconnect
+    assert UtteranceEnd(last_word_end=1.4) in events
+    # speech started again on the new socket, at the same stream time
+    assert [e.timestamp for e in events if isinstance(e, SpeechStarted)] == [0.2, 1.1, 1.1]
+
+
+async def test_aclose_flushes_final_results_and_leaves_no_tasks(served: Served) -> None:
+    served.fake.utterances = ["cut short"]
+    stream = await DeepgramSTT(KEY, base_url=served.url).open(STTOptions())
+    await send_all(stream, quiet(0.1), loud(0.4))  # no trailing silence: no endpoint yet
+    await stream.aclose()
+    await stream.aclose()  # twice is fine
+    await stream.send(loud(0.1))  # ignored after close
+    events = await collect(stream)
+    assert [(t.text, t.is_final, t.speech_final) for t in finals(events)] == [("cut short", True, False)]
+    assert served.fake.listens[0].close_stream
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert await collect(stream) == []  # a second reader sees the end too
+
+
+async def test_auth_failure_is_not_retryable_and_hides_the_key(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    stt = DeepgramSTT("wrong-secret-key", base_url=served.url)
+    with pytest.raises(ProviderError) as info:
+        await stt.open(STTOptions())
+    assert info.value.retryable is False
+    assert info.value.provider == "deepgram"
+    assert "401" in str(info.value)
+    assert "wrong-secret-key" not in str(info.value) + caplog.text
+    assert not served.fake.listens[0].authorized
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_repeated_drops_end_in_a_retryable_error(served: Served) -> None:
+    served.fake.drop_after_bytes = [8000] * 10
+    stream = await DeepgramSTT(KEY, base_url=served.url, reconnect_attempts=2).open(STTOptions())
+    await send_all(stream, loud(1.0))
+    with pytest.raises(ProviderError) as info:
+        await collect(stream)
+    assert info.value.retryable is True
+    assert "gave up after 2 reconnects" in str(info.value)
+    assert len(served.fake.listens) == 3  # the first socket and two reconnects
+    await stream.aclose()
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_unreachable_server_is_retryable() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ProviderError) as info:
+        await DeepgramSTT(KEY, base_url=f"http://127.0.0.1:{port}").open(STTOptions())
+    assert info.value.retryable is True
+
+
+async def test_send_never_blocks_and_drops_the_oldest_audio_when_the_queue_is_full(served: Served) -> None:
+    stream = await DeepgramSTT(KEY, base_url=served.url).open(STTOptions())
+    frame = quiet(0.02)
+    for _ in range(2000):  # 40 s of audio without yielding to the sender: must not block
+        await stream.send(frame)
+    await stream.aclose()
+    # the newest 10 s, less one frame that made room for the end-of-audio marker
+    assert served.fake.listens[0].bytes_received == 499 * 640
