@@ -1,11 +1,32 @@
-"""Persona names: which ``prompts/<name>.md`` files exist. A name is never a path."""
+"""Personas: ``prompts/<name>.md`` files a business edits, not Python.
+
+A persona file is YAML front matter (settings) between ``---`` lines, then the system prompt::
+
+    ---
+    display_name: Sunrise Clinic
+    greeting: Good morning, Sunrise Clinic, how can I help?
+    tools: [end_call, transfer_call]
+    transfer_number: "+14155550123"
+    ---
+    You are the receptionist of Sunrise Clinic...
+
+Unknown keys, wrong types and missing required fields are errors that name the file, the
+field and a hint; the service refuses to start on a broken persona. A persona name is
+lower-case letters, digits, ``-`` and ``_`` (never a path).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+import pydantic
+import yaml
 
 PERSONA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.DOTALL)
 
 
 def is_valid_name(name: str) -> bool:
@@ -13,8 +34,95 @@ def is_valid_name(name: str) -> bool:
     return PERSONA_NAME.fullmatch(name) is not None
 
 
-def persona_names(prompts_dir: Path) -> frozenset[str]:
-    """The persona names defined in ``prompts_dir`` (``<name>.md`` files with valid names)."""
+class PersonaError(ValueError):
+    """A persona file that cannot be used; the message names the file, field and a hint."""
+
+
+class PersonaSettings(pydantic.BaseModel):
+    """The front matter. Times in seconds unless the name says ``_ms``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    display_name: str = pydantic.Field(min_length=1)
+    language: str = "en-US"
+    greeting: str = ""
+    greeting_interruptible: bool = True
+    goodbye: str = "Thank you for calling. Goodbye!"
+    llm_model: str = "gpt-4o-mini"
+    temperature: float = pydantic.Field(0.6, ge=0.0, le=2.0)
+    stt_model: str = "nova-3"
+    keywords: list[str] = []
+    tts_provider: Literal["deepgram", "openai"] = "deepgram"
+    tts_voice: str = ""
+    min_speech_ms: int = pydantic.Field(80, ge=20, le=2000)
+    min_words: int = pydantic.Field(1, ge=1, le=10)
+    backchannels: list[str] | None = None  # None: the built-in English/Hindi list
+    idle_reprompt_seconds: float = pydantic.Field(8.0, gt=0)
+    idle_reprompt_count: int = pydantic.Field(2, ge=0, le=10)
+    reprompt: str = "Are you still there?"
+    max_duration_seconds: float = pydantic.Field(600.0, gt=0)
+    closing_line: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
+    tools: list[str] = ["end_call"]
+    transfer_number: str | None = pydantic.Field(None, pattern=r"^\+?[0-9]{6,15}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    name: str
+    settings: PersonaSettings
+    prompt: str  # the system prompt (the file's body)
+    path: Path
+
+
+def load_persona(path: Path, known_tools: frozenset[str] | None = None) -> Persona:
+    """Read and check one persona file."""
+    name = path.stem
+    if not is_valid_name(name):
+        raise PersonaError(f"{path}: file name: use lower-case letters, digits, '-' and '_' only")
+    text = path.read_text(encoding="utf-8")
+    match = FRONT_MATTER.match(text)
+    if match is None:
+        raise PersonaError(f"{path}: no front matter: start the file with a '---' line, settings, '---'")
+    try:
+        raw = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise PersonaError(f"{path}: front matter is not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise PersonaError(f"{path}: front matter must be 'key: value' lines")
+    try:
+        settings = PersonaSettings.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise PersonaError("\n".join(_describe(path, e) for e in exc.errors(include_url=False))) from None
+    if known_tools is not None:
+        for tool in settings.tools:
+            if tool not in known_tools:
+                raise PersonaError(
+                    f"{path}: tools: unknown tool {tool!r} (available: {', '.join(sorted(known_tools))})"
+                )
+    if "transfer_call" in settings.tools and not settings.transfer_number:
+        raise PersonaError(f"{path}: transfer_number: required when tools include transfer_call")
+    prompt = match.group(2).strip()
+    if not prompt:
+        raise PersonaError(f"{path}: the system prompt (the text after the front matter) is empty")
+    return Persona(name, settings, prompt, path)
+
+
+def _describe(path: Path, error: object) -> str:
+    err = error if isinstance(error, dict) else {}
+    field = ".".join(str(p) for p in err.get("loc", ())) or "front matter"
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        close = [f for f in PersonaSettings.model_fields if f.startswith(field[:4])]
+        hint = f"unknown setting (did you mean {close[0]!r}?)" if close else "unknown setting"
+    elif kind == "missing":
+        hint = "required: add it to the front matter"
+    else:
+        hint = str(err.get("msg", "invalid value"))
+    return f"{path}: {field}: {hint}"
+
+
+def load_personas(prompts_dir: Path, known_tools: frozenset[str] | None = None) -> dict[str, Persona]:
+    """Every ``*.md`` persona in ``prompts_dir``; raises ``PersonaError`` on the first broken one."""
     if not prompts_dir.is_dir():
-        return frozenset()
-    return frozenset(p.stem for p in prompts_dir.glob("*.md") if is_valid_name(p.stem))
+        raise PersonaError(f"{prompts_dir}: persona folder not found")
+    return {p.stem: load_persona(p, known_tools) for p in sorted(prompts_dir.glob("*.md"))}

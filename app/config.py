@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     vobiz_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
 
     deepgram_api_key: SecretStr = SecretStr("")
+    deepgram_base_url: str = ""  # empty: Deepgram's cloud; set for a self-hosted Deepgram
     openai_api_key: SecretStr = SecretStr("")
     openai_base_url: str = ""
 
@@ -66,7 +67,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("vobiz_api_base_url", "openai_base_url")
+    @field_validator("vobiz_api_base_url", "openai_base_url", "deepgram_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")

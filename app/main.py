@@ -11,21 +11,51 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from agents.personas import persona_names
+from agents.builtin import BUILTIN_TOOLS
+from agents.personas import PersonaError, load_personas
 from app.api import health, media, webhooks
 from app.api.deps import AgentFactory, AppContext
+from app.api.webhooks import TRANSFER_PATH
 from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
+from app.pipeline.control import VobizCallControl
+from app.pipeline.conversation import Conversation
 from app.pipeline.echo import EchoAgent
+from app.pipeline.factory import conversation_config, persona_providers, persona_tools
 from app.pipeline.registry import CallRegistry
+from app.pipeline.session import Agent
+from app.providers.registry import ProviderSet, build_providers
 from app.telephony.rest import VobizClient
-from app.telephony.token import MIN_SECRET_BYTES, new_secret
+from app.telephony.token import MIN_SECRET_BYTES, StreamClaims, new_secret
 
 log = logging.getLogger("app")
 
 
 class ConfigurationError(RuntimeError):
     """The settings cannot work; raised at start-up, never mid-call."""
+
+
+def echo_factory(claims: StreamClaims, ctx: AppContext) -> Agent:
+    return EchoAgent()
+
+
+def conversation_factory(providers: ProviderSet) -> AgentFactory:
+    """Each call gets a ``Conversation`` built from its persona and the shared providers."""
+
+    def make(claims: StreamClaims, ctx: AppContext) -> Agent:
+        persona = ctx.personas[claims.persona]
+        transfer_url = f"{ctx.settings.public_base}{TRANSFER_PATH}/{persona.name}"
+        return Conversation(
+            config=conversation_config(persona),
+            providers=persona_providers(persona, providers),
+            clock=ctx.clock,
+            control=VobizCallControl(ctx.vobiz, claims.call_id, transfer_url),
+            tools=persona_tools(persona),
+            call_id=claims.call_id,
+            persona=persona.name,
+        )
+
+    return make
 
 
 def create_app(
@@ -42,7 +72,10 @@ def create_app(
     prompts_dir = prompts_dir or settings.prompts_dir
     if settings.signature_mode is SignatureMode.ENFORCE and not settings.vobiz_auth_token.get_secret_value():
         raise ConfigurationError("SIGNATURE_MODE=enforce needs VOBIZ_AUTH_TOKEN to check signatures")
-    personas = persona_names(prompts_dir)
+    try:
+        personas = load_personas(prompts_dir, frozenset(BUILTIN_TOOLS))
+    except PersonaError as exc:
+        raise ConfigurationError(f"broken persona: {exc}") from None
     if settings.default_persona not in personas:
         raise ConfigurationError(
             f"DEFAULT_PERSONA={settings.default_persona!r}: no {settings.default_persona}.md in {prompts_dir}"
@@ -59,11 +92,25 @@ def create_app(
     else:
         log.info("VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN not set: REST call control (hang-up, transfer) is off")
 
+    providers: ProviderSet | None = None
+    if agent_factory is None:
+        providers = build_providers(settings)
+        if providers is None:
+            log.warning(
+                "no speech and language providers (DEEPGRAM_API_KEY, OPENAI_API_KEY): the agent echoes"
+            )
+            agent_factory = echo_factory
+        else:
+            log.info("providers: %s", providers.describe())
+            agent_factory = conversation_factory(providers)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         if vobiz is not None:
             await vobiz.aclose()
+        if providers is not None:
+            await providers.aclose()
 
     app = FastAPI(title="Vobiz voice agent", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.ctx = AppContext(
@@ -72,7 +119,7 @@ def create_app(
         registry=CallRegistry(),
         clock=clock or SystemClock(),
         wall_time=time.time,
-        agent_factory=agent_factory or (lambda claims, ctx: EchoAgent()),
+        agent_factory=agent_factory,
         personas=personas,
         vobiz=vobiz,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,12 +36,12 @@ def serve_in_thread(app: Any, *, ws_max_size: int = 16 * 1024 * 1024) -> Iterato
 
 
 @contextmanager
-def run_server(app: Any, *, ws_max_size: int = 16 * 1024 * 1024) -> Iterator[RunningServer]:
+def run_server(app: Any, *, ws_max_size: int = 16 * 1024 * 1024, port: int = 0) -> Iterator[RunningServer]:
     """Like ``serve_in_thread``, but yields the URL together with the server's event loop."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=0,
+        port=port,
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -68,3 +69,11 @@ def run_server(app: Any, *, ws_max_size: int = 16 * 1024 * 1024) -> Iterator[Run
         server.should_exit = True
         thread.join(timeout=10)
         loop.close()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago (for apps that must know their URL)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import Request, WebSocket
 
+from agents.personas import Persona
 from app.clock import Clock
 from app.config import Settings
 from app.pipeline.registry import CallRegistry
@@ -26,7 +27,7 @@ class AppContext:
     clock: Clock  # monotonic time for the call path
     wall_time: Callable[[], float]  # unix seconds, for token expiry across replicas
     agent_factory: AgentFactory
-    personas: frozenset[str]
+    personas: dict[str, Persona]
     vobiz: VobizClient | None  # the REST API, when VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN are set
 
 

@@ -16,7 +16,7 @@ from app.api.deps import AppContext, get_ctx
 from app.config import SignatureMode
 from app.telephony.signature import verify_signature
 from app.telephony.token import StreamClaims, issue_token
-from app.telephony.xml import StreamSettings, answer_xml
+from app.telephony.xml import StreamSettings, answer_xml, dial_xml, speak_hangup_xml
 
 log = logging.getLogger("app.webhooks")
 router = APIRouter(prefix="/vobiz")
@@ -25,6 +25,7 @@ ANSWER_PATH = "/vobiz/answer"
 HANGUP_PATH = "/vobiz/hangup"
 STREAM_STATUS_PATH = "/vobiz/stream-status"
 MEDIA_PATH = "/vobiz/media"
+TRANSFER_PATH = "/vobiz/transfer"
 
 
 async def vobiz_params(request: Request) -> dict[str, str]:
@@ -109,6 +110,19 @@ def _end_call(ctx: AppContext, params: dict[str, str]) -> Response:
         extra={"call_id": call_id, "session_ended": ended, "cause": params.get("HangupCause", "")},
     )
     return Response(status_code=204)
+
+
+@router.api_route("/transfer/{persona}", methods=["GET", "POST"], dependencies=[Signed])
+async def transfer(persona: str, ctx: Ctx) -> Response:
+    """Where ``transfer_call`` sends the call: dial the persona's transfer number."""
+    found = ctx.personas.get(persona) if is_valid_name(persona) else None
+    number = found.settings.transfer_number if found is not None else None
+    if number is None:
+        log.warning("transfer requested for a persona without a transfer number")
+        return Response(
+            speak_hangup_xml("Sorry, no one is available. Goodbye."), media_type="application/xml"
+        )
+    return Response(dial_xml(number), media_type="application/xml")
 
 
 @router.api_route("/stream-status", methods=["GET", "POST"], dependencies=[Signed])

@@ -9,6 +9,7 @@ Cancelling the task stops the LLM and TTS streams at their next await.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -105,18 +106,19 @@ class Responder:
         splitter = SentenceSplitter()
         calls: list[ToolCall] = []
         said: list[str] = []
-        async for event in llm.stream(messages, tools, options):
-            match event:
-                case TextDelta(text=delta):
-                    self.stamps.stamp("llm_first_token", self.clock.now())
-                    for sentence in splitter.push(delta):
-                        said.append(sentence)
-                        await self._speak(sentence)
-                case ToolCallRequest(call=call):
-                    self.stamps.stamp("llm_first_token", self.clock.now())
-                    calls.append(call)
-                case Finished():
-                    break
+        async with contextlib.aclosing(llm.stream(messages, tools, options)) as stream:
+            async for event in stream:
+                match event:
+                    case TextDelta(text=delta):
+                        self.stamps.stamp("llm_first_token", self.clock.now())
+                        for sentence in splitter.push(delta):
+                            said.append(sentence)
+                            await self._speak(sentence)
+                    case ToolCallRequest(call=call):
+                        self.stamps.stamp("llm_first_token", self.clock.now())
+                        calls.append(call)
+                    case Finished():
+                        break
         tail = splitter.flush()
         if tail:
             said.append(tail)
@@ -140,13 +142,14 @@ class Responder:
         audio = self.playout.open_segment(self.turn, f"t{self.turn}-s{self._sentences}", sentence)
         encoder = OutboundEncoder(self.tts.sample_rate, self.out_format)
         try:
-            async for chunk in self.tts.synthesize(sentence, self.tts_options):
-                if len(chunk):
-                    self.stamps.stamp("tts_first_audio", self.clock.now())
-                    self.playout.add_frames(audio, encoder.push(chunk))
-                    # let the playout send what just arrived before synthesising on: a TTS that
-                    # never waits (offline engines, cached audio) must not delay the first frame
-                    await asyncio.sleep(0)
+            async with contextlib.aclosing(self.tts.synthesize(sentence, self.tts_options)) as chunks:
+                async for chunk in chunks:
+                    if len(chunk):
+                        self.stamps.stamp("tts_first_audio", self.clock.now())
+                        self.playout.add_frames(audio, encoder.push(chunk))
+                        # let the playout send what just arrived before synthesising on: a TTS that
+                        # never waits (offline engines, cached audio) must not delay the first frame
+                        await asyncio.sleep(0)
             self.playout.add_frames(audio, encoder.flush())
         finally:
             self.playout.close_segment(audio)  # even when cancelled or failed: no half-open segment

@@ -9,7 +9,7 @@ Audio crossing these interfaces is mono int16 numpy at the implementation's ``sa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -149,8 +149,10 @@ class LanguageModel(Protocol):
 
     def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: LLMOptions
-    ) -> AsyncIterator[LLMEvent]:
-        """Stream one reply. Raises ``ProviderError`` (before or during the stream)."""
+    ) -> AsyncGenerator[LLMEvent, None]:
+        """Stream one reply. Raises ``ProviderError`` (before or during the stream).
+
+        Closing the generator early (barge-in) releases the connection at once."""
         ...
 
 
@@ -168,6 +170,8 @@ class SpeechSynthesizer(Protocol):
     name: str
     sample_rate: int  # Hz of the audio chunks produced
 
-    def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[PCM]:
-        """Stream speech for ``text`` as int16 chunks, the first as soon as it exists."""
+    def synthesize(self, text: str, options: TTSOptions) -> AsyncGenerator[PCM, None]:
+        """Stream speech for ``text`` as int16 chunks, the first as soon as it exists.
+
+        Closing the generator early (barge-in) stops the synthesis."""
         ...

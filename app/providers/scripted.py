@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,11 +144,19 @@ class ScriptedLLM:
         self.default = default
         self.fail_on = fail_on
         self.requests: list[list[Message]] = []  # every history it was asked to answer
+        self.closed = 0  # streams finished or closed
 
     async def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: LLMOptions
-    ) -> AsyncIterator[LLMEvent]:
+    ) -> AsyncGenerator[LLMEvent, None]:
         self.requests.append(list(messages))
+        try:
+            async for event in self._reply(messages):
+                yield event
+        finally:
+            self.closed += 1  # every stream is closed, also one abandoned at a barge-in
+
+    async def _reply(self, messages: Sequence[Message]) -> AsyncGenerator[LLMEvent, None]:
         last = messages[-1]
         if last.role == "tool":
             yield Finished("stop")  # the tool's round already said what it had to
@@ -180,7 +188,7 @@ class ToneTTS:
         self.fail_on = fail_on
         self.spoken: list[str] = []
 
-    async def synthesize(self, text: str, options: TTSOptions) -> AsyncIterator[PCM]:
+    async def synthesize(self, text: str, options: TTSOptions) -> AsyncGenerator[PCM, None]:
         if self.fail_on and re.search(self.fail_on, text, re.IGNORECASE):
             raise ProviderError(self.name, "scripted failure", retryable=True)
         self.spoken.append(text)

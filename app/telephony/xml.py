@@ -121,6 +121,14 @@ def speak_hangup_xml(text: str) -> str:
     return f"{PROLOG}<Response><Speak>{_escape_text(text)}</Speak><Hangup/></Response>"
 
 
+def dial_xml(number: str) -> str:
+    """Connect the caller to ``number`` (E.164 digits, an optional leading ``+``)."""
+    digits = number.strip()
+    if not re.fullmatch(r"\+?[0-9]{6,15}", digits):
+        raise ValueError(f"not a phone number: {number!r}")
+    return f"{PROLOG}<Response><Dial><Number>{digits}</Number></Dial></Response>"
+
+
 def validate_settings(stream: StreamSettings) -> None:
     """Raise ``ValueError`` unless ``stream`` is something we are willing to send to Vobiz."""
     _check_url("stream url", stream.url, ("ws", "wss"))

@@ -162,6 +162,7 @@ async def test_barge_in_cuts_the_reply_and_the_history_keeps_what_was_heard(
     assert ("assistant", heard + INTERRUPTED_MARK) in [(m.role, m.content) for m in history]
     assert history[-1].content == "Stop, what time do you open?"
     assert call.conversation.barge_ins == 1
+    assert call.llm.closed == len(call.llm.requests)  # the abandoned reply's stream was closed
 
 
 async def test_a_backchannel_does_not_interrupt(make_settings: Callable[..., Settings]) -> None:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -154,3 +155,29 @@ async def test_healthz(make_settings: Callable[..., Settings]) -> None:
 def test_short_token_secret_refuses_to_start(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(ConfigurationError, match="STREAM_TOKEN_SECRET"):
         create_app(make_settings(stream_token_secret="short"))
+
+
+async def test_transfer_dials_the_personas_number(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    (tmp_path / "default.md").write_text("---\ndisplay_name: D\n---\nHello.\n")
+    (tmp_path / "clinic.md").write_text(
+        "---\ndisplay_name: C\ntools: [end_call, transfer_call]\ntransfer_number: '+14155550123'\n---\nHi.\n"
+    )
+    app = create_app(make_settings(), prompts_dir=tmp_path)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
+        dial = await client.post("/vobiz/transfer/clinic", data={"CallUUID": "c", "Event": "Transfer"})
+        none = await client.post("/vobiz/transfer/default", data={"CallUUID": "c"})
+        bad = await client.post("/vobiz/transfer/..%2Fetc", data={"CallUUID": "c"})
+    assert dial.text.endswith("<Response><Dial><Number>+14155550123</Number></Dial></Response>")
+    assert "<Speak>" in none.text
+    assert "<Hangup/>" in none.text
+    assert bad.status_code in (200, 404)
+    assert "<Dial>" not in bad.text
+
+
+def test_a_broken_persona_refuses_to_start(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    (tmp_path / "default.md").write_text("---\ndisplay_name: D\nvoice_speed: 2\n---\nHello.\n")
+    with pytest.raises(ConfigurationError, match=r"default\.md: voice_speed: unknown setting"):
+        create_app(make_settings(), prompts_dir=tmp_path)

@@ -1,0 +1,55 @@
+"""From a persona and the shared providers to one call's ``Conversation``."""
+
+from __future__ import annotations
+
+from agents.builtin import BUILTIN_TOOLS
+from agents.personas import Persona
+from agents.tools import ToolRegistry
+from app.pipeline.conversation import ConversationConfig, Providers
+from app.pipeline.turns import BACKCHANNELS, TurnPolicy
+from app.providers.base import LLMOptions, STTOptions, TTSOptions
+from app.providers.registry import ProviderSet
+
+
+class PersonaUnavailable(RuntimeError):
+    """The persona needs a provider this process does not have (e.g. OpenAI TTS, no key)."""
+
+
+def conversation_config(persona: Persona) -> ConversationConfig:
+    s = persona.settings
+    policy = TurnPolicy(
+        min_speech_s=s.min_speech_ms / 1000,
+        min_words=s.min_words,
+        backchannels=frozenset(w.lower() for w in (s.backchannels or BACKCHANNELS)),
+        greeting_interruptible=s.greeting_interruptible,
+        idle_reprompt_s=s.idle_reprompt_seconds,
+        max_reprompts=s.idle_reprompt_count,
+        max_duration_s=s.max_duration_seconds,
+        reprompt=s.reprompt,
+        idle_goodbye=s.goodbye,
+        closing_line=s.closing_line,
+    )
+    return ConversationConfig(
+        system_prompt=persona.prompt,
+        greeting=s.greeting,
+        goodbye=s.goodbye,
+        policy=policy,
+        llm=LLMOptions(model=s.llm_model, temperature=s.temperature),
+        tts=TTSOptions(voice=s.tts_voice),
+        stt=STTOptions(language=s.language, model=s.stt_model, keywords=tuple(s.keywords)),
+    )
+
+
+def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
+    tts = providers.tts.get(persona.settings.tts_provider)
+    if tts is None:
+        raise PersonaUnavailable(
+            f"persona {persona.name!r} speaks with {persona.settings.tts_provider} TTS, which has no key"
+        )
+    return Providers(providers.stt, providers.llm, tts)
+
+
+def persona_tools(persona: Persona) -> ToolRegistry:
+    return ToolRegistry(
+        {name: BUILTIN_TOOLS[name] for name in persona.settings.tools if name in BUILTIN_TOOLS}
+    )

@@ -1,0 +1,81 @@
+"""A whole call on the cloud providers' real SDKs: the service with Deepgram and OpenAI keys,
+the SDKs talking to protocol-faithful fake Deepgram and OpenAI servers on 127.0.0.1, and the
+fake Vobiz dialling over real sockets in real time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from app.clock import SystemClock
+from app.config import Settings
+from app.main import create_app
+from app.simulator.caller import HangUp, Say, Step, WaitForAgent, utterances
+from app.simulator.connect import NetworkConnector
+from app.simulator.platform import FakeVobiz, PlatformConfig
+from tests.contract.fake_deepgram import FakeDeepgram
+from tests.contract.fake_openai import API_KEY, FakeOpenAI, TextReply
+from tests.servers import free_port, run_server, serve_in_thread
+
+AUTH = "vobiz-auth-token"
+
+
+def loud(seconds: float) -> npt.NDArray[np.int16]:
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (6000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+
+
+async def test_a_call_on_deepgram_and_openai(make_settings: Callable[..., Settings]) -> None:
+    deepgram = FakeDeepgram(utterances=["What time do you open?"])
+    openai = FakeOpenAI()
+    openai.script_chat(TextReply(["We open ", "at nine. ", "Anything else?"]))
+    with serve_in_thread(deepgram.app()) as dg_url, serve_in_thread(openai.app) as oa_url:
+        port = free_port()
+        settings = make_settings(
+            public_url=f"http://127.0.0.1:{port}",
+            signature_mode="enforce",
+            vobiz_auth_token=AUTH,
+            deepgram_api_key=deepgram.api_key,
+            deepgram_base_url=dg_url,
+            openai_api_key=API_KEY,
+            openai_base_url=f"{oa_url}/v1",
+        )
+        app = create_app(settings)
+        with run_server(app, port=port) as srv:
+            steps: list[Step] = [
+                WaitForAgent(),
+                Say("What time do you open?", audio=loud(1.0)),
+                WaitForAgent(),
+                HangUp(),
+            ]
+            audio = {i: s.audio for i, s in utterances(steps).items() if s.audio is not None}
+            vobiz = FakeVobiz(NetworkConnector(), SystemClock(), PlatformConfig(auth_token=AUTH))
+            answer = f"{srv.url}/vobiz/answer"
+            rec = await vobiz.dial(answer, steps, audio, hangup_url=f"{srv.url}/vobiz/hangup")
+            await vobiz.connector.aclose()
+    assert rec.protocol_errors == []
+    # the greeting and the answer were both spoken (Aura over the speak socket) and heard
+    assert len([e for e in rec.events if e.kind == "agent_audio_start"]) >= 2
+    assert len(rec.turns) == 1
+    assert rec.turns[0].latency < 1.5
+    spoken = [text for socket in deepgram.speaks for text in socket.texts]
+    assert spoken == ["Hello!", "How can I help you today?", "We open at nine.", "Anything else?"]
+    # Deepgram heard the caller as 16 kHz linear16 with the persona's model
+    listen = deepgram.listens[0]
+    assert (listen.param("encoding"), listen.param("sample_rate"), listen.param("model")) == (
+        "linear16",
+        "16000",
+        "nova-3",
+    )
+    # OpenAI got the persona's prompt, the greeting as heard, and the question
+    body = openai.requests[0].body
+    roles = [(m["role"], m.get("content")) for m in body["messages"]]
+    assert roles[0][0] == "system"
+    assert roles[1:] == [
+        ("assistant", "Hello! How can I help you today?"),
+        ("user", "What time do you open?"),
+    ]
+    assert body["model"] == "gpt-4o-mini"
+    assert [t["function"]["name"] for t in body["tools"]] == ["end_call"]
