@@ -38,6 +38,18 @@ class PersonaError(ValueError):
     """A persona file that cannot be used; the message names the file, field and a hint."""
 
 
+class IntentSetting(pydantic.BaseModel):
+    """One thing callers ask, for the offline responder (used when no LLM is configured)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    name: str = pydantic.Field(min_length=1)
+    examples: list[str] = pydantic.Field(min_length=1)  # ways a caller might say it
+    reply: str = pydantic.Field(min_length=1)
+    tool: str | None = None  # a tool to call with the reply (it must be in `tools`)
+    arguments: dict[str, str | int | float | bool] = {}
+
+
 class PersonaSettings(pydantic.BaseModel):
     """The front matter. Times in seconds unless the name says ``_ms``."""
 
@@ -64,6 +76,8 @@ class PersonaSettings(pydantic.BaseModel):
     closing_line: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
     tools: list[str] = ["end_call"]
     transfer_number: str | None = pydantic.Field(None, pattern=r"^\+?[0-9]{6,15}$")
+    intents: list[IntentSetting] = []
+    fallback: str = "Sorry, I didn't catch that. Could you say it another way?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +113,12 @@ def load_persona(path: Path, known_tools: frozenset[str] | None = None) -> Perso
                 raise PersonaError(
                     f"{path}: tools: unknown tool {tool!r} (available: {', '.join(sorted(known_tools))})"
                 )
+    for index, intent in enumerate(settings.intents):
+        if intent.tool is not None and intent.tool not in settings.tools:
+            raise PersonaError(
+                f"{path}: intents.{index}.tool: {intent.tool!r} is not in this persona's "
+                f"tools {settings.tools}"
+            )
     if "transfer_call" in settings.tools and not settings.transfer_number:
         raise PersonaError(f"{path}: transfer_number: required when tools include transfer_call")
     prompt = match.group(2).strip()

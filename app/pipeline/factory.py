@@ -8,6 +8,7 @@ from agents.tools import ToolRegistry
 from app.pipeline.conversation import ConversationConfig, Providers
 from app.pipeline.turns import BACKCHANNELS, TurnPolicy
 from app.providers.base import LLMOptions, STTOptions, TTSOptions
+from app.providers.intent_llm import Intent, IntentLLM
 from app.providers.registry import ProviderSet
 
 
@@ -40,13 +41,24 @@ def conversation_config(persona: Persona) -> ConversationConfig:
     )
 
 
+def intent_llm(persona: Persona) -> IntentLLM:
+    """The offline responder for ``persona``, from its intents."""
+    intents = [
+        Intent(i.name, tuple(i.examples), i.reply, i.tool, dict(i.arguments))
+        for i in persona.settings.intents
+    ]
+    return IntentLLM(intents, fallback=persona.settings.fallback)
+
+
 def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
-    tts = providers.tts.get(persona.settings.tts_provider)
+    """The persona's TTS where its provider is available, else the offline voice; the LLM, or
+    the persona's intents when no LLM is configured."""
+    tts = providers.tts.get(persona.settings.tts_provider) or providers.tts.get("offline")
     if tts is None:
         raise PersonaUnavailable(
             f"persona {persona.name!r} speaks with {persona.settings.tts_provider} TTS, which has no key"
         )
-    return Providers(providers.stt, providers.llm, tts)
+    return Providers(providers.stt, providers.llm or intent_llm(persona), tts)
 
 
 def persona_tools(persona: Persona) -> ToolRegistry:

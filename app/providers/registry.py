@@ -17,18 +17,21 @@ log = logging.getLogger("app.providers")
 @dataclass(slots=True)
 class ProviderSet:
     stt: SpeechToText
-    llm: LanguageModel
-    tts: dict[str, SpeechSynthesizer] = field(default_factory=dict)  # by tts_provider name
+    llm: LanguageModel | None  # None: each persona's offline intent responder
+    tts: dict[str, SpeechSynthesizer] = field(default_factory=dict)  # by provider; "offline" too
 
     async def aclose(self) -> None:
         """Close the clients' connection pools (on the loop that used them)."""
         for provider in (self.stt, self.llm, *self.tts.values()):
+            if provider is None:
+                continue
             close = getattr(provider, "aclose", None)
             if close is not None:
                 await close()
 
     def describe(self) -> str:
-        return f"stt={self.stt.name} llm={self.llm.name} tts={','.join(sorted(self.tts))}"
+        llm = self.llm.name if self.llm is not None else "offline intents"
+        return f"speech-to-text: {self.stt.name}; language: {llm}; voices: {', '.join(sorted(self.tts))}"
 
 
 def build_providers(settings: Settings) -> ProviderSet | None:
