@@ -5,6 +5,7 @@ fake Vobiz dialling over real sockets in real time."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +28,17 @@ def loud(seconds: float) -> npt.NDArray[np.int16]:
     return (6000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
 
 
-async def test_a_call_on_deepgram_and_openai(make_settings: Callable[..., Settings]) -> None:
+PERSONA = """---
+display_name: Test Bakery
+greeting: Hello! How can I help you today?
+tools: [end_call]
+---
+You are the phone assistant of a bakery. Answer in one short sentence.
+"""
+
+
+async def test_a_call_on_deepgram_and_openai(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    (tmp_path / "default.md").write_text(PERSONA, encoding="utf-8")
     deepgram = FakeDeepgram(utterances=["What time do you open?"])
     openai = FakeOpenAI()
     openai.script_chat(TextReply(["We open ", "at nine. ", "Anything else?"]))
@@ -41,6 +52,7 @@ async def test_a_call_on_deepgram_and_openai(make_settings: Callable[..., Settin
             deepgram_base_url=dg_url,
             openai_api_key=API_KEY,
             openai_base_url=f"{oa_url}/v1",
+            prompts_dir=tmp_path,
         )
         app = create_app(settings)
         with run_server(app, port=port) as srv:
