@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
 from app.cli_rest import call_app, streams_app
+
+T = TypeVar("T")
 
 cli = typer.Typer(help="Full-duplex AI phone agent for Vobiz.", no_args_is_help=True)
 cli.add_typer(streams_app, name="streams")
@@ -28,8 +31,9 @@ def serve(
 
     settings = Settings()
     configure_logging(settings.log_level)
+    app = _app_or_exit(create_app, settings)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         ws_max_size=settings.max_message_bytes,
@@ -67,7 +71,18 @@ def simulate(
         typer.echo("error: --virtual runs the app in-process; it cannot be combined with --url", err=True)
         raise typer.Exit(2)
     options = SimulateOptions(script=text, url=url, virtual=virtual, out=out, persona=persona)
-    raise typer.Exit(simulate_command(options, Settings()))
+    raise typer.Exit(_app_or_exit(simulate_command, options, Settings()))
+
+
+def _app_or_exit(run: Callable[..., T], *args: object) -> T:
+    """``run(*args)``; a configuration the service cannot work with is one line and exit 2."""
+    from app.main import ConfigurationError
+
+    try:
+        return run(*args)
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr = SecretStr("")
     openai_base_url: str = ""
 
+    # which engines the agent runs on: "auto" = the cloud where its key is set and the embedded
+    # offline engine where not; "cloud" = keys required; "offline" = embedded engines only;
+    # "echo" = no conversation, the agent repeats the caller (a telephony check)
+    providers: Literal["auto", "cloud", "offline", "echo"] = "auto"
+    # the embedded voice: "piper" (neural; falls back to eSpeak NG if not installed) or "espeak"
+    offline_voice: Literal["piper", "espeak"] = "piper"
+
     signature_mode: SignatureMode = SignatureMode.LOG
 
     # inbound (caller -> us) format asked for in <Stream contentType>

@@ -19,12 +19,12 @@ from app.api.webhooks import TRANSFER_PATH
 from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
 from app.pipeline.control import VobizCallControl
-from app.pipeline.conversation import Conversation
+from app.pipeline.conversation import Conversation, ConversationObserver
 from app.pipeline.echo import EchoAgent
 from app.pipeline.factory import conversation_config, persona_providers, persona_tools
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
-from app.providers.registry import ProviderSet, build_providers
+from app.providers.registry import ProviderSet, ProviderSetupError, build_providers
 from app.telephony.rest import VobizClient
 from app.telephony.token import MIN_SECRET_BYTES, StreamClaims, new_secret
 
@@ -39,7 +39,9 @@ def echo_factory(claims: StreamClaims, ctx: AppContext) -> Agent:
     return EchoAgent()
 
 
-def conversation_factory(providers: ProviderSet) -> AgentFactory:
+def conversation_factory(
+    providers: ProviderSet, observer: ConversationObserver | None = None
+) -> AgentFactory:
     """Each call gets a ``Conversation`` built from its persona and the shared providers."""
 
     def make(claims: StreamClaims, ctx: AppContext) -> Agent:
@@ -53,6 +55,7 @@ def conversation_factory(providers: ProviderSet) -> AgentFactory:
             tools=persona_tools(persona),
             call_id=claims.call_id,
             persona=persona.name,
+            observer=observer,
         )
 
     return make
@@ -65,10 +68,13 @@ def create_app(
     agent_factory: AgentFactory | None = None,
     prompts_dir: Path | None = None,
     vobiz_http: httpx.AsyncClient | None = None,
+    observer: ConversationObserver | None = None,
 ) -> FastAPI:
-    """The service. ``clock``, ``agent_factory`` and ``vobiz_http`` (the REST API's HTTP client)
-    are for tests and the simulator; production passes settings only."""
+    """The service. ``clock``, ``agent_factory``, ``vobiz_http`` (the REST API's HTTP client) and
+    ``observer`` (sees each call's transcript grow and its end) are for tests and the simulator;
+    production passes settings only. Offline models load here, once per process."""
     settings = settings if settings is not None else Settings()
+    clock = clock or SystemClock()
     prompts_dir = prompts_dir or settings.prompts_dir
     if settings.signature_mode is SignatureMode.ENFORCE and not settings.vobiz_auth_token.get_secret_value():
         raise ConfigurationError("SIGNATURE_MODE=enforce needs VOBIZ_AUTH_TOKEN to check signatures")
@@ -94,15 +100,16 @@ def create_app(
 
     providers: ProviderSet | None = None
     if agent_factory is None:
-        providers = build_providers(settings)
+        try:
+            providers = build_providers(settings, clock)
+        except ProviderSetupError as exc:
+            raise ConfigurationError(str(exc)) from None
         if providers is None:
-            log.warning(
-                "no speech and language providers (DEEPGRAM_API_KEY, OPENAI_API_KEY): the agent echoes"
-            )
+            log.warning("PROVIDERS=echo: no conversation, the agent repeats the caller")
             agent_factory = echo_factory
         else:
             log.info("providers: %s", providers.describe())
-            agent_factory = conversation_factory(providers)
+            agent_factory = conversation_factory(providers, observer)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -117,7 +124,7 @@ def create_app(
         settings=settings,
         token_secret=secret,
         registry=CallRegistry(),
-        clock=clock or SystemClock(),
+        clock=clock,
         wall_time=time.time,
         agent_factory=agent_factory,
         personas=personas,

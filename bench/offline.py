@@ -28,6 +28,7 @@ from app.audio.wavio import resample_clip
 from app.providers.base import PCM, STTOptions, Transcript
 from app.providers.espeak import EspeakTTS
 from app.providers.whisper_stt import WhisperSTT, load_whisper
+from app.simulator.accuracy import word_errors, words
 
 RATE, FRAME = 16000, 320
 ENDPOINT_S = 0.8  # silence after each sentence: the 0.5 s endpoint + the VAD hangover (~0.1 s) + margin
@@ -46,21 +47,6 @@ SENTENCES = (
     "Is there a parking space near the hotel?",
     "How long will the repair take?",
 )
-
-
-def words(text: str) -> list[str]:
-    return "".join(c if c.isalnum() or c == "'" else " " for c in text.lower()).split()
-
-
-def word_errors(reference: str, hypothesis: str) -> int:
-    """Word-level Levenshtein distance."""
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
 
 
 def phone_line(pcm: PCM) -> PCM:

@@ -24,6 +24,8 @@ def make_settings() -> Callable[..., Settings]:
             "public_url": "https://agent.example.com",
             "signature_mode": "off",
             "stream_token_secret": "test-secret-0123456789",
+            # the telephony tests talk to the echo agent; conversation tests choose their engines
+            "providers": "echo",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

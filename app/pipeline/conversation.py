@@ -80,6 +80,16 @@ class TranscriptEntry:
     interrupted: bool = False
 
 
+class ConversationObserver(Protocol):
+    """Sees a call's transcript as it grows and the call's end (the simulator, call records)."""
+
+    def on_transcript(self, conversation: Conversation, entry: TranscriptEntry) -> None: ...
+
+    def on_end(self, conversation: Conversation) -> None:
+        """Called once when the call has ended, however it ended."""
+        ...
+
+
 class Conversation:
     def __init__(
         self,
@@ -92,6 +102,7 @@ class Conversation:
         call_id: str,
         persona: str,
         on_turn: Callable[[TurnStamps], None] | None = None,
+        observer: ConversationObserver | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -108,6 +119,7 @@ class Conversation:
         self.false_interruptions = 0
         self.provider_errors = 0
         self._on_turn = on_turn
+        self._observer = observer
         self._responders: dict[int, Responder] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._produced: set[int] = set()
@@ -137,18 +149,22 @@ class Conversation:
             end_call=self._end_call,
             transfer=self.control.transfer,
         )
-        stt = await self.providers.stt.open(self.config.stt)
         try:
-            async with asyncio.TaskGroup() as tg:
-                self._tg = tg
-                tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
-                tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
-                tg.create_task(self._read_stt(stt), name=f"conv-{self.call_id}-stt")
-                tg.create_task(self._read_control(), name=f"conv-{self.call_id}-control")
-                tg.create_task(self._tick(), name=f"conv-{self.call_id}-tick")
-                self._apply(self.turns.start(self.clock.now(), self.config.greeting))
+            stt = await self.providers.stt.open(self.config.stt)
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    self._tg = tg
+                    tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
+                    tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
+                    tg.create_task(self._read_stt(stt), name=f"conv-{self.call_id}-stt")
+                    tg.create_task(self._read_control(), name=f"conv-{self.call_id}-control")
+                    tg.create_task(self._tick(), name=f"conv-{self.call_id}-tick")
+                    self._apply(self.turns.start(self.clock.now(), self.config.greeting))
+            finally:
+                await stt.aclose()
         finally:
-            await stt.aclose()
+            if self._observer is not None:
+                self._observer.on_end(self)
 
     async def _pump_audio(self, stt: STTStream) -> None:
         audio_in = self.call.audio_in
@@ -209,7 +225,7 @@ class Conversation:
                     stamps.stamp("stt_final", now)
                     self._user_index[turn] = len(self.history)
                     self.history.append(Message("user", text))
-                    self.transcript.append(TranscriptEntry(now, "caller", text))
+                    self._record(TranscriptEntry(now, "caller", text))
                     self._start_turn_reply(turn)
                 case tt.Speak(turn=turn, text=text):
                     self._start_turn_reply(turn, fixed=text)
@@ -321,7 +337,15 @@ class Conversation:
             return
         if text:
             self.history.append(Message("assistant", text + (INTERRUPTED_MARK if interrupted else "")))
-            self.transcript.append(TranscriptEntry(self.clock.now(), "agent", text, interrupted))
+            stamps = self.latency.turns.get(turn)
+            started = stamps.first_play_audio if stamps is not None else None
+            at = started if started is not None else self.clock.now()
+            self._record(TranscriptEntry(at, "agent", text, interrupted))
+
+    def _record(self, entry: TranscriptEntry) -> None:
+        self.transcript.append(entry)
+        if self._observer is not None:
+            self._observer.on_transcript(self, entry)
 
     def _on_audio_started(self, turn: int) -> None:
         now = self.clock.now()

@@ -168,17 +168,18 @@ def _finish(done: asyncio.Future[PCM | None], chunks: Iterator[PCM]) -> None:
         close()
 
 
-def best_offline_tts(clock: Clock | None = None) -> SpeechSynthesizer:
+def best_offline_tts(clock: Clock | None = None, *, variation: bool = True) -> SpeechSynthesizer:
     """The best offline synthesizer installed: Piper (neural, ``en_US-joe-medium``), else
     eSpeak NG (robotic but instant). Blocking the first time (Piper loads in about 1 s):
     call it at start-up. Raises :class:`MissingEngineError` naming the ``embedded`` extra
     when neither is installed, and :class:`TTSError` if Piper's voice fails its checksum.
+    ``variation``: Piper's random prosody (off: the same text, the same samples).
     """
     from app.providers.espeak import EspeakTTS
     from app.providers.piper_tts import PiperTTS
 
     try:
-        return ThreadedSynthesizer(PiperTTS(), clock=clock)
+        return ThreadedSynthesizer(PiperTTS(variation=variation), clock=clock)
     except MissingEngineError:
         pass
     try:

@@ -204,7 +204,8 @@ class PiperTTS:
     """:class:`~app.providers.tts.TextToSpeech` on a Piper voice, plus sentence streaming.
 
     ``loaded`` defaults to :func:`load_piper` ``()`` (blocking the first time in a process).
-    ``speed`` (0.5..2.0) scales the speaking rate: 1.0 is the voice's own pace. Audio is
+    ``speed`` (0.5..2.0) scales the speaking rate: 1.0 is the voice's own pace. ``variation``
+    False: no random prosody, so the same text always gives the same samples. Audio is
     mono int16 at :attr:`sample_rate` Hz, peak-normalised per sentence as Piper does.
     Text inside ``[[ ]]`` is spoken as text, never read as raw phonemes. Immutable and
     thread-safe: see the module docstring.
@@ -212,14 +213,20 @@ class PiperTTS:
 
     __slots__ = ("_config", "_loaded", "_speed")
 
-    def __init__(self, loaded: LoadedPiper | None = None, *, speed: float = 1.0) -> None:
+    def __init__(
+        self, loaded: LoadedPiper | None = None, *, speed: float = 1.0, variation: bool = True
+    ) -> None:
         if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0.5 <= speed <= 2.0:
             raise ValueError(f"speed must be a number in 0.5..2.0, got {speed!r}")
         self._loaded = loaded if loaded is not None else load_piper()
         self._speed = float(speed)
         piper = _require("piper", "piper-tts")
+        # Piper's model draws random noise for pitch and timing on every run; without it (the
+        # voice's mean prosody, a little flatter) the same text gives the same samples, which
+        # runs on the virtual clock need to repeat exactly.
+        noise = {} if variation else {"noise_scale": 0.0, "noise_w_scale": 0.0}
         self._config: SynthesisConfig = piper.SynthesisConfig(
-            length_scale=self._loaded.length_scale / self._speed
+            length_scale=self._loaded.length_scale / self._speed, **noise
         )
 
     @property

@@ -1,17 +1,28 @@
-"""Which providers a call uses: the cloud ones where their key is set.
+"""Which providers a call uses: the cloud where its key is set, the embedded engines elsewhere.
 
-Built once per process (clients and their connection pools are shared by all calls).
+Built once per process, at start-up (clients, connection pools and offline models are shared
+by all calls; the first call pays for none of them).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
+from typing import Literal
 
+from app.clock import Clock, FakeClock
 from app.config import Settings
 from app.providers.base import LanguageModel, SpeechSynthesizer, SpeechToText
+from app.providers.tts import MissingEngineError
 
 log = logging.getLogger("app.providers")
+
+Choice = Literal["auto", "cloud", "offline", "echo"]
+
+
+class ProviderSetupError(RuntimeError):
+    """The chosen providers cannot run here; one sentence saying what to set or install."""
 
 
 @dataclass(slots=True)
@@ -30,27 +41,92 @@ class ProviderSet:
                 await close()
 
     def describe(self) -> str:
-        llm = self.llm.name if self.llm is not None else "offline intents"
-        return f"speech-to-text: {self.stt.name}; language: {llm}; voices: {', '.join(sorted(self.tts))}"
+        llm = self.llm.name if self.llm is not None else "the persona's intents (offline)"
+        voices = ", ".join(f"{k}={getattr(v, 'name', k)}" for k, v in sorted(self.tts.items()))
+        return f"speech-to-text: {self.stt.name}; language model: {llm}; voices: {voices}"
 
 
-def build_providers(settings: Settings) -> ProviderSet | None:
-    """Cloud providers from the keys in ``settings``; None when speech or language is missing."""
-    deepgram = settings.deepgram_api_key.get_secret_value()
-    openai_key = settings.openai_api_key.get_secret_value()
-    llm_base = settings.openai_base_url or None
-    if not deepgram or not (openai_key or llm_base):
+def build_providers(settings: Settings, clock: Clock | None = None) -> ProviderSet | None:
+    """The providers ``settings.providers`` asks for; ``None`` for ``echo``.
+
+    ``auto``: Deepgram speech-to-text with ``DEEPGRAM_API_KEY``, else Whisper; OpenAI (or the
+    server at ``OPENAI_BASE_URL``) as the language model, else each persona's intents; voices:
+    every cloud one with a key, plus the embedded voice as the fallback. ``offline`` ignores the
+    keys; ``cloud`` needs them. Offline models are loaded here, blocking (about 1.5 s, once per
+    process). ``clock``: a ``FakeClock`` stands still while an offline engine works. Raises
+    :class:`ProviderSetupError` naming the missing key or the extra to install.
+    """
+    choice: Choice = settings.providers
+    if choice == "echo":
         return None
-    from app.providers.deepgram_stt import DeepgramSTT
-    from app.providers.deepgram_tts import DeepgramTTS
-    from app.providers.openai_llm import OpenAILLM
+    deepgram = settings.deepgram_api_key.get_secret_value() if choice != "offline" else ""
+    openai_key = settings.openai_api_key.get_secret_value() if choice != "offline" else ""
+    llm_base = (settings.openai_base_url or None) if choice != "offline" else None
+    if choice == "cloud" and not (deepgram and (openai_key or llm_base)):
+        raise ProviderSetupError(
+            "PROVIDERS=cloud needs DEEPGRAM_API_KEY and OPENAI_API_KEY (or OPENAI_BASE_URL); "
+            "set them, or use PROVIDERS=auto to run the missing parts on the embedded engines"
+        )
+    tts: dict[str, SpeechSynthesizer] = {}
+    stt: SpeechToText
+    if deepgram:
+        from app.providers.deepgram_stt import DeepgramSTT
+        from app.providers.deepgram_tts import DeepgramTTS
 
-    # an OpenAI-compatible local server (Ollama, vLLM, llama.cpp) usually takes any key
-    llm = OpenAILLM(openai_key or "not-needed", base_url=llm_base)
-    deepgram_base = settings.deepgram_base_url or None
-    tts: dict[str, SpeechSynthesizer] = {"deepgram": DeepgramTTS(deepgram, base_url=deepgram_base)}
+        deepgram_base = settings.deepgram_base_url or None
+        stt = DeepgramSTT(deepgram, base_url=deepgram_base)
+        tts["deepgram"] = DeepgramTTS(deepgram, base_url=deepgram_base)
+    else:
+        stt = _offline_stt(clock)
+    llm: LanguageModel | None = None
+    if openai_key or llm_base:
+        from app.providers.openai_llm import OpenAILLM
+
+        # an OpenAI-compatible local server (Ollama, vLLM, llama.cpp) usually takes any key
+        llm = OpenAILLM(openai_key or "not-needed", base_url=llm_base)
     if openai_key:
         from app.providers.openai_tts import OpenAITTS
 
         tts["openai"] = OpenAITTS(openai_key, base_url=llm_base)
-    return ProviderSet(stt=DeepgramSTT(deepgram, base_url=deepgram_base), llm=llm, tts=tts)
+    offline_voice = _offline_voice(settings, clock, required=not tts)
+    if offline_voice is not None:
+        tts["offline"] = offline_voice
+    return ProviderSet(stt=stt, llm=llm, tts=tts)
+
+
+def _offline_stt(clock: Clock | None) -> SpeechToText:
+    from app.providers.whisper_stt import WhisperSTT, load_whisper
+
+    log.info("loading the offline speech recognition (Whisper tiny.en)…")
+    started = time.perf_counter()
+    try:
+        model = load_whisper()
+    except MissingEngineError as exc:
+        raise ProviderSetupError(f"no DEEPGRAM_API_KEY, and {exc}") from None
+    log.info("offline speech recognition ready in %.1f s", time.perf_counter() - started)
+    return WhisperSTT(model=model, clock=clock)
+
+
+def _offline_voice(settings: Settings, clock: Clock | None, *, required: bool) -> SpeechSynthesizer | None:
+    """The embedded voice; ``None`` when it is not installed and a cloud voice exists."""
+    from app.providers.espeak import EspeakTTS
+    from app.providers.offline_tts import ThreadedSynthesizer, best_offline_tts
+
+    log.info("loading the offline voice (%s)…", settings.offline_voice)
+    started = time.perf_counter()
+    try:
+        if settings.offline_voice == "espeak":
+            engine = EspeakTTS()
+            engine.load()
+            voice: SpeechSynthesizer = ThreadedSynthesizer(engine, clock=clock)
+        else:
+            # on the virtual clock a run must repeat exactly: no random prosody
+            voice = best_offline_tts(clock, variation=not isinstance(clock, FakeClock))
+    except MissingEngineError as exc:
+        if required:
+            no_key = "no cloud voice key (DEEPGRAM_API_KEY, OPENAI_API_KEY)"
+            raise ProviderSetupError(f"{no_key}, and {exc}") from None
+        log.info("no offline voice (%s): personas speak with the cloud voices only", exc)
+        return None
+    log.info("offline voice ready (%s) in %.1f s", getattr(voice, "name", "?"), time.perf_counter() - started)
+    return voice

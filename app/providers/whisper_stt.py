@@ -292,6 +292,11 @@ class WhisperSTT:
         self._hold = clock.hold if isinstance(clock, FakeClock) else contextlib.nullcontext
         self._vad_args = (vad_aggressiveness, end_silence_s, max_utterance_s, min_speech_s)
 
+    @property
+    def model(self) -> LoadedWhisper | None:
+        """The loaded model this instance uses (None: loaded by the first ``open``)."""
+        return self._model
+
     async def open(self, options: STTOptions) -> _WhisperStream:
         """Start a stream (loading the model in a thread if needed; ``ProviderError`` if it is not
         installed). English only: another ``options.language`` is logged and heard as English;

@@ -176,6 +176,7 @@ class SimulatedCall:
         self.rec = CallRecording(call_id=call_id, sample_rate=self.cfg.recording_rate)
         self._listener = listener
         self._t0 = self.clock.now()
+        self.rec.clock_origin = self._t0
         self._end: asyncio.Future[_CallOver] | None = None
         self.stream_id = str(uuid.uuid4())
         self.playout = PhonePlayout()

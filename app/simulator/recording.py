@@ -27,6 +27,8 @@ EventKind = Literal[
     "clear_audio",  # the app sent clearAudio; detail: {"dropped_s": seconds of audio dropped}
     "cleared_audio",
     "barge_in",  # the caller started talking while the agent was audible
+    "agent_said",  # in-process agent: a reply as the caller heard it; detail: {"text", "interrupted"}
+    "agent_heard",  # in-process agent: what its speech-to-text heard; detail: {"text"}
     "stop",  # the app sent stop
     "hangup",  # detail: {"by": "caller" | "app" | "api"}
     "protocol_error",  # detail: {"rule", "detail"}
@@ -82,6 +84,9 @@ class CallRecording:
     protocol_errors: list[ProtocolViolation] = field(default_factory=list)
     duration: float = 0.0
     end_reason: str = ""
+    clock_origin: float = 0.0  # the clock's reading at t = 0 (the dial)
+    # the caller's speech as the agent's speech-to-text heard it (in-process calls only)
+    heard: list[TranscriptLine] = field(default_factory=list)
 
     def events_of(self, kind: EventKind) -> list[TimelineEvent]:
         return [e for e in self.events if e.kind == kind]

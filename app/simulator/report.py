@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from app.simulator.accuracy import word_errors, words
 from app.simulator.recording import PCM, CallRecording, TimelineEvent, TranscriptLine
 from app.simulator.timeline_plot import draw_timeline
 
@@ -33,6 +34,7 @@ __all__ = [
     "stereo_pcm",
     "summarize",
     "transcript_document",
+    "word_accuracy",
     "write_outputs",
     "write_wav",
 ]
@@ -46,6 +48,7 @@ FILE_NAMES = {
     "timeline": "timeline.png",
 }
 SPEAKER_LABELS = {"caller": "Caller", "agent": "Agent"}
+HEARD_LABEL = "  (agent heard)"
 
 
 def _ms(seconds: float) -> float:
@@ -104,29 +107,58 @@ def events_document(recording: CallRecording) -> dict[str, Any]:
 
 
 def transcript_document(recording: CallRecording) -> dict[str, Any]:
-    """The ``transcript.json`` content: the lines of ``format_transcript`` as objects (``t`` in s)."""
+    """The ``transcript.json`` content: the lines of ``format_transcript`` as objects (``t`` in s);
+    ``heard``: the caller's speech as the agent's speech-to-text heard it (in-process calls)."""
+
+    def doc(line: TranscriptLine) -> dict[str, Any]:
+        return {
+            "t": _s(line.t),
+            "timestamp": format_timestamp(line.t),
+            "speaker": line.speaker,
+            "text": line.text,
+            "interrupted": line.interrupted,
+        }
+
     return {
         "call_id": recording.call_id,
-        "lines": [
-            {
-                "t": _s(line.t),
-                "timestamp": format_timestamp(line.t),
-                "speaker": line.speaker,
-                "text": line.text,
-                "interrupted": line.interrupted,
-            }
-            for line in sorted_transcript(recording)
-        ],
+        "lines": [doc(line) for line in sorted_transcript(recording)],
+        "heard": [doc(line) for line in sorted(recording.heard, key=lambda line: line.t)],
     }
 
 
 def format_transcript(recording: CallRecording) -> str:
-    """One line per utterance, ``[mm:ss.mmm] Caller: text`` / ``Agent: text [interrupted]``, in time order."""
+    """One line per utterance, ``[mm:ss.mmm] Caller: text`` / ``Agent: text [interrupted]``, in time
+    order; what the agent's speech-to-text heard of the caller is interleaved as ``(agent heard)``."""
+    # at one instant: what the caller said, then what the agent heard of it, then its reply
+    entries = [(line.t, 2 if line.speaker == "agent" else 0, line) for line in recording.transcript]
+    entries += [(line.t, 1, line) for line in recording.heard]
     lines = []
-    for line in sorted_transcript(recording):
+    for _, rank, line in sorted(entries, key=lambda e: (e[0], e[1])):
+        heard = rank == 1
         mark = " [interrupted]" if line.interrupted else ""
-        lines.append(f"[{format_timestamp(line.t)}] {SPEAKER_LABELS[line.speaker]}: {line.text}{mark}")
+        label = HEARD_LABEL if heard else SPEAKER_LABELS[line.speaker]
+        lines.append(f"[{format_timestamp(line.t)}] {label}: {line.text}{mark}")
     return "".join(f"{text}\n" for text in lines)
+
+
+def word_accuracy(recording: CallRecording) -> dict[str, Any] | None:
+    """How well the agent heard the caller: the words of every scripted caller line against
+    everything the agent's speech-to-text heard, as one Levenshtein alignment (turns may merge or
+    split, so lines are not paired). ``None`` when the agent's side is unknown (a remote service)
+    or a caller line came from a WAV file (its words are not known)."""
+    said = [line.text for line in sorted_transcript(recording) if line.speaker == "caller"]
+    if not recording.heard or any(text.startswith("(") and text.endswith(")") for text in said):
+        return None
+    reference = " ".join(said)
+    hypothesis = " ".join(line.text for line in sorted(recording.heard, key=lambda line: line.t))
+    total = len(words(reference))
+    errors = word_errors(reference, hypothesis)
+    return {
+        "words": total,
+        "errors": errors,
+        "word_error_rate": round(errors / total, 4) if total else 0.0,
+        "accuracy": round(max(0.0, 1 - errors / total), 4) if total else 1.0,
+    }
 
 
 def latency_percentiles_ms(latencies_s: list[float]) -> tuple[float | None, float | None]:
@@ -173,6 +205,7 @@ def summarize(recording: CallRecording) -> dict[str, Any]:
         # voided by clearAudio, or still queued at hang-up; in the order they were sent
         "checkpoints_unacknowledged": [name for name in dict.fromkeys(sent) if unacked[name] > 0],
         "clear_audio": len(recording.events_of("clear_audio")),
+        "word_accuracy": word_accuracy(recording),
         "protocol_errors": [
             {"t": _s(error.t), "rule": error.rule, "detail": error.detail} for error in errors
         ],

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
@@ -26,9 +28,12 @@ from app.simulator.audio_prep import render_caller_audio
 from app.simulator.caller import Step, parse_script
 from app.simulator.connect import AsgiConnector, NetworkConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
-from app.simulator.recording import CallRecording, TimelineEvent
+from app.simulator.recording import CallRecording, TimelineEvent, TranscriptLine
 from app.simulator.vobiz_rest import create_fake_rest_app
 from app.simulator.vobiz_rest_state import FakeVobizState
+
+if TYPE_CHECKING:
+    from app.pipeline.conversation import Conversation, TranscriptEntry
 
 DEMO_SCRIPT = """\
 wait 10
@@ -64,6 +69,11 @@ def describe(event: TimelineEvent) -> str | None:
             return f"{stamp} [bold cyan]Caller:[/] {d.get('text', '')}"
         case "agent_audio_start":
             return f"{stamp} [bold yellow]Agent[/] speaking…"
+        case "agent_heard":
+            return f"{stamp} [dim]  (agent heard: {d.get('text', '')})[/dim]"
+        case "agent_said":
+            mark = " [red][interrupted][/]" if d.get("interrupted") else ""
+            return f"{stamp} [bold yellow]Agent:[/] {d.get('text', '')}{mark}"
         case "barge_in":
             return f"{stamp} [bold red]barge-in[/]"
         case "clear_audio":
@@ -115,6 +125,39 @@ async def _serving(apps: list[tuple[Any, socket.socket]]) -> AsyncIterator[None]
             sock.close()
 
 
+class AgentView:
+    """Observes the in-process agent: what it said (as heard: cut at barge-in) and what its
+    speech-to-text heard of the caller. ``origin`` is the clock's reading at the dial, so its
+    lines share the recording's time axis; ``listener`` sees each line as a timeline event."""
+
+    def __init__(self, listener: Callable[[TimelineEvent], None] | None = None) -> None:
+        self.lines: list[tuple[str, TranscriptLine]] = []  # (call id, line)
+        self.origin = 0.0
+        self._listener = listener
+
+    def on_transcript(self, conversation: Conversation, entry: TranscriptEntry) -> None:
+        agent = entry.speaker == "agent"
+        t = round(entry.t - self.origin, 6)
+        line = TranscriptLine(t, "agent" if agent else "caller", entry.text, entry.interrupted)
+        self.lines.append((conversation.call_id, line))
+        if self._listener is not None:
+            detail = {"text": line.text, "interrupted": line.interrupted}
+            self._listener(TimelineEvent(t, "agent_said" if agent else "agent_heard", detail))
+
+    def on_end(self, conversation: Conversation) -> None:
+        pass
+
+    def add_to(self, recording: CallRecording) -> CallRecording:
+        """Put the lines of ``recording``'s call into it, re-based on its exact clock origin."""
+        shift = self.origin - recording.clock_origin
+        for call_id, line in self.lines:
+            if call_id != recording.call_id:
+                continue
+            line = dataclasses.replace(line, t=round(line.t + shift, 6))
+            (recording.transcript if line.speaker == "agent" else recording.heard).append(line)
+        return recording
+
+
 async def run_simulation(
     options: SimulateOptions, settings: Settings, listener: Callable[[TimelineEvent], None]
 ) -> CallRecording:
@@ -144,6 +187,7 @@ async def run_simulation(
         vobiz = FakeVobiz(NetworkConnector(), SystemClock(), PlatformConfig(auth_token=auth))
         return await dial(vobiz, options.url.rstrip("/"))
 
+    view = AgentView(listener)
     state = FakeVobizState()
     rest_app = create_fake_rest_app(SIM_AUTH_ID, SIM_AUTH_TOKEN, state)
     local = with_settings(
@@ -161,19 +205,38 @@ async def run_simulation(
             with_settings(local, public_url="http://simulator", vobiz_api_base_url="http://vobiz/api/v1"),
             clock=clock,
             vobiz_http=rest_http,
+            observer=view,
         )
         vobiz = FakeVobiz(AsgiConnector(app), clock, config)
         vobiz.attach_rest(state)
+        view.origin = clock.now()
         async with rest_http:
-            return await clock.run(dial(vobiz, "http://simulator"))
+            recording = await clock.run(dial(vobiz, "http://simulator"))
+        return view.add_to(recording)
 
     app_sock, base = _bind()
     rest_sock, rest_base = _bind()
-    app = create_app(with_settings(local, public_url=base, vobiz_api_base_url=f"{rest_base}/api/v1"))
+    app = create_app(
+        with_settings(local, public_url=base, vobiz_api_base_url=f"{rest_base}/api/v1"),
+        observer=view,
+    )
     vobiz = FakeVobiz(NetworkConnector(), SystemClock(), config)
     vobiz.attach_rest(state)
     async with _serving([(app, app_sock), (rest_app, rest_sock)]):
-        return await dial(vobiz, base)
+        view.origin = SystemClock().now()
+        recording = await dial(vobiz, base)
+    return view.add_to(recording)
+
+
+class _ConsoleLog(logging.Handler):
+    """The service's start-up lines (which engines, models loading) as dim console lines."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self._console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._console.print(f"[dim]{record.getMessage()}[/dim]", highlight=False)
 
 
 def simulate_command(options: SimulateOptions, settings: Settings) -> int:
@@ -181,13 +244,17 @@ def simulate_command(options: SimulateOptions, settings: Settings) -> int:
     from app.simulator.report import summarize, write_outputs
 
     console = Console()
+    progress = _ConsoleLog(console)
+    logging.getLogger("app.providers").addHandler(progress)
+    logging.getLogger("app.providers").setLevel(logging.INFO)
 
     agent_announced = False
 
     def listener(event: TimelineEvent) -> None:
         nonlocal agent_announced
         if event.kind == "agent_audio_start":
-            if agent_announced:
+            if agent_announced or not options.url:  # in-process, the agent's own words are shown
+                return
                 return  # one line per agent turn, not per pause between words
             agent_announced = True
         elif event.kind in ("caller_speech_start", "barge_in"):
@@ -198,8 +265,11 @@ def simulate_command(options: SimulateOptions, settings: Settings) -> int:
 
     target = options.url or ("the app in-process, virtual clock" if options.virtual else "the app in-process")
     console.print(f"[bold]Simulated call[/] → {target}")
-    with console.status("call in progress…", spinner="dots"):
-        recording = asyncio.run(run_simulation(options, settings, listener))
+    try:
+        with console.status("call in progress…", spinner="dots"):
+            recording = asyncio.run(run_simulation(options, settings, listener))
+    finally:
+        logging.getLogger("app.providers").removeHandler(progress)
     files = write_outputs(recording, options.out)
     summary = summarize(recording)
     console.print(
@@ -209,6 +279,12 @@ def simulate_command(options: SimulateOptions, settings: Settings) -> int:
     for turn in recording.turns:
         console.print(
             f"  turn {turn.turn}: agent answered {turn.latency * 1000:.0f} ms after the caller stopped"
+        )
+    accuracy = summary["word_accuracy"]
+    if accuracy is not None:
+        console.print(
+            f"  word accuracy of the agent's speech recognition: {accuracy['accuracy']:.0%} "
+            f"({accuracy['errors']} error(s) in {accuracy['words']} word(s) the caller said)"
         )
     for name, path in files.items():
         console.print(f"  {name:<16} {path}")

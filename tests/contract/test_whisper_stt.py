@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import sys
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from app.providers.base import (
 from app.providers.espeak import EspeakTTS
 from app.providers.tts import MissingEngineError
 from app.providers.whisper_stt import LoadedWhisper, MissingSTTEngineError, WhisperSTT, accept, load_whisper
+from app.simulator.accuracy import word_error_rate, words
 
 T = TypeVar("T")
 RATE, FRAME = 16000, 320
@@ -47,26 +48,6 @@ SENTENCES = (
     "Please cancel my appointment for next week.",
     "Please send me a copy of the invoice by email.",
 )
-
-
-def words(text: str) -> list[str]:
-    return "".join(c if c.isalnum() or c == "'" else " " for c in text.lower()).split()
-
-
-def word_errors(reference: str, hypothesis: str) -> int:
-    """Word-level Levenshtein distance (substitutions + deletions + insertions)."""
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
-
-
-def wer(pairs: Iterable[tuple[str, str]]) -> float:
-    pairs = list(pairs)
-    return sum(word_errors(r, h) for r, h in pairs) / sum(len(words(r)) for r, _ in pairs)
 
 
 def phone_line(pcm: PCM) -> PCM:
@@ -144,13 +125,13 @@ def finals(events: Sequence[STTEvent]) -> list[str]:
 def test_clear_speech_is_transcribed(clear_run: list[STTEvent]) -> None:
     heard = finals(clear_run)
     assert len(heard) == len(SENTENCES), heard
-    assert wer(zip(SENTENCES, heard, strict=True)) <= 0.20, heard
+    assert word_error_rate(zip(SENTENCES, heard, strict=True)) <= 0.20, heard
 
 
 def test_phone_line_speech_is_transcribed(line_run: list[STTEvent]) -> None:
     heard = finals(line_run)
     assert len(heard) == len(SENTENCES), heard
-    assert wer(zip(SENTENCES, heard, strict=True)) <= 0.30, heard
+    assert word_error_rate(zip(SENTENCES, heard, strict=True)) <= 0.30, heard
 
 
 def test_each_utterance_gives_started_transcript_end_in_order(

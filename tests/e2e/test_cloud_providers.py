@@ -53,6 +53,7 @@ async def test_a_call_on_deepgram_and_openai(make_settings: Callable[..., Settin
             openai_api_key=API_KEY,
             openai_base_url=f"{oa_url}/v1",
             prompts_dir=tmp_path,
+            providers="cloud",
         )
         app = create_app(settings)
         with run_server(app, port=port) as srv:

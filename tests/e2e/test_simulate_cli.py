@@ -6,12 +6,14 @@ import json
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi import FastAPI, Response, WebSocket
 from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.simulator.accuracy import words
 from tests.servers import serve_in_thread
 
 OUTPUTS = {"call.wav", "events.json", "transcript.txt", "transcript.json", "report.json", "timeline.png"}
@@ -110,11 +112,47 @@ def test_protocol_errors_make_a_non_zero_exit(in_repo: Path) -> None:
 
 def test_real_time_in_process_call(in_repo: Path) -> None:
     script = in_repo / "s.txt"
-    script.write_text("say Hi\nsilence 0.5\nhangup\n")
+    script.write_text("wait 10\nsay Hi\nsilence 0.5\nhangup\n")
     result = CliRunner().invoke(cli, ["simulate", "--script", str(script), "--out", "rt"])
     assert result.exit_code == 0, result.output
     events = json.loads((in_repo / "rt" / "events.json").read_text())["events"]
     kinds = [e["kind"] for e in events]
     assert kinds[:2] == ["call_started", "socket_open"]
-    assert "agent_audio_start" in kinds  # the echo agent talked back over the real socket
+    assert "agent_audio_start" in kinds  # the offline agent greeted over the real socket
+    assert "Agent: Hello, Sunrise Bakery! How can I help you today?" in result.output
     assert kinds.count("hangup") == 1
+
+
+def test_the_demo_is_a_spoken_conversation_with_no_keys(in_repo: Path) -> None:
+    """The README's first command: the caller's lines spoken by the offline TTS, heard by the
+    offline STT, answered from the persona's intents and spoken back, on the virtual clock."""
+    result = CliRunner().invoke(cli, ["simulate", "--virtual", "--out", "demo"])
+    assert result.exit_code == 0, result.output
+    assert "offline speech recognition ready" in result.output  # loaded at start-up, said so
+    out = in_repo / "demo"
+    transcript = (out / "transcript.txt").read_text().splitlines()
+    said = [line.split("] ", 1)[1] for line in transcript]
+    heard = [words(line) for line in said if line.startswith("  (agent heard): ")]
+    assert [line for line in said if not line.startswith("  (agent heard): ")] == [
+        "Agent: Hello, Sunrise Bakery! How can I help you today?",
+        "Caller: Hello, what time do you open tomorrow?",
+        "Agent: We open at seven in the morning and close at six, every day except Monday.",
+        "Caller: Thanks, that is all. Goodbye.",
+        "Agent: You're welcome. Have a lovely day, goodbye!",
+    ]
+    assert heard == [  # each right after the line it heard (Whisper's punctuation aside)
+        ["agent", "heard", "hello", "what", "time", "do", "you", "open", "tomorrow"],
+        ["agent", "heard", "thanks", "that", "is", "all", "goodbye"],
+    ]
+    assert said[2].startswith("  (agent heard)")
+    assert said[5].startswith("  (agent heard)")
+    report = json.loads((out / "report.json").read_text())
+    assert report["word_accuracy"] == {"words": 12, "errors": 0, "word_error_rate": 0.0, "accuracy": 1.0}
+    assert report["end_reason"].startswith("app")  # the goodbye intent ended the call
+    assert "word accuracy of the agent's speech recognition: 100%" in result.output
+    with wave.open(str(out / "call.wav")) as wav:
+        frames = wav.readframes(wav.getnframes())
+    stereo = np.frombuffer(frames, dtype="<i2").reshape(-1, 2)
+    # the agent's channel carries its three replies: well over 6 s of speech above the floor
+    loud = np.abs(stereo[:, 1].astype(np.int32)) > 500
+    assert loud.sum() / 16000 > 2.0

@@ -27,6 +27,7 @@ from app.simulator.report import (
     format_transcript,
     render_timeline,
     summarize,
+    transcript_document,
     write_outputs,
 )
 from app.simulator.timeline_plot import envelope, spans
@@ -272,6 +273,7 @@ def test_report_json_summary(tmp_path: Path) -> None:
         "checkpoints_acknowledged": 2,
         "checkpoints_unacknowledged": ["reply-1"],
         "clear_audio": 1,
+        "word_accuracy": None,  # the agent's side is unknown
         "protocol_errors": [
             {"t": 7.5, "rule": "playaudio-format-mismatch", "detail": "sent audio/x-mulaw;rate=8000 on L16"}
         ],
@@ -354,3 +356,32 @@ def test_envelope_is_a_normalised_peak_per_bin() -> None:
     quiet = np.full(RATE, 30, np.int16)  # ≈ −61 dBFS: stays near zero, not scaled up to full height
     assert envelope(quiet, RATE, bins=10)[1].max() < 0.1
     assert envelope(np.zeros(0, np.int16), RATE)[0].size == 0
+
+
+def test_heard_lines_are_interleaved_and_word_accuracy_reported() -> None:
+    rec = build_recording(with_error=False)
+    rec.heard = [
+        TranscriptLine(2.1, "caller", "Hi I'd like to book a table for four tonight."),
+        TranscriptLine(6.1, "caller", "Actually make it late"),  # one word wrong
+    ]
+    lines = format_transcript(rec).splitlines()
+    assert lines[:2] == [
+        "[00:00.500] Caller: Hi, I'd like to book a table for four tonight",
+        "[00:02.100]   (agent heard): Hi I'd like to book a table for four tonight.",
+    ]
+    assert lines[4] == "[00:06.100]   (agent heard): Actually make it late"
+    # 14 words said, one substituted: punctuation and case do not count
+    assert summarize(rec)["word_accuracy"] == {
+        "words": 14,
+        "errors": 1,
+        "word_error_rate": round(1 / 14, 4),
+        "accuracy": round(13 / 14, 4),
+    }
+    assert transcript_document(rec)["heard"][1]["text"] == "Actually make it late"
+
+
+def test_no_word_accuracy_when_a_caller_line_came_from_a_wav_file() -> None:
+    rec = build_recording(with_error=False)
+    rec.transcript[2] = TranscriptLine(4.8, "caller", "(question.wav)")
+    rec.heard = [TranscriptLine(2.1, "caller", "Hi")]
+    assert summarize(rec)["word_accuracy"] is None
