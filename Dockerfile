@@ -1,13 +1,16 @@
 # Vobiz voice agent: the service image.
 # Build:  docker build -t vobiz-voice-agent .
 # Run:    docker run --env-file .env -p 8000:8000 vobiz-voice-agent
+# With the embedded offline engines (GPL voice; no keys needed):
+#         docker build --build-arg EXTRAS=embedded -t vobiz-voice-agent .
 FROM python:3.12-slim AS build
+ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY agents ./agents
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install .
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install ".${EXTRAS:+[$EXTRAS]}"
 
 FROM python:3.12-slim
 ENV PATH=/opt/venv/bin:$PATH \

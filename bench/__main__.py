@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from bench import codec, pipeline
+from bench import codec, offline, offline_calls, offline_tts, pipeline
 
-BENCHMARKS = {"codec": codec.main, "pipeline": pipeline.main}
+BENCHMARKS = {
+    "codec": codec.main,
+    "pipeline": pipeline.main,
+    "offline_tts": offline_tts.main,
+    "offline_stt": offline.main,
+    "offline_calls": offline_calls.main,
+}
 
 
 def main() -> None:

@@ -55,7 +55,9 @@ def test_dockerfile_copies_only_paths_that_exist() -> None:
 def test_compose_file_is_valid_and_matches_the_image() -> None:
     compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     agent = compose["services"]["agent"]
-    assert agent["build"] == "."
+    assert agent["build"]["context"] == "."
+    assert "EXTRAS" in agent["build"]["args"]  # the same build argument the Dockerfile takes
+    assert "ARG EXTRAS" in (ROOT / "Dockerfile").read_text()
     assert agent["env_file"] == [".env"]
     assert "8000:8000" in agent["ports"]
     assert "/healthz" in " ".join(agent["healthcheck"]["test"])
