@@ -18,6 +18,11 @@ VOBIZ_API_BASE_URL = "https://api.vobiz.ai/api/v1"
 StreamContentType = Literal["audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000"]
 
 
+def phone_digits(number: str) -> str:
+    """A phone number's digits alone: "+1 (415) 555-0199" and "14155550199" are the same number."""
+    return "".join(ch for ch in number if ch.isdigit())
+
+
 class SignatureMode(StrEnum):
     """How webhook signatures (X-Vobiz-Signature-V3/-V2) are treated."""
 
@@ -68,6 +73,9 @@ class Settings(BaseSettings):
     # persona files (prompts/<name>.md); relative paths are taken from the working directory
     prompts_dir: Path = Path("prompts")
     default_persona: str = "default"
+    # persona by the number that was called ("To"), e.g. {"+14155550199": "clinic"}; the answer
+    # URL's ?persona=NAME comes first, the default last. Numbers match on their digits alone.
+    persona_by_number: dict[str, str] = {}
 
     # the largest WebSocket message accepted from Vobiz (a 20 ms frame is < 1 KiB)
     max_message_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
@@ -85,6 +93,17 @@ class Settings(BaseSettings):
         if value not in (0, 8000, 16000, 24000):
             raise ValueError("PLAYBACK_SAMPLE_RATE must be 0 (same as the caller), 8000, 16000 or 24000")
         return value
+
+    @field_validator("persona_by_number")
+    @classmethod
+    def _digits_only(cls, value: dict[str, str]) -> dict[str, str]:
+        found = {}
+        for number, persona in value.items():
+            digits = phone_digits(number)
+            if not 6 <= len(digits) <= 15:
+                raise ValueError(f"PERSONA_BY_NUMBER: {number!r} is not a phone number")
+            found[digits] = persona
+        return found
 
     @property
     def public_base(self) -> str:

@@ -86,6 +86,9 @@ def create_app(
         raise ConfigurationError(
             f"DEFAULT_PERSONA={settings.default_persona!r}: no {settings.default_persona}.md in {prompts_dir}"
         )
+    for number, name in settings.persona_by_number.items():
+        if name not in personas:
+            raise ConfigurationError(f"PERSONA_BY_NUMBER: {number} maps to {name!r}, which has no {name}.md")
     secret = settings.stream_token_secret.get_secret_value().encode()
     if secret and len(secret) < MIN_SECRET_BYTES:
         raise ConfigurationError(f"STREAM_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} characters")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from agents.personas import is_valid_name
 from app.api.deps import AppContext, get_ctx
-from app.config import SignatureMode
+from app.config import SignatureMode, phone_digits
 from app.telephony.signature import verify_signature
 from app.telephony.token import StreamClaims, issue_token
 from app.telephony.xml import StreamSettings, answer_xml, dial_xml, speak_hangup_xml
@@ -61,13 +61,15 @@ def is_hangup(params: dict[str, str]) -> bool:
 
 
 def choose_persona(ctx: AppContext, params: dict[str, str]) -> str:
-    """Persona from the answer URL's ``persona`` query parameter, else the default."""
+    """The answer URL's ``persona`` query parameter, else the persona of the number called
+    (``PERSONA_BY_NUMBER``), else the default."""
     wanted = params.get("persona", "")
     if wanted and is_valid_name(wanted) and wanted in ctx.personas:
         return wanted
     if wanted:
-        log.warning("unknown persona requested; using the default")
-    return ctx.settings.default_persona
+        log.warning("unknown persona requested; using the number's or the default")
+    by_number = ctx.settings.persona_by_number.get(phone_digits(params.get("To", "")))
+    return by_number or ctx.settings.default_persona
 
 
 @router.api_route("/answer", methods=["GET", "POST"], dependencies=[Signed])

@@ -181,3 +181,31 @@ def test_a_broken_persona_refuses_to_start(make_settings: Callable[..., Settings
     (tmp_path / "default.md").write_text("---\ndisplay_name: D\nvoice_speed: 2\n---\nHello.\n")
     with pytest.raises(ConfigurationError, match=r"default\.md: voice_speed: unknown setting"):
         create_app(make_settings(), prompts_dir=tmp_path)
+
+
+async def test_persona_by_the_number_called(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    (tmp_path / "default.md").write_text("---\ndisplay_name: D\n---\nHello.\n")
+    (tmp_path / "clinic.md").write_text("---\ndisplay_name: C\n---\nHi.\n")
+    settings = make_settings(persona_by_number={"+1 (415) 555-0199": "clinic"})
+    app = create_app(settings, prompts_dir=tmp_path)
+
+    async def persona_for(query: str, to: str) -> str:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
+            resp = await client.post(f"/vobiz/answer{query}", data={"CallUUID": "c", "To": to})
+        token = parse_stream_xml(resp.text).url.rsplit("/", 1)[1]
+        return verify_token(b"test-secret-0123456789", token, now=0).persona
+
+    assert await persona_for("", "14155550199") == "clinic"  # digits match, however written
+    assert await persona_for("", "+14155550100") == "default"  # another number
+    assert await persona_for("?persona=default", "14155550199") == "default"  # the URL comes first
+    assert await persona_for("?persona=nope", "14155550199") == "clinic"  # then the number
+
+
+def test_a_number_mapped_to_a_missing_persona_refuses_to_start(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"PERSONA_BY_NUMBER: 14155550199 maps to 'ghost'"):
+        create_app(make_settings(persona_by_number={"+14155550199": "ghost"}))
+    with pytest.raises(ValueError, match="is not a phone number"):
+        make_settings(persona_by_number={"reception": "default"})
