@@ -17,8 +17,10 @@ lower-case letters, digits, ``-`` and ``_`` (never a path).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -78,14 +80,35 @@ class PersonaSettings(pydantic.BaseModel):
     transfer_number: str | None = pydantic.Field(None, pattern=r"^\+?[0-9]{6,15}$")
     intents: list[IntentSetting] = []
     fallback: str = "Sorry, I didn't catch that. Could you say it another way?"
+    business_hours: str = ""  # for the prompt's {business_hours}, e.g. "Mon-Fri 9:00-17:00"
+
+
+PLACEHOLDERS = {
+    "caller_number": "the caller's number",
+    "today": "today's date, e.g. Wednesday 2 December 2026",
+    "business_hours": "the business_hours setting",
+    "display_name": "the display_name setting",
+}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True, slots=True)
 class Persona:
     name: str
     settings: PersonaSettings
-    prompt: str  # the system prompt (the file's body)
+    prompt: str  # the system prompt (the file's body), placeholders unfilled
     path: Path
+
+    def system_prompt(self, *, caller_number: str = "", today: date | None = None) -> str:
+        """The prompt for one call, its ``{placeholders}`` filled in."""
+        day = today or date.today()
+        values = {
+            "caller_number": caller_number or "unknown",
+            "today": f"{day:%A} {day.day} {day:%B %Y}",
+            "business_hours": self.settings.business_hours or "not stated",
+            "display_name": self.settings.display_name,
+        }
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), self.prompt)
 
 
 def load_persona(path: Path, known_tools: frozenset[str] | None = None) -> Persona:
@@ -124,6 +147,12 @@ def load_persona(path: Path, known_tools: frozenset[str] | None = None) -> Perso
     prompt = match.group(2).strip()
     if not prompt:
         raise PersonaError(f"{path}: the system prompt (the text after the front matter) is empty")
+    for found in _PLACEHOLDER.finditer(prompt):
+        if found.group(1) not in PLACEHOLDERS:
+            known = ", ".join("{" + k + "}" for k in PLACEHOLDERS)
+            raise PersonaError(f"{path}: prompt: unknown placeholder {found.group(0)} (known: {known})")
+    if "{business_hours}" in prompt and not settings.business_hours:
+        raise PersonaError(f"{path}: business_hours: required when the prompt uses {{business_hours}}")
     return Persona(name, settings, prompt, path)
 
 
@@ -132,7 +161,7 @@ def _describe(path: Path, error: object) -> str:
     field = ".".join(str(p) for p in err.get("loc", ())) or "front matter"
     kind = err.get("type", "")
     if kind == "extra_forbidden":
-        close = [f for f in PersonaSettings.model_fields if f.startswith(field[:4])]
+        close = difflib.get_close_matches(field, list(PersonaSettings.model_fields), n=1, cutoff=0.6)
         hint = f"unknown setting (did you mean {close[0]!r}?)" if close else "unknown setting"
     elif kind == "missing":
         hint = "required: add it to the front matter"
@@ -143,6 +172,25 @@ def _describe(path: Path, error: object) -> str:
 
 def load_personas(prompts_dir: Path, known_tools: frozenset[str] | None = None) -> dict[str, Persona]:
     """Every ``*.md`` persona in ``prompts_dir``; raises ``PersonaError`` on the first broken one."""
+    personas, problems = check_personas(prompts_dir, known_tools)
+    if problems:
+        raise PersonaError(problems[0])
+    return personas
+
+
+def check_personas(
+    prompts_dir: Path, known_tools: frozenset[str] | None = None
+) -> tuple[dict[str, Persona], list[str]]:
+    """The good personas in ``prompts_dir`` and every problem found (file, field and hint)."""
     if not prompts_dir.is_dir():
-        raise PersonaError(f"{prompts_dir}: persona folder not found")
-    return {p.stem: load_persona(p, known_tools) for p in sorted(prompts_dir.glob("*.md"))}
+        return {}, [f"{prompts_dir}: persona folder not found"]
+    personas: dict[str, Persona] = {}
+    problems: list[str] = []
+    for path in sorted(prompts_dir.glob("*.md")):
+        try:
+            personas[path.stem] = load_persona(path, known_tools)
+        except PersonaError as exc:
+            problems.append(str(exc))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: cannot be read ({exc})")
+    return personas, problems

@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from app.cli_personas import personas_app
 from app.cli_rest import call_app, streams_app
 
 T = TypeVar("T")
@@ -15,6 +16,7 @@ T = TypeVar("T")
 cli = typer.Typer(help="Full-duplex AI phone agent for Vobiz.", no_args_is_help=True)
 cli.add_typer(streams_app, name="streams")
 cli.add_typer(call_app, name="call")
+cli.add_typer(personas_app, name="personas")
 
 
 @cli.command()

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from agents.builtin import BUILTIN_TOOLS
+from agents.catalog import ALL_TOOLS
 from agents.personas import PersonaError, load_personas
 from app.api import health, media, webhooks
 from app.api.deps import AgentFactory, AppContext
@@ -79,7 +79,7 @@ def create_app(
     if settings.signature_mode is SignatureMode.ENFORCE and not settings.vobiz_auth_token.get_secret_value():
         raise ConfigurationError("SIGNATURE_MODE=enforce needs VOBIZ_AUTH_TOKEN to check signatures")
     try:
-        personas = load_personas(prompts_dir, frozenset(BUILTIN_TOOLS))
+        personas = load_personas(prompts_dir, frozenset(ALL_TOOLS))
     except PersonaError as exc:
         raise ConfigurationError(f"broken persona: {exc}") from None
     if settings.default_persona not in personas:

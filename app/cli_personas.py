@@ -1,0 +1,94 @@
+"""``voice-agent personas list|show NAME|check [DIR]``: what the service will use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+personas_app = typer.Typer(help="Persona files (prompts/<name>.md): list, show, check.", no_args_is_help=True)
+
+
+def _folder(folder: Path | None) -> Path:
+    from app.config import Settings
+
+    return folder if folder is not None else Settings().prompts_dir
+
+
+def _known_tools() -> frozenset[str]:
+    from agents.catalog import ALL_TOOLS
+
+    return frozenset(ALL_TOOLS)
+
+
+DirOption = Annotated[Path | None, typer.Option("--dir", help="Persona folder (default: PROMPTS_DIR).")]
+DirArgument = Annotated[Path | None, typer.Argument(help="Persona folder (default: PROMPTS_DIR).")]
+
+
+@personas_app.command("check")
+def check(
+    folder: Annotated[Path | None, typer.Argument(help="Persona folder (default: PROMPTS_DIR).")] = None,
+) -> None:
+    """Check every persona file; each problem names the file, the field and a hint. Exit 1 on any."""
+    from agents.personas import check_personas
+
+    where = _folder(folder)
+    personas, problems = check_personas(where, _known_tools())
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if not personas and not problems:
+        typer.echo(f"error: {where}: no persona files (*.md)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{len(personas)} persona(s) OK, {len(problems)} with problems, in {where}")
+    raise typer.Exit(1 if problems else 0)
+
+
+@personas_app.command("list")
+def list_personas(folder: DirOption = None) -> None:
+    """One line per persona: name, display name, language, voice, tools."""
+    from agents.personas import check_personas
+    from app.config import Settings
+
+    where = _folder(folder)
+    personas, problems = check_personas(where, _known_tools())
+    default = Settings().default_persona
+    table = Table("name", "display name", "language", "voice", "tools", box=None)
+    for name, persona in personas.items():
+        s = persona.settings
+        voice = s.tts_provider + (f" ({s.tts_voice})" if s.tts_voice else "")
+        table.add_row(name + (" (default)" if name == default else ""), s.display_name, s.language, voice,
+                      ", ".join(s.tools))  # fmt: skip
+    Console().print(table)
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    raise typer.Exit(1 if problems else 0)
+
+
+@personas_app.command("show")
+def show(name: str, folder: DirOption = None) -> None:
+    """Every setting of one persona (defaults filled in) and its system prompt."""
+    import yaml
+
+    from agents.personas import PersonaError, is_valid_name, load_persona
+
+    where = _folder(folder)
+    if not is_valid_name(name):
+        typer.echo(f"error: {name!r} is not a persona name (lower-case letters, digits, '-', '_')", err=True)
+        raise typer.Exit(2)
+    path = where / f"{name}.md"
+    if not path.is_file():
+        typer.echo(f"error: no persona {name!r} in {where}", err=True)
+        raise typer.Exit(1)
+    try:
+        persona = load_persona(path, _known_tools())
+    except PersonaError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    settings = persona.settings.model_dump(mode="json")
+    typer.echo(f"# {path}")
+    typer.echo(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True).rstrip())
+    typer.echo("---")
+    typer.echo(persona.prompt)
