@@ -40,6 +40,26 @@ class PersonaError(ValueError):
     """A persona file that cannot be used; the message names the file, field and a hint."""
 
 
+class SlotSetting(pydantic.BaseModel):
+    """A value the offline responder asks for before calling the intent's tool."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    name: str = pydantic.Field(pattern=r"^[a-z_][a-z0-9_]*$")  # the tool's argument name
+    ask: str = pydantic.Field(min_length=1)  # the question, e.g. "Which day suits you?"
+    pattern: str | None = None  # a regular expression; its first group (or match) is the value
+
+    @pydantic.field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value, re.IGNORECASE)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+
 class IntentSetting(pydantic.BaseModel):
     """One thing callers ask, for the offline responder (used when no LLM is configured)."""
 
@@ -47,9 +67,19 @@ class IntentSetting(pydantic.BaseModel):
 
     name: str = pydantic.Field(min_length=1)
     examples: list[str] = pydantic.Field(min_length=1)  # ways a caller might say it
-    reply: str = pydantic.Field(min_length=1)
-    tool: str | None = None  # a tool to call with the reply (it must be in `tools`)
-    arguments: dict[str, str | int | float | bool] = {}
+    reply: str = ""  # said when it matches (before the first slot's question)
+    tool: str | None = None  # a tool to call once every slot is filled (it must be in `tools`)
+    arguments: dict[str, str | int | float | bool] = {}  # fixed arguments for the tool
+    slots: list[SlotSetting] = []
+    done: str | None = None  # said after the tool answered: {slot names} and {result}
+
+    @pydantic.model_validator(mode="after")
+    def _says_something(self) -> IntentSetting:
+        if not (self.reply or self.slots or self.done):
+            raise ValueError("an intent needs a reply, slots or a done line")
+        if (self.slots or self.done) and self.tool is None:
+            raise ValueError("slots and done need a tool to call")
+        return self
 
 
 class PersonaSettings(pydantic.BaseModel):

@@ -16,7 +16,8 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from pathlib import Path
+from typing import Any, get_type_hints, overload
 
 import pydantic
 
@@ -34,6 +35,8 @@ class ToolContext:
     end_call: Callable[[str], None]
     transfer: Callable[[], Awaitable[str]]
     state: dict[str, Any] = field(default_factory=dict)  # per-call scratch space for tools
+    data_dir: Path = Path("data")  # where tools keep their files (DATA_DIR)
+    caller_number: str = ""
 
 
 ToolFunction = Callable[..., Awaitable[Any]]
@@ -67,12 +70,24 @@ class Tool:
         return result if isinstance(result, str) else json.dumps(result, default=str)
 
 
-def tool(fn: ToolFunction | None = None, *, name: str | None = None, filler: str | None = None) -> Any:
+@overload
+def tool(fn: ToolFunction, *, name: str | None = None, filler: str | None = None) -> Tool: ...
+
+
+@overload
+def tool(
+    fn: None = None, *, name: str | None = None, filler: str | None = None
+) -> Callable[[ToolFunction], Tool]: ...
+
+
+def tool(
+    fn: ToolFunction | None = None, *, name: str | None = None, filler: str | None = None
+) -> Tool | Callable[[ToolFunction], Tool]:
     """Make a ``Tool`` from an async function (usable bare or with arguments)."""
 
     def build(func: ToolFunction) -> Tool:
         signature = inspect.signature(func)
-        hints = get_type_hints(func)
+        hints = get_type_hints(func, include_extras=True)  # keeps Annotated[..., Field(description=...)]
         params = list(signature.parameters.values())[1:]  # skip the ToolContext
         fields: dict[str, Any] = {}
         for param in params:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from agents.builtin import BUILTIN_TOOLS
 from agents.personas import Persona
 from agents.tools import ToolRegistry
 from app.pipeline.conversation import ConversationConfig, Providers
 from app.pipeline.turns import BACKCHANNELS, TurnPolicy
 from app.providers.base import LLMOptions, STTOptions, TTSOptions
-from app.providers.intent_llm import Intent, IntentLLM
+from app.providers.intent_llm import Intent, IntentLLM, Slot
 from app.providers.registry import ProviderSet
 
 
@@ -44,7 +46,18 @@ def conversation_config(persona: Persona) -> ConversationConfig:
 def intent_llm(persona: Persona) -> IntentLLM:
     """The offline responder for ``persona``, from its intents."""
     intents = [
-        Intent(i.name, tuple(i.examples), i.reply, i.tool, dict(i.arguments))
+        Intent(
+            i.name,
+            tuple(i.examples),
+            i.reply,
+            i.tool,
+            dict(i.arguments),
+            tuple(
+                Slot(s.name, s.ask, re.compile(s.pattern, re.IGNORECASE) if s.pattern else None)
+                for s in i.slots
+            ),
+            i.done,
+        )
         for i in persona.settings.intents
     ]
     return IntentLLM(intents, fallback=persona.settings.fallback)
@@ -52,13 +65,16 @@ def intent_llm(persona: Persona) -> IntentLLM:
 
 def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
     """The persona's TTS where its provider is available, else the offline voice; the LLM, or
-    the persona's intents when no LLM is configured."""
-    tts = providers.tts.get(persona.settings.tts_provider) or providers.tts.get("offline")
+    the persona's intents when no LLM is configured. The offline voice, when it is not already
+    the primary, is the fallback that apologises if the primary TTS fails."""
+    offline = providers.tts.get("offline")
+    tts = providers.tts.get(persona.settings.tts_provider) or offline
     if tts is None:
         raise PersonaUnavailable(
             f"persona {persona.name!r} speaks with {persona.settings.tts_provider} TTS, which has no key"
         )
-    return Providers(providers.stt, providers.llm or intent_llm(persona), tts)
+    fallback = offline if offline is not tts else None
+    return Providers(providers.stt, providers.llm or intent_llm(persona), tts, fallback_tts=fallback)
 
 
 def persona_tools(persona: Persona) -> ToolRegistry:

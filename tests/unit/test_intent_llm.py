@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,16 @@ import pytest
 from agents.builtin import BUILTIN_TOOLS
 from agents.personas import load_persona
 from app.pipeline.factory import intent_llm
-from app.providers.base import Finished, LLMOptions, Message, TextDelta, ToolCallRequest, ToolSpec
-from app.providers.intent_llm import Intent, IntentLLM
+from app.providers.base import (
+    Finished,
+    LLMOptions,
+    Message,
+    TextDelta,
+    ToolCall,
+    ToolCallRequest,
+    ToolSpec,
+)
+from app.providers.intent_llm import Intent, IntentLLM, Slot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +73,77 @@ async def test_after_a_tool_round_it_says_nothing_more() -> None:
     llm = IntentLLM([])
     events = [e async for e in llm.stream([Message("tool", "done", tool_call_id="c1")], [], LLMOptions())]
     assert events == [Finished("stop")]
+
+
+BOOK = Intent(
+    "book",
+    ("I'd like to book an appointment", "can I see a doctor"),
+    "Certainly.",
+    tool="book_appointment",
+    slots=(
+        Slot("day", "Which day suits you?", re.compile(r"\b(monday|tuesday|friday|tomorrow)\b", re.I)),
+        Slot(
+            "time", "What time?", re.compile(r"\b(\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|noon)", re.I)
+        ),
+        Slot("patient", "And the patient's name?"),
+    ),
+    done="Done: {patient}, {day} at {time}. {result}.",
+)
+HOURS = Intent("hours", ("what time do you open",), "We open at nine.")
+BOOK_TOOL = ToolSpec("book_appointment", "Book.")
+
+
+async def turn(llm: IntentLLM, history: list[Message], said: str) -> tuple[str, list[ToolCall]]:
+    """The caller says ``said``; run the responder as the conversation would (tools answered)."""
+    history.append(Message("user", said))
+    spoken: list[str] = []
+    while True:
+        text, calls = "", []
+        async for event in llm.stream(history, [BOOK_TOOL], LLMOptions()):
+            match event:
+                case TextDelta(text=delta):
+                    text += delta
+                case ToolCallRequest(call=call):
+                    calls.append(call)
+        spoken.append(text)
+        if not calls:
+            history.append(Message("assistant", text))
+            return " ".join(s for s in spoken if s), CALLS
+        history.append(Message("assistant", text, tool_calls=tuple(calls)))
+        for call in calls:
+            CALLS.append(call)
+            history.append(Message("tool", "reference A7", tool_call_id=call.id))
+
+
+CALLS: list[ToolCall] = []
+
+
+async def test_slots_are_asked_for_one_by_one_then_the_tool_is_called() -> None:
+    CALLS.clear()
+    llm = IntentLLM([BOOK, HOURS])
+    history = [Message("system", "prompt")]
+    assert (await turn(llm, history, "Hi, I'd like to book an appointment"))[0] == (
+        "Certainly. Which day suits you?"
+    )
+    assert (await turn(llm, history, "Monday please"))[0] == "What time?"
+    assert (await turn(llm, history, "At 10 am"))[0] == "And the patient's name?"
+    said, calls = await turn(llm, history, "My name is Asha Patel.")
+    assert said == "Done: Asha Patel, Monday at 10 am. reference A7."
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("book_appointment", {"day": "Monday", "time": "10 am", "patient": "Asha Patel"})
+    ]
+    # once done, the next request starts afresh
+    assert (await turn(llm, history, "What time do you open?"))[0] == "We open at nine."
+
+
+async def test_slots_said_up_front_are_not_asked_again_and_a_new_request_switches() -> None:
+    CALLS.clear()
+    llm = IntentLLM([BOOK, HOURS])
+    history: list[Message] = []
+    assert (await turn(llm, history, "Can I see a doctor on Friday at 2:30 pm?"))[0] == (
+        "Certainly. And the patient's name?"
+    )
+    # another request while a slot is asked: answered, and the booking is dropped
+    assert (await turn(llm, history, "Wait, what time do you open?"))[0] == "We open at nine."
+    assert (await turn(llm, history, "Ben"))[0] == "Sorry, I didn't catch that. Could you say it another way?"
+    assert CALLS == []

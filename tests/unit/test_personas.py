@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from agents.builtin import BUILTIN_TOOLS
+from agents.catalog import ALL_TOOLS
 from agents.personas import PersonaError, load_persona, load_personas
 from app.pipeline.factory import conversation_config
 
@@ -74,3 +75,25 @@ def test_settings_reach_the_conversation(tmp_path: Path) -> None:
 def test_broken_personas_are_precise(tmp_path: Path, name: str, text: str, message: str) -> None:
     with pytest.raises(PersonaError, match=message):
         load_persona(write(tmp_path, name, text), TOOLS)
+
+
+def test_intent_slots_are_checked(tmp_path: Path) -> None:
+    bad_pattern = write(
+        tmp_path,
+        "a",
+        "---\ndisplay_name: A\ntools: [end_call, book_appointment]\nintents:\n  - name: book\n"
+        "    examples: [book]\n    tool: book_appointment\n    slots:\n"
+        "      - name: day\n        ask: Which day?\n        pattern: '(monday'\n---\nHi.\n",
+    )
+    with pytest.raises(
+        PersonaError, match=r"intents\.0\.slots\.0\.pattern: .*not a valid regular expression"
+    ):
+        load_persona(bad_pattern, frozenset(ALL_TOOLS))
+    no_tool = write(
+        tmp_path,
+        "b",
+        "---\ndisplay_name: B\nintents:\n  - name: book\n    examples: [book]\n"
+        "    slots:\n      - name: day\n        ask: Which day?\n---\nHi.\n",
+    )
+    with pytest.raises(PersonaError, match=r"intents\.0: .*slots and done need a tool to call"):
+        load_persona(no_tool, frozenset(ALL_TOOLS))
