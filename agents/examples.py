@@ -2,7 +2,8 @@
 
 Each is backed by a real SQLite table (``agents/store.py``). What callers say is loose ("ten
 a.m.", "Monday", "a table for four"), so the tools normalise days, times and numbers themselves
-and answer in a sentence the model (or the offline responder's ``{result}``) can speak.
+and answer in a sentence the model (or the offline responder's ``{result}``) can speak; one
+that could not be done starts with ``error:``.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ async def book_appointment(ctx: ToolContext, day: Day, time: Time, patient: str)
             rows = db.execute("SELECT time FROM appointments WHERE day = ?", (when_day,))
             taken = {row["time"] for row in rows}
             free = ", ".join(spoken_time(t) for t in CLINIC_TIMES if t not in taken) or "none"
-            return f"{spoken_time(when_time)} on {when_day} is taken; free that day: {free}"
+            return f"error: {spoken_time(when_time)} on {when_day} is taken; free that day: {free}"
         when = f"{when_day.capitalize()} at {spoken_time(when_time)}"
         return f"booked {patient.strip()} on {when}, reference A{cursor.lastrowid}"
 
@@ -148,7 +149,7 @@ async def reserve_table(ctx: ToolContext, day: Day, time: Time, party: Party, na
             "SELECT COUNT(*) FROM reservations WHERE day = ? AND time = ?", (when_day, when_time)
         ).fetchone()
         if booked >= TABLES_PER_TIME:
-            return f"fully booked on {when_day} at {spoken_time(when_time)}; suggest another time"
+            return f"error: we are fully booked on {when_day} at {spoken_time(when_time)}"
         cursor = db.execute(
             "INSERT INTO reservations (day, time, party, name, call_id) VALUES (?, ?, ?, ?, ?)",
             (when_day, when_time, party, name.strip(), ctx.call_id),
@@ -171,7 +172,7 @@ async def order_status(ctx: ToolContext, order_id: str) -> str:
     def look(db: sqlite3.Connection) -> str:
         row = db.execute("SELECT status, detail FROM orders WHERE id = ?", (digits,)).fetchone()
         if row is None:
-            return f"no order {digits}; ask the caller to check the number"
+            return f"error: there is no order {digits}; ask the caller to check the number"
         return f"order {digits} is {row['status']}: {row['detail']}"
 
     return await store.run(ctx.data_dir, look)

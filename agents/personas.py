@@ -72,9 +72,13 @@ class IntentSetting(pydantic.BaseModel):
     arguments: dict[str, str | int | float | bool] = {}  # fixed arguments for the tool
     slots: list[SlotSetting] = []
     done: str | None = None  # said after the tool answered: {slot names} and {result}
+    retry_slots: list[str] = []  # asked for again when the tool answers "error: ..."
 
     @pydantic.model_validator(mode="after")
     def _says_something(self) -> IntentSetting:
+        unknown = set(self.retry_slots) - {s.name for s in self.slots}
+        if unknown:
+            raise ValueError(f"retry_slots names no slot: {', '.join(sorted(unknown))}")
         if not (self.reply or self.slots or self.done):
             raise ValueError("an intent needs a reply, slots or a done line")
         if (self.slots or self.done) and self.tool is None:

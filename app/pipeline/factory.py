@@ -57,6 +57,7 @@ def intent_llm(persona: Persona) -> IntentLLM:
                 for s in i.slots
             ),
             i.done,
+            tuple(i.retry_slots),
         )
         for i in persona.settings.intents
     ]

@@ -8,7 +8,8 @@ Slots make a small dialogue: when an intent with slots matches, the reply is sai
 missing slot's question asked; each later answer fills slots (a slot with a ``pattern`` takes the
 first match anywhere in what was said, so "Monday at ten" fills two at once; one without takes
 the answer itself) until all are filled, then the tool is called with them as arguments and,
-once it has answered, ``done`` is said with ``{slot}`` and ``{result}`` filled in. The state is
+once it has answered, ``done`` is said with ``{slot}`` and ``{result}`` filled in; an answer
+``"error: …"`` is said as an apology, and the ``retry_slots`` are asked for again. The state is
 rebuilt from the message history on every turn, so the responder holds none of its own.
 
 Replies may use ``{caller}`` (what the caller said). Deterministic and instant, so demos and
@@ -71,6 +72,7 @@ class Intent:
     arguments: Mapping[str, Any] = field(default_factory=dict)
     slots: tuple[Slot, ...] = ()
     done: str | None = None  # said after the tool answered: {slot names} and {result}
+    retry_slots: tuple[str, ...] = ()  # asked again when the tool answers "error: …"
 
 
 def similarity(said: Sequence[str], example: Sequence[str]) -> float:
@@ -127,7 +129,12 @@ class IntentLLM:
             if message.role == "user":
                 self._hear(state, message.content)
             elif message.role == "tool" and state.intent is not None and not state.missing():
-                state.completed, state.intent = state.intent, None
+                state.completed = state.intent
+                if is_error(message.content) and state.intent.retry_slots:
+                    for name in state.intent.retry_slots:  # stay on it: ask these again
+                        state.filled.pop(name, None)
+                else:
+                    state.intent = None
         return state
 
     def _hear(self, state: _State, text: str) -> None:
@@ -153,9 +160,14 @@ class IntentLLM:
         last = messages[-1] if messages else Message("user", "")
         state = self._follow(messages)
         if last.role == "tool":
-            done = state.completed.done if state.completed is not None else None
-            if done:
-                for delta in _deltas(_format(done, {**state.filled, "result": last.content})):
+            if state.completed is not None and is_error(last.content):
+                problem = last.content.split(":", 1)[1].strip().rstrip(".")
+                missing = state.missing()
+                ask = f" {missing[0].ask}" if missing else ""
+                for delta in _deltas(f"Sorry, {problem}.{ask}"):
+                    yield delta
+            elif state.completed is not None and state.completed.done:
+                for delta in _deltas(_format(state.completed.done, {**state.filled, "result": last.content})):
                     yield delta
             yield Finished("stop")
             return
@@ -180,6 +192,11 @@ class IntentLLM:
             yield Finished("tool_calls")
             return
         yield Finished("stop")
+
+
+def is_error(result: str) -> bool:
+    """A tool's answer that says it could not do it (``"error: …"``, the tools' convention)."""
+    return result.lstrip().lower().startswith("error:")
 
 
 def _fill(slots: list[Slot], text: str, filled: dict[str, str], *, free: bool) -> bool:

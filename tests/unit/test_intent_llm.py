@@ -147,3 +147,25 @@ async def test_slots_said_up_front_are_not_asked_again_and_a_new_request_switche
     assert (await turn(llm, history, "Wait, what time do you open?"))[0] == "We open at nine."
     assert (await turn(llm, history, "Ben"))[0] == "Sorry, I didn't catch that. Could you say it another way?"
     assert CALLS == []
+
+
+async def test_a_tool_error_is_apologised_for_and_the_retry_slots_asked_again() -> None:
+    retry = Intent(**{**{f: getattr(BOOK, f) for f in BOOK.__slots__}, "retry_slots": ("time",)})
+    llm = IntentLLM([retry])
+    history: list[Message] = [Message("user", "Can I see a doctor on Monday at 10 am? I'm Asha.")]
+    history.append(Message("assistant", "Certainly. And the patient's name?"))
+    history.append(Message("user", "Asha Patel"))
+    call = ToolCall("c1", "book_appointment", "{}")
+    history.append(Message("assistant", "", tool_calls=(call,)))
+    history.append(
+        Message("tool", "error: 10 am on monday is taken; free that day: 11 am.", tool_call_id="c1")
+    )
+    said = "".join(
+        [e.text async for e in llm.stream(history, [BOOK_TOOL], LLMOptions()) if isinstance(e, TextDelta)]
+    )
+    assert said == "Sorry, 10 am on monday is taken; free that day: 11 am. What time?"
+    history.append(Message("assistant", said))
+    history.append(Message("user", "11 am then"))
+    events = [e async for e in llm.stream(history, [BOOK_TOOL], LLMOptions())]
+    calls = [json.loads(e.call.arguments) for e in events if isinstance(e, ToolCallRequest)]
+    assert calls == [{"day": "Monday", "time": "11 am", "patient": "Asha Patel"}]
