@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from agents.builtin import BUILTIN_TOOLS
+from agents.catalog import ALL_TOOLS
 from agents.personas import Persona
 from agents.tools import ToolRegistry
 from app.pipeline.conversation import ConversationConfig, Providers
@@ -66,19 +66,15 @@ def intent_llm(persona: Persona) -> IntentLLM:
 
 def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
     """The persona's TTS where its provider is available, else the offline voice; the LLM, or
-    the persona's intents when no LLM is configured. The offline voice, when it is not already
-    the primary, is the fallback that apologises if the primary TTS fails."""
-    offline = providers.tts.get("offline")
-    tts = providers.tts.get(persona.settings.tts_provider) or offline
+    the persona's intents when no LLM is configured."""
+    tts = providers.tts.get(persona.settings.tts_provider) or providers.tts.get("offline")
     if tts is None:
         raise PersonaUnavailable(
             f"persona {persona.name!r} speaks with {persona.settings.tts_provider} TTS, which has no key"
         )
-    fallback = offline if offline is not tts else None
-    return Providers(providers.stt, providers.llm or intent_llm(persona), tts, fallback_tts=fallback)
+    return Providers(providers.stt, providers.llm or intent_llm(persona), tts)
 
 
 def persona_tools(persona: Persona) -> ToolRegistry:
-    return ToolRegistry(
-        {name: BUILTIN_TOOLS[name] for name in persona.settings.tools if name in BUILTIN_TOOLS}
-    )
+    """The tools the persona allows (checked against the catalogue when it was loaded)."""
+    return ToolRegistry({name: ALL_TOOLS[name] for name in persona.settings.tools if name in ALL_TOOLS})

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.builtin import BUILTIN_TOOLS
 from agents.catalog import ALL_TOOLS
 from agents.personas import PersonaError, load_persona, load_personas
 from app.pipeline.factory import conversation_config
 
-TOOLS = frozenset(BUILTIN_TOOLS)
+TOOLS = frozenset(ALL_TOOLS)
 ROOT = Path(__file__).resolve().parents[2]
 
 
