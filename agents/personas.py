@@ -199,6 +199,8 @@ def _describe(path: Path, error: object) -> str:
         hint = f"unknown setting (did you mean {close[0]!r}?)" if close else "unknown setting"
     elif kind == "missing":
         hint = "required: add it to the front matter"
+    elif kind == "string_type" and isinstance(err.get("input"), bool):
+        hint = "expected text: put it in quotes (YAML reads yes, no, on and off as true or false)"
     else:
         hint = str(err.get("msg", "invalid value"))
     return f"{path}: {field}: {hint}"

@@ -71,6 +71,8 @@ def parse_step(line: str) -> Step:
                     raise ScriptError("'say' needs the words to say")
                 return Say(text=rest)
             case "say-wav":
+                if not rest:
+                    raise ScriptError("'say-wav' needs the path of a WAV file")
                 return Say(text=f"({Path(rest).name})", wav=Path(rest))
             case "wait":
                 return WaitForAgent(timeout=float(rest)) if rest else WaitForAgent()

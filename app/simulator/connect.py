@@ -2,7 +2,8 @@
 
 ``NetworkConnector`` uses real HTTP (httpx) and a real WebSocket client (websockets), for
 people and benchmarks. ``AsgiConnector`` calls the ASGI app directly on the same event loop,
-so a call on the virtual clock is deterministic: nothing leaves the loop.
+so a call on the virtual clock is deterministic: nothing leaves the loop. ``TapConnector``
+wraps either and keeps every request and frame that crossed it.
 """
 
 from __future__ import annotations
@@ -228,3 +229,70 @@ class AsgiConnector:
     async def aclose(self) -> None:
         for client in self._http.values():
             await client.aclose()
+
+
+# --- tap -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TappedRequest:
+    method: str
+    url: str
+    form: dict[str, str]
+    status: int
+
+
+class TappedSocket:
+    """A ``MediaSocket`` that keeps every frame: ``sent`` (Vobiz → app) and ``received``."""
+
+    def __init__(self, url: str, inner: MediaSocket) -> None:
+        self.url = url
+        self._inner = inner
+        self.sent: list[str] = []
+        self.received: list[str | bytes] = []
+
+    @property
+    def close_code(self) -> int | None:
+        return self._inner.close_code
+
+    @close_code.setter
+    def close_code(self, code: int | None) -> None:
+        self._inner.close_code = code
+
+    async def send(self, text: str) -> None:
+        await self._inner.send(text)
+        self.sent.append(text)
+
+    async def recv(self) -> str | bytes | None:
+        frame = await self._inner.recv()
+        if frame is not None:
+            self.received.append(frame)
+        return frame
+
+    async def close(self, code: int = 1000) -> None:
+        await self._inner.close(code)
+
+
+class TapConnector:
+    """Wraps a connector and keeps what crossed it, in order: each webhook request with its
+    reply status, and each media socket's frames. For tests and debugging."""
+
+    def __init__(self, inner: Connector) -> None:
+        self.inner = inner
+        self.requests: list[TappedRequest] = []
+        self.sockets: list[TappedSocket] = []
+
+    async def request(
+        self, method: str, url: str, data: dict[str, str], headers: dict[str, str]
+    ) -> HttpReply:
+        reply = await self.inner.request(method, url, data, headers)
+        self.requests.append(TappedRequest(method, url, dict(data), reply.status))
+        return reply
+
+    async def open_socket(self, url: str) -> MediaSocket:
+        sock = TappedSocket(url, await self.inner.open_socket(url))
+        self.sockets.append(sock)
+        return sock
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

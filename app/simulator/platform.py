@@ -2,14 +2,20 @@
 
 One ``FakeVobiz`` serves any number of calls. ``dial`` runs a whole call:
 
-1. POST the answer URL with Vobiz's form fields and valid V3/V2 signature headers;
-2. parse the returned ``<Stream>`` (URL from the element text; ``audioTrack="both"`` with
-   bidirectional refused as Vobiz does);
+1. POST the answer URL with Vobiz's form fields (outbound calls add ``ALegUUID`` and
+   ``ALegRequestUUID``) and valid V3/V2 signature headers;
+2. parse the returned ``<Stream>``: the URL must be the element text (a ``url`` attribute is
+   an error, D22); ``audioTrack="both"`` with bidirectional is refused as Vobiz does;
 3. open the WebSocket, send ``start`` (IDs nested), then a ``media`` frame every 20 ms;
 4. play ``playAudio`` at real-time rate; ack a ``checkpoint`` with ``playedStream`` once all
    audio before it has played; ``clearAudio`` drops the queue, voids pending checkpoints and
-   answers ``clearedAudio``; ``stop`` ends the stream;
-5. on hang-up close the socket (no inbound ``stop``) and POST ``Event=Hangup`` to the hangup URL.
+   answers ``clearedAudio``; ``stop`` ends the stream (``stream_audio.py``, shared with
+   REST-started streams, whose audio the caller hears too);
+5. end the stream after ``streamTimeout`` seconds (``StopStream``, then hang-up with 4010);
+6. on hang-up close the socket (no inbound ``stop``) and POST ``Event=Hangup`` to the hangup URL.
+
+Wall-clock fields (``Timestamp``, ``EndTime``) are ``PlatformConfig.epoch`` plus the clock's
+time since the platform was made: deterministic on the virtual clock.
 
 Everything the app sends is checked (``checks.py``); each broken rule is a protocol error.
 """
@@ -17,24 +23,24 @@ Everything the app sends is checked (``checks.py``); each broken rule is a proto
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
+import functools
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from app.audio.codec import decode, encode
+from app.audio.codec import encode
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
 from app.clock import Clock
 from app.simulator import checks
 from app.simulator.caller import CallerRunner, HangUp, Step, WaitForAgent
 from app.simulator.connect import Connector, MediaSocket, SocketRefused
-from app.simulator.playout import PhonePlayout
+from app.simulator.playout import mix
 from app.simulator.recording import (
     PCM,
     CallRecording,
@@ -45,6 +51,7 @@ from app.simulator.recording import (
     TurnLatency,
 )
 from app.simulator.rest_bridge import ForkStream, close_forks
+from app.simulator.stream_audio import StatusTarget, StreamAudio, media_frame, start_frame
 from app.simulator.vobiz_rest_state import FakeVobizState
 from app.telephony.signature import sign_headers
 from app.telephony.xml import StreamSettings, StreamXmlError, parse_stream_xml
@@ -66,12 +73,17 @@ class PlatformConfig:
     recording_rate: int = 16000
     clear_latency: float = 0.02  # seconds until clearedAudio
     max_duration: float = 900.0  # seconds; the call is cut after this
+    epoch: float = 1_767_225_600.0  # unix seconds of the wall clock when the platform is made (2026-01-01)
 
 
 class _CallOver(Exception):
-    def __init__(self, reason: str, by: str, code: int = 4000) -> None:
+    """``stream_stopped``: Vobiz stopped the stream itself (WS ``stop``, ``streamTimeout``), so
+    ``StopStream`` is posted (not for hang-ups or sockets closed by the app, D18)."""
+
+    def __init__(self, reason: str, by: str, code: int = 4000, *, stream_stopped: bool = False) -> None:
         super().__init__(reason)
         self.reason, self.by, self.code = reason, by, code
+        self.stream_stopped = stream_stopped
 
 
 Listener = Callable[[TimelineEvent], None]
@@ -87,6 +99,15 @@ class FakeVobiz:
         self.outbound_steps: list[Step] = [WaitForAgent(), HangUp()]  # the callee of a REST call
         self.rest: FakeVobizState | None = None
         self._background: asyncio.TaskGroup | None = None
+        self._origin = clock.now()
+
+    def wall_time(self) -> float:
+        """Unix seconds: ``config.epoch`` advanced by the clock since this platform was made."""
+        return self.config.epoch + self.clock.now() - self._origin
+
+    def wall_stamp(self) -> str:
+        """``YYYY-MM-DD HH:MM:SS`` (UTC, no zone given), the form of ``Timestamp``/``EndTime``."""
+        return datetime.fromtimestamp(self.wall_time(), UTC).strftime("%Y-%m-%d %H:%M:%S")
 
     def attach_rest(self, state: FakeVobizState) -> None:
         """Let the fake REST API act on this platform's calls (see ``rest_bridge``)."""
@@ -179,12 +200,9 @@ class SimulatedCall:
         self.rec.clock_origin = self._t0
         self._end: asyncio.Future[_CallOver] | None = None
         self.stream_id = str(uuid.uuid4())
-        self.playout = PhonePlayout()
-        self._clearing = False
-        self._seq = 0
+        self.target = StatusTarget(self.stream_id, None)  # set from the answer's <Stream>
         self._caller: list[PCM] = []
         self._agent: list[PCM] = []
-        self._to_rec: dict[int, StreamResampler] = {}
         self._audible = False
         self._turn_end: float | None = None
         self.forks: dict[str, ForkStream] = {}
@@ -218,6 +236,14 @@ class SimulatedCall:
         if self._end is not None and not self._end.done():
             self._end.set_result(_CallOver(reason, by, code))
 
+    def xml_request_form(self, event: str) -> dict[str, str]:
+        """The fields of a request that fetches VobizXML (answer, transfer; PROTOCOL.md §1.1)."""
+        form = {**self.form, "CallStatus": "in-progress", "Event": event}
+        if self.form["Direction"] == "outbound":
+            # a Make Call call is the A leg, and its request_uuid is its CallUUID (§8.1)
+            form |= {"ALegUUID": self.call_id, "ALegRequestUUID": self.call_id}
+        return form
+
     # ── the call ──
 
     async def run(self, caller: CallerRunner) -> CallRecording:
@@ -230,14 +256,17 @@ class SimulatedCall:
             fmt_in = AudioFormat.from_content_type(
                 stream.content_type, byte_order="big" if self.cfg.l16_byte_order == "big" else "little"
             )
+            self.target = StatusTarget(
+                self.stream_id, stream.status_callback_url, stream.status_callback_method
+            )
             try:
                 sock = await self.platform.connector.open_socket(stream.url)
             except SocketRefused as exc:
                 self.violation("socket-refused", f"the app refused the media socket (HTTP {exc.status})")
                 raise _CallOver("media socket refused", "vobiz", 4010) from None
             self.event("socket_open")
-            await self._send(sock, self._start_frame(fmt_in))
-            await self._status(stream, "StartStream", ServiceURL=stream.url)
+            await self._send(sock, start_frame(self.call_id, self.stream_id, self.cfg.account_id, fmt_in))
+            await self.status(self.target, "StartStream", ServiceURL=stream.url)
             if not stream.keep_call_alive:
                 self.violation("stream-not-kept-alive", 'without keepCallAlive="true" the call hangs up')
                 raise _CallOver("End Of XML Instructions", "vobiz", 4010)
@@ -248,14 +277,14 @@ class SimulatedCall:
             if sock is not None and sock.close_code is None:
                 await sock.close(1000)
             await close_forks(self.forks)
-        if over.by == "app" and over.reason.startswith("app sent stop"):
-            await self._status(None, "StopStream")
+        if over.stream_stopped:
+            await self.status(self.target, "StopStream")
         self.event("hangup", by=over.by, reason=over.reason)
         await self._hangup_callback(over)
         return self._finish(over)
 
     async def _answer(self) -> StreamSettings:
-        form = {**self.form, "CallStatus": "in-progress", "Event": "StartApp"}
+        form = self.xml_request_form("StartApp")
         headers = self.signed(self.answer_url)
         reply = await self.platform.connector.request(self.answer_method, self.answer_url, form, headers)
         if reply.status != 200:
@@ -264,26 +293,16 @@ class SimulatedCall:
         if "xml" not in reply.content_type:
             self.violation("answer-content-type", f"answer served as {reply.content_type!r}, not XML")
         try:
-            return parse_stream_xml(reply.text)
+            stream = parse_stream_xml(reply.text)  # lenient: it would take a url="…" attribute
         except StreamXmlError as exc:
             self.violation("answer-xml", str(exc))
             raise _CallOver("Invalid Answer XML", "vobiz", 4010) from None
-
-    def _start_frame(self, fmt: AudioFormat) -> str:
-        return json.dumps(
-            {
-                "sequenceNumber": 0,
-                "event": "start",
-                "start": {
-                    "callId": self.call_id,
-                    "streamId": self.stream_id,
-                    "accountId": self.cfg.account_id,
-                    "tracks": ["inbound"],
-                    "mediaFormat": {"encoding": fmt.mime, "sampleRate": fmt.sample_rate},
-                },
-                "extra_headers": "{}",
-            }
-        )
+        if not checks.stream_url_is_text(reply.text):
+            self.violation(
+                "stream-url-not-text", "the <Stream> URL must be the element text, not a url attribute"
+            )
+            raise _CallOver("Invalid Answer XML: no stream URL", "vobiz", 4010)
+        return stream
 
     async def _send(self, sock: MediaSocket, text: str) -> None:
         try:
@@ -295,13 +314,19 @@ class SimulatedCall:
         self, sock: MediaSocket, stream: StreamSettings, fmt_in: AudioFormat, caller: CallerRunner
     ) -> _CallOver:
         """Run the ticker and the reader until one of them, or ``request_end``, ends the call."""
-        accepted = self.cfg.playback_format or fmt_in
+        self._audio = StreamAudio(
+            self,
+            self.target,
+            accepted=self.cfg.playback_format or fmt_in,
+            bidirectional=stream.bidirectional,
+            send=functools.partial(self._send, sock),
+        )
         over: list[_CallOver] = []
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 tg.create_task(self._tick_loop(sock, stream, fmt_in, caller), name="vobiz-ticker")
-                tg.create_task(self._read_loop(sock, stream, accepted), name="vobiz-reader")
+                tg.create_task(self._read_loop(sock), name="vobiz-reader")
                 tg.create_task(self._watch_end(), name="vobiz-watch-end")
         except* _CallOver as group:
             over.extend(e for e in group.exceptions if isinstance(e, _CallOver))
@@ -317,50 +342,43 @@ class SimulatedCall:
         frame = self.cfg.recording_rate // 50
         to_line = StreamResampler(self.cfg.recording_rate, fmt_in.sample_rate)
         start = self.clock.now()
+        max_frames = round(self.cfg.max_duration / TICK)
+        stream_frames = round(stream.stream_timeout / TICK) if stream.stream_timeout else None
         n = 0
         while True:
+            sides = self._sides()
             # checkpoints completed by the end of the previous tick are acknowledged now
-            for name in self._acked:
-                self.event("played_stream", name=name)
-                await self._send(sock, json.dumps({"event": "playedStream", "name": name}))
-                await self._status(stream, "PlayedStream", Name=name)
-            self._play_tick(frame)
+            for side in sides:
+                await side.send_acks()
+            self._play_tick(sides, frame)
             tick = caller.tick(self._audible, TICK)
             if tick.hangup:
                 raise _CallOver("caller hung up", "caller", 4000)
             self._on_caller(tick.started, tick.ended, tick.note)
             self._caller.append(tick.pcm)
-            self._seq += 1
+            n += 1
             payload = encode(to_line.process(tick.pcm), fmt_in)
-            await self._send(sock, self._media_frame(payload, n))
+            await self._send(sock, media_frame(self.stream_id, n, payload))
             for fork in list(self.forks.values()):
                 await fork.feed(tick.pcm)
-            n += 1
-            if n * TICK >= self.cfg.max_duration:
+            if n >= max_frames:
                 raise _CallOver("maximum call duration", "vobiz", 4000)
             await self.clock.sleep(start + n * TICK - self.clock.now())
+            if n == stream_frames:  # its last frame has played: Vobiz stops the stream (§1.3)
+                over = "stream timeout (End Of XML Instructions)"  # no XML after <Stream>
+                raise _CallOver(over, "vobiz", 4010, stream_stopped=True)
 
-    def _media_frame(self, payload: bytes, n: int) -> str:
-        return json.dumps(
-            {
-                "sequenceNumber": self._seq,
-                "streamId": self.stream_id,
-                "event": "media",
-                "media": {
-                    "track": "inbound",
-                    "timestamp": str(int(n * TICK * 1000)),
-                    "chunk": n + 1,
-                    "payload": base64.b64encode(payload).decode(),
-                },
-                "extra_headers": "{}",
-            }
-        )
+    def _sides(self) -> list[StreamAudio]:
+        """Every stream whose playAudio the caller hears: the <Stream>, then REST-started ones."""
+        forks = [fork.audio for fork in self.forks.values() if fork.audio is not None]
+        return [self._audio, *forks]
 
-    def _play_tick(self, frame: int) -> None:
-        played = self.playout.tick(frame)
-        self._agent.append(played.pcm)
+    def _play_tick(self, sides: list[StreamAudio], frame: int) -> None:
+        played = [side.play(frame) for side in sides]
+        pcm = mix([p.pcm for p in played])
+        self._agent.append(pcm)
         # audible = the tick carried agent audio above the noise floor (silence frames don't count)
-        audible = played.audible > 0 and int(np.abs(played.pcm).max()) > AUDIBLE_FLOOR
+        audible = any(p.audible for p in played) and int(np.abs(pcm).max()) > AUDIBLE_FLOOR
         if audible and not self._audible:
             self.event("agent_audio_start")
             if self._turn_end is not None:
@@ -369,7 +387,6 @@ class SimulatedCall:
         elif self._audible and not audible:
             self.event("agent_audio_end")
         self._audible = audible
-        self._acked = played.acked
 
     def _on_caller(self, started: Any, ended: Any, note: str) -> None:
         if started is not None:
@@ -382,76 +399,37 @@ class SimulatedCall:
             self.event("caller_speech_end")
             self._turn_end = self.now() + TICK  # the frame's last sample is on the line then
         if note:
-            self.event("status_callback", event="script", note=note)
+            self.event("script_note", note=note)
 
-    async def _read_loop(self, sock: MediaSocket, stream: StreamSettings, accepted: AudioFormat) -> None:
-        while True:
-            frame = await sock.recv()
-            if frame is None:
-                raise _CallOver("the app closed the socket", "app", 4010)
-            command = checks.check_command(
-                frame, stream_id=self.stream_id, accepted=accepted, bidirectional=stream.bidirectional
-            )
-            match command:
-                case checks.Violation(rule=rule, detail=detail):
-                    self.violation(rule, detail)
-                case checks.PlayAudio(fmt=fmt, payload=payload):
-                    if self._clearing:
-                        self.violation("audio-during-clear", "playAudio sent before clearedAudio")
-                        continue
-                    self.playout.push_audio(self._to_recording(decode(payload, fmt), fmt.sample_rate))
-                case checks.Checkpoint(name=name):
-                    self.playout.push_checkpoint(name)
-                    self.event("checkpoint", name=name)
-                case checks.ClearAudio():
-                    dropped, voided = self.playout.clear()
-                    self.event(
-                        "clear_audio", dropped_s=dropped / self.cfg.recording_rate, voided=list(voided)
-                    )
-                    if not self._clearing:
-                        self._clearing = True
-                        self._tg.create_task(self._ack_clear(sock), name="vobiz-clear-ack")
-                case checks.Stop():
-                    self.event("stop")
-                    raise _CallOver("app sent stop (End Of XML Instructions)", "app", 4010)
+    async def _read_loop(self, sock: MediaSocket) -> None:
+        if await self._audio.serve(sock):
+            raise _CallOver("app sent stop (End Of XML Instructions)", "app", 4010, stream_stopped=True)
+        raise _CallOver("the app closed the socket", "app", 4010)
 
-    async def _ack_clear(self, sock: MediaSocket) -> None:
-        await self.clock.sleep(self.cfg.clear_latency)
-        self._clearing = False
-        self.event("cleared_audio")
-        await self._send(sock, json.dumps({"event": "clearedAudio", "streamId": self.stream_id}))
-
-    def _to_recording(self, pcm: PCM, rate: int) -> PCM:
-        if rate == self.cfg.recording_rate:
-            return pcm
-        resampler = self._to_rec.get(rate)
-        if resampler is None:
-            resampler = self._to_rec[rate] = StreamResampler(rate, self.cfg.recording_rate)
-        return resampler.process(pcm)
-
-    async def _status(self, stream: StreamSettings | None, event: str, **extra: str) -> None:
-        url = stream.status_callback_url if stream is not None else self._status_url
-        if stream is not None:
-            self._status_url = stream.status_callback_url
+    async def status(self, target: StatusTarget, event: str, **extra: str) -> None:
+        """Send one stream status callback (§7.1) to ``target``; nothing when it has no URL."""
+        url = target.url
         if not url:
             return
         form = {
             **{k: self.form[k] for k in ("From", "To", "CallUUID")},
             "Event": event,
-            "StreamID": self.stream_id,
+            "StreamID": target.stream_id,
             "ParentAuthID": self.cfg.auth_id,
-            "Timestamp": "1970-01-01 00:00:00",
+            "status_callback_url": url,
+            "status_callback_method": target.method,
+            "Timestamp": self.platform.wall_stamp(),
             **extra,
         }
-        headers = self.signed(url)
-        method = stream.status_callback_method if stream is not None else "POST"
-        reply = await self.platform.connector.request(method, url, form, headers)
-        self.event("status_callback", event=event, status=reply.status)
+        reply = await self.platform.connector.request(target.method, url, form, self.signed(url))
+        detail: dict[str, Any] = {"event": event, "status": reply.status}
+        if target.stream_id != self.stream_id:
+            detail["stream"] = target.stream_id
+        self.event("status_callback", **detail)
         if reply.status >= 400:
             self.violation("status-callback-status", f"{event} callback answered HTTP {reply.status}")
 
-    _status_url: str | None = None
-    _acked: tuple[str, ...] = ()
+    _audio: StreamAudio
     _tg: asyncio.TaskGroup
 
     async def _hangup_callback(self, over: _CallOver) -> None:
@@ -467,7 +445,7 @@ class SimulatedCall:
             "HangupSource": source,
             "Duration": duration,
             "BillDuration": duration,
-            "EndTime": "1970-01-01 00:00:00",
+            "EndTime": self.platform.wall_stamp(),
         }
         reply = await self.platform.connector.request("POST", url, form, self.signed(url))
         self.event("status_callback", event="Hangup", status=reply.status)

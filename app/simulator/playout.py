@@ -77,3 +77,14 @@ class PhonePlayout:
                 self._items.popleft()
                 self._offset = 0
         return Played(out, filled, tuple(acked))
+
+
+def mix(tracks: list[PCM]) -> PCM:
+    """The sum of equally long tracks, clipped to int16 (several streams on one call leg)."""
+    if len(tracks) == 1:
+        return tracks[0]
+    total = np.zeros(len(tracks[0]), np.int32)
+    for track in tracks:
+        total += track
+    mixed: PCM = np.clip(total, -32768, 32767).astype(np.int16)
+    return mixed

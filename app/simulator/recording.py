@@ -34,6 +34,7 @@ EventKind = Literal[
     "protocol_error",  # detail: {"rule", "detail"}
     "dtmf",
     "status_callback",  # detail: {"event"}
+    "script_note",  # the caller script's own remark, e.g. "wait timed out"; detail: {"note"}
 ]
 
 

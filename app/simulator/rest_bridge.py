@@ -1,6 +1,13 @@
 """The fake REST API's effects on live calls: REST-started streams really open a WebSocket to
 ``service_url``, and hang-up, transfer and make-call act on the emulator's calls.
 
+A REST-started stream speaks the same protocol as ``<Stream>`` (PROTOCOL.md §6): ``start``, a
+``media`` frame per 20 ms, and, when bidirectional, the same playout (``stream_audio.py``): its
+audio is mixed into what the caller hears, checkpoints are acked once played, ``clearAudio`` is
+answered. ``StartStream``/``PlayedStream``/``StopStream`` go to its ``status_callback_url``;
+``StopStream`` only when Vobiz stopped it (REST DELETE, WS ``stop``, ``stream_timeout``), not
+when the call ended (D18).
+
 The fake REST app must run on the emulator's event loop (in-process ASGI, or a uvicorn task
 on the same loop): its hooks call straight into the calls.
 """
@@ -8,17 +15,15 @@ on the same loop): its hooks call straight into the calls.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from app.audio.codec import encode
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
-from app.simulator import checks
 from app.simulator.connect import MediaSocket, SocketRefused
 from app.simulator.recording import PCM
+from app.simulator.stream_audio import StatusTarget, StreamAudio, media_frame, start_frame
 from app.simulator.vobiz_rest_state import FakeCall, FakeStream, FakeVobizState
 
 if TYPE_CHECKING:
@@ -32,67 +37,77 @@ class ForkStream:
         self.call = call
         self.stream = stream
         self.fmt = AudioFormat.from_content_type(stream.content_type)
+        self.target = StatusTarget(
+            stream.stream_id, stream.status_callback_url, stream.status_callback_method
+        )
         self._resampler = StreamResampler(call.cfg.recording_rate, self.fmt.sample_rate)
         self._sock: MediaSocket | None = None
         self._chunk = 0
-        self.received: list[checks.Command] = []
+        self._opened_at = 0.0
+        self.audio: StreamAudio | None = None  # set once the socket is open
+        self.ended = False
 
     async def open(self) -> None:
         call = self.call
         try:
-            self._sock = await call.platform.connector.open_socket(self.stream.service_url)
+            sock = self._sock = await call.platform.connector.open_socket(self.stream.service_url)
         except SocketRefused as exc:
             call.violation("fork-socket-refused", f"REST stream socket refused (HTTP {exc.status})")
+            await self.end(callback=False)
             return
-        start = {
-            "sequenceNumber": 0,
-            "event": "start",
-            "start": {
-                "callId": call.call_id,
-                "streamId": self.stream.stream_id,
-                "accountId": call.cfg.account_id,
-                "tracks": ["inbound"],
-                "mediaFormat": {"encoding": self.fmt.mime, "sampleRate": self.fmt.sample_rate},
-            },
-            "extra_headers": "{}",
-        }
-        await self._sock.send(json.dumps(start))
+        self._opened_at = call.now()
+        audio = self.audio = StreamAudio(
+            call,
+            self.target,
+            accepted=self.fmt,
+            bidirectional=self.stream.bidirectional,
+            send=self._send,
+            label="REST stream: ",
+        )
+        await self._send(start_frame(call.call_id, self.stream.stream_id, call.cfg.account_id, self.fmt))
+        if self.ended:  # the app closed the socket at once
+            return
         call.event("socket_open", stream=self.stream.stream_id, via="rest")
-        call.spawn(self._read(), name=f"vobiz-fork-{self.stream.stream_id}")
+        call.spawn(self._run(sock, audio), name=f"vobiz-fork-{self.stream.stream_id}")
+
+    async def _run(self, sock: MediaSocket, audio: StreamAudio) -> None:
+        await self.call.status(self.target, "StartStream", ServiceURL=self.stream.service_url)
+        stopped = await audio.serve(sock)
+        await self.end(callback=stopped)
 
     async def feed(self, pcm: PCM) -> None:
         """Send one 20 ms frame of caller audio (at the recording rate)."""
+        if self.ended or self._sock is None:
+            return
+        if self.call.now() - self._opened_at >= self.stream.stream_timeout - 1e-9:
+            await self.end(callback=True)  # Vobiz stops the stream at stream_timeout
+            return
+        self._chunk += 1
+        payload = encode(self._resampler.process(pcm), self.fmt)
+        await self._send(media_frame(self.stream.stream_id, self._chunk, payload))
+
+    async def _send(self, text: str) -> None:
         sock = self._sock
         if sock is None or sock.close_code is not None:
             return
-        self._chunk += 1
-        payload = base64.b64encode(encode(self._resampler.process(pcm), self.fmt)).decode()
-        frame = {
-            "sequenceNumber": self._chunk,
-            "streamId": self.stream.stream_id,
-            "event": "media",
-            "media": {"track": "inbound", "timestamp": str(self._chunk * 20), "chunk": self._chunk,
-                      "payload": payload},
-        }  # fmt: skip
         try:
-            await sock.send(json.dumps(frame))
+            await sock.send(text)
         except ConnectionError:
-            await self.close()
+            await self.end(callback=False)
 
-    async def _read(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        while (frame := await sock.recv()) is not None:
-            command = checks.check_command(
-                frame,
-                stream_id=self.stream.stream_id,
-                accepted=self.fmt,
-                bidirectional=self.stream.bidirectional,
-            )
-            if isinstance(command, checks.Violation):
-                self.call.violation(command.rule, f"REST stream: {command.detail}")
-            else:
-                self.received.append(command)
+    async def end(self, *, callback: bool) -> None:
+        """Stop this stream (once): close its socket, mark it stopped in the REST state and,
+        with ``callback`` (Vobiz stopped it), post ``StopStream``."""
+        if self.ended:
+            return
+        self.ended = True
+        self.call.forks.pop(self.stream.stream_id, None)
+        await self.close()
+        rest = self.call.platform.rest
+        if rest is not None and self.stream.is_active:
+            rest.stop_stream(self.stream)
+        if callback:
+            await self.call.status(self.target, "StopStream")
 
     async def close(self) -> None:
         if self._sock is not None and self._sock.close_code is None:
@@ -123,16 +138,18 @@ class RestBridge:
 
     async def _on_stream_stopped(self, stream: FakeStream) -> None:
         call = self.platform.calls.get(stream.call_uuid)
-        fork = call.forks.pop(stream.stream_id, None) if call is not None else None
+        fork = call.forks.get(stream.stream_id) if call is not None else None
         if fork is not None:
-            await fork.close()
+            # stopped over REST: StopStream; stopped because the call hung up: none (D18)
+            fake = self.state.calls.get(stream.call_uuid)
+            await fork.end(callback=fake is not None and fake.is_live)
 
     async def _on_transfer(self, fake: FakeCall, body: Mapping[str, Any]) -> None:
         call = self.platform.calls.get(fake.call_uuid)
         if call is None or not body.get("aleg_url"):
             return
         url, method = str(body["aleg_url"]), str(body.get("aleg_method") or "POST")
-        form = {**call.form, "CallStatus": "in-progress", "Event": "Transfer"}
+        form = call.xml_request_form("Transfer")
         reply = await self.platform.connector.request(method, url, form, call.signed(url))
         call.event("status_callback", event="Transfer", status=reply.status, url=url)
         call.request_end(f"transferred to {url}", "api", 4000)

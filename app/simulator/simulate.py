@@ -80,6 +80,8 @@ def describe(event: TimelineEvent) -> str | None:
             return f"{stamp} [red]clearAudio[/] ({d.get('dropped_s', 0):.2f} s dropped)"
         case "protocol_error":
             return f"{stamp} [bold red]protocol error[/] {d.get('rule')}: {d.get('detail')}"
+        case "script_note":
+            return f"{stamp} [dim]({d.get('note', '')})[/dim]"
         case "hangup":
             return f"{stamp} hang-up by {d.get('by')} ({d.get('reason')})"
         case "stop":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -14,9 +16,9 @@ from app.config import Settings
 from app.main import create_app
 from app.pipeline.session import Agent
 from app.simulator.caller import HangUp, InterruptAfter, Say, Silence, Step, WaitForAgent, utterances
-from app.simulator.connect import AsgiConnector
+from app.simulator.connect import AsgiConnector, TapConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
-from app.simulator.recording import CallRecording
+from app.simulator.recording import PCM, CallRecording
 from app.simulator.vobiz_rest import create_fake_rest_app
 from app.simulator.vobiz_rest_state import FakeVobizState
 from app.telephony.rest import VobizClient
@@ -30,25 +32,43 @@ def speech(seconds: float) -> Say:
     return Say(text=f"{seconds:g} s of caller audio", audio=tone(seconds, 300, 6000))
 
 
+def clean(rec: CallRecording) -> CallRecording:
+    """``rec``, once the test has failed on any protocol error: every test of a correct app
+    goes through this (``simulate`` does it for you)."""
+    assert rec.protocol_errors == [], [f"{v.t:.2f}s {v.rule}: {v.detail}" for v in rec.protocol_errors]
+    return rec
+
+
+class Simulated(NamedTuple):
+    rec: CallRecording
+    clock: FakeClock
+    app: Any
+    tap: TapConnector  # every webhook request and media frame of the call
+
+
 async def simulate(
     make_settings: Callable[..., Settings],
     steps: list[Step],
     agent: Agent | None = None,
     *,
     platform: PlatformConfig | None = None,
+    audio: dict[int, PCM] | None = None,
     **overrides: Any,
-) -> tuple[CallRecording, FakeClock, Any]:
+) -> Simulated:
+    """One call of the real app (echo agent unless ``agent``) on the virtual clock; fails the
+    test on any protocol error. ``audio``: the caller's rendered audio (default: each Say's)."""
     clock = FakeClock()
     settings = make_settings(signature_mode="enforce", vobiz_auth_token=AUTH_TOKEN, **overrides)
     app = create_app(settings, clock=clock, agent_factory=(lambda claims, ctx: agent) if agent else None)
-    connector = AsgiConnector(app)
-    vobiz = FakeVobiz(connector, clock, platform or PlatformConfig(auth_token=AUTH_TOKEN))
-    audio = {i: say.audio for i, say in utterances(steps).items() if say.audio is not None}
+    tap = TapConnector(AsgiConnector(app))
+    vobiz = FakeVobiz(tap, clock, platform or PlatformConfig(auth_token=AUTH_TOKEN))
+    if audio is None:
+        audio = {i: say.audio for i, say in utterances(steps).items() if say.audio is not None}
     try:
         rec = await clock.run(vobiz.dial(ANSWER, steps, audio))
     finally:
-        await connector.aclose()
-    return rec, clock, app
+        await tap.aclose()
+    return Simulated(clean(rec), clock, app, tap)
 
 
 def kinds(rec: CallRecording) -> list[str]:
@@ -69,7 +89,7 @@ async def test_greeting_heard_question_answered_checkpoints_acked(
 ) -> None:
     agent = TurnAgent(greeting_s=1.0, reply_s=1.5)
     steps: list[Step] = [WaitForAgent(), speech(1.0), WaitForAgent(), HangUp()]
-    rec, _, _ = await simulate(make_settings, steps, agent)
+    rec = (await simulate(make_settings, steps, agent)).rec
     assert rec.protocol_errors == []
     # greeting: heard from the tick after the start frame; its 1 s of audio becomes 51 frames
     # (the last one padded), and the ack comes when the last frame has finished playing
@@ -97,8 +117,8 @@ async def test_greeting_heard_question_answered_checkpoints_acked(
 
 async def test_the_same_call_has_the_same_timings(make_settings: Callable[..., Settings]) -> None:
     steps: list[Step] = [WaitForAgent(), speech(0.6), WaitForAgent(), HangUp()]
-    one, _, _ = await simulate(make_settings, steps, TurnAgent())
-    two, _, _ = await simulate(make_settings, steps, TurnAgent())
+    one = (await simulate(make_settings, steps, TurnAgent())).rec
+    two = (await simulate(make_settings, steps, TurnAgent())).rec
     assert [(e.t, e.kind) for e in one.events] == [(e.t, e.kind) for e in two.events]
 
 
@@ -111,7 +131,7 @@ async def test_barge_in_cuts_the_agent_at_once(make_settings: Callable[..., Sett
         WaitForAgent(),
         HangUp(),
     ]
-    rec, _, _ = await simulate(make_settings, steps, agent)
+    rec = (await simulate(make_settings, steps, agent)).rec
     assert rec.protocol_errors == []
     barge = first(rec, "barge_in")
     reply_start = rec.turns[0].agent_start
@@ -132,7 +152,7 @@ async def test_barge_in_cuts_the_agent_at_once(make_settings: Callable[..., Sett
 
 async def test_app_hangs_up_with_stop_after_its_goodbye(make_settings: Callable[..., Settings]) -> None:
     agent = TurnAgent(greeting_s=0.8, stop_after_greeting=True)
-    rec, _, _ = await simulate(make_settings, [Silence(10), HangUp()], agent)
+    rec = (await simulate(make_settings, [Silence(10), HangUp()], agent)).rec
     assert rec.protocol_errors == []
     assert rec.end_reason.startswith("app sent stop")
     stop_t = first(rec, "stop")
@@ -146,7 +166,7 @@ async def test_app_hangs_up_with_stop_after_its_goodbye(make_settings: Callable[
 async def test_caller_hang_up_closes_the_socket_and_posts_hangup(
     make_settings: Callable[..., Settings],
 ) -> None:
-    rec, _, app = await simulate(make_settings, [speech(0.4), HangUp()])
+    rec, _, app, _ = await simulate(make_settings, [speech(0.4), HangUp()])
     assert rec.end_reason == "caller hung up"
     hangup = [e for e in rec.events if e.kind == "status_callback" and e.detail["event"] == "Hangup"]
     assert hangup[0].detail["status"] == 204  # signed, accepted by the app in enforce mode
@@ -175,8 +195,6 @@ async def test_rest_hangup_ends_the_call(make_settings: Callable[..., Settings])
         return await client.hangup_call("call-rest")
 
     async def both() -> tuple[CallRecording, bool]:
-        import asyncio
-
         async with asyncio.TaskGroup() as tg:
             call = tg.create_task(vobiz.dial(ANSWER, [Silence(30), HangUp()], {}, call_id="call-rest"))
             hung = tg.create_task(hang_up_later())
@@ -185,6 +203,7 @@ async def test_rest_hangup_ends_the_call(make_settings: Callable[..., Settings])
     rec, hung = await clock.run(both())
     await connector.aclose()
     await http.aclose()
+    clean(rec)
     assert hung is True
     assert rec.end_reason == "hung up over the REST API"
     assert rec.duration == pytest.approx(2.0, abs=0.021)
@@ -192,8 +211,53 @@ async def test_rest_hangup_ends_the_call(make_settings: Callable[..., Settings])
 
 
 async def test_a_minute_of_silence_runs_on_the_virtual_clock(make_settings: Callable[..., Settings]) -> None:
-    rec, clock, _ = await simulate(make_settings, [Silence(60), HangUp()])
+    rec, clock, _, _ = await simulate(make_settings, [Silence(60), HangUp()])
     assert rec.duration == pytest.approx(60.0)
     assert len(rec.caller) == 60 * 16000  # every 20 ms frame of the minute
     assert rec.protocol_errors == []
     assert clock.now() == pytest.approx(60.0, abs=0.05)
+
+
+def forms(sim: Simulated, event: str) -> list[dict[str, str]]:
+    return [r.form for r in sim.tap.requests if r.form.get("Event") == event]
+
+
+async def test_stream_timeout_stops_the_stream_then_the_call_ends(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """streamTimeout="2" (STREAM_TIMEOUT_SECONDS): Vobiz stops the stream after 2 s of it,
+    posts StopStream, and with no XML left hangs up with 4010 (PROTOCOL.md §1.3, §4.4)."""
+    sim = await simulate(make_settings, [Silence(10), HangUp()], stream_timeout_seconds=2)
+    rec = sim.rec
+    assert rec.end_reason == "stream timeout (End Of XML Instructions)"
+    assert rec.duration == pytest.approx(2.0)
+    media = [f for f in sim.tap.sockets[0].sent if '"event": "media"' in f]
+    assert len(media) == 100  # exactly 2 s of 20 ms frames
+    assert sim.tap.sockets[0].close_code == 1000
+    events = [r.form["Event"] for r in sim.tap.requests if r.form["Event"] != "PlayedStream"]
+    assert events == ["StartApp", "StartStream", "StopStream", "Hangup"]  # echo-N acks aside
+    (stop,) = forms(sim, "StopStream")
+    assert stop["StreamID"] == json.loads(sim.tap.sockets[0].sent[0])["start"]["streamId"]
+    (hangup,) = forms(sim, "Hangup")
+    assert (hangup["HangupCauseCode"], hangup["HangupSource"], hangup["Duration"]) == ("4010", "Vobiz", "2")
+    assert all(r.status < 300 for r in sim.tap.requests)  # the app accepted every signed callback
+
+
+async def test_no_stream_timeout_no_stop_stream(make_settings: Callable[..., Settings]) -> None:
+    sim = await simulate(make_settings, [Silence(3), HangUp()])  # the app asks for 86400 s
+    assert sim.rec.end_reason == "caller hung up"
+    assert forms(sim, "StopStream") == []  # a caller hang-up is not a server-side stop (D18)
+
+
+async def test_wall_times_are_a_fixed_epoch_plus_virtual_time(
+    make_settings: Callable[..., Settings],
+) -> None:
+    sim = await simulate(make_settings, [Silence(61.5), HangUp()])
+    (start,) = forms(sim, "StartStream")
+    assert start["Timestamp"] == "2026-01-01 00:00:00"
+    (hangup,) = forms(sim, "Hangup")
+    assert hangup["EndTime"] == "2026-01-01 00:01:01"
+    (answer,) = forms(sim, "StartApp")
+    assert answer["Direction"] == "inbound"
+    assert "ALegUUID" not in answer  # outbound calls only (PROTOCOL.md §1.1)
+    assert "ALegRequestUUID" not in answer

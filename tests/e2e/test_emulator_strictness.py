@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from fastapi import FastAPI, Response, WebSocket
@@ -14,8 +15,17 @@ from app.clock import FakeClock
 from app.simulator.caller import HangUp, Silence
 from app.simulator.connect import AsgiConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
+from app.simulator.recording import CallRecording
 
-Misbehave = Callable[[str], list[str | bytes]]  # stream id -> frames the wrong app sends
+
+@dataclass(frozen=True)
+class Until:
+    """In a wrong app's frame list: read the socket until Vobiz sends this event."""
+
+    event: str
+
+
+Misbehave = Callable[[str], list[str | bytes | Until]]  # stream id -> what the wrong app does
 
 GOOD_XML = (
     '<?xml version="1.0" encoding="UTF-8"?><Response><Stream bidirectional="true" '
@@ -44,7 +54,17 @@ def command(event: str, sid: str, **fields: str) -> str:
 def wrong_app(
     frames: Misbehave, *, xml: str, content_type: str = "application/xml", refuse: bool = False
 ) -> FastAPI:
+    """An app that answers with ``xml`` and sends ``frames``. ``app.state.sockets`` counts the
+    media sockets opened; ``app.state.heard`` lists the events Vobiz sent (``media`` aside)."""
     app = FastAPI()
+    app.state.sockets = 0
+    app.state.heard = []
+
+    async def read(ws: WebSocket) -> str:
+        event = str(json.loads(await ws.receive_text())["event"])
+        if event != "media":
+            app.state.heard.append(event)
+        return event
 
     @app.post("/answer")
     async def answer() -> Response:
@@ -60,30 +80,37 @@ def wrong_app(
             await ws.close(1008)
             return
         await ws.accept()
+        app.state.sockets += 1
         start = json.loads(await ws.receive_text())
-        for frame in frames(start["start"]["streamId"]):
-            if isinstance(frame, bytes):
-                await ws.send_bytes(frame)
-            else:
-                await ws.send_text(frame)
         try:
+            for frame in frames(start["start"]["streamId"]):
+                if isinstance(frame, Until):
+                    while await read(ws) != frame.event:
+                        pass
+                elif isinstance(frame, bytes):
+                    await ws.send_bytes(frame)
+                else:
+                    await ws.send_text(frame)
             while True:
-                await ws.receive_text()
+                await read(ws)
         except WebSocketDisconnect:
             return
 
     return app
 
 
-async def rules_broken(app: FastAPI, seconds: float = 0.5) -> list[str]:
+async def call(app: FastAPI, seconds: float = 0.5) -> CallRecording:
     clock = FakeClock()
     connector = AsgiConnector(app)
     vobiz = FakeVobiz(connector, clock, PlatformConfig(hangup_url="http://app/hangup"))
     try:
-        rec = await clock.run(vobiz.dial("http://app/answer", [Silence(seconds), HangUp()], {}))
+        return await clock.run(vobiz.dial("http://app/answer", [Silence(seconds), HangUp()], {}))
     finally:
         await connector.aclose()
-    return [v.rule for v in rec.protocol_errors]
+
+
+async def rules_broken(app: FastAPI, seconds: float = 0.5) -> list[str]:
+    return [v.rule for v in (await call(app, seconds)).protocol_errors]
 
 
 MULAW = GOOD_XML.format(ct="audio/x-mulaw;rate=8000")
@@ -123,12 +150,42 @@ async def test_each_rule(rule: str, xml: str, frames: Misbehave) -> None:
 
 
 async def test_audio_after_cleared_audio_is_fine() -> None:
-    """The hold ends with clearedAudio: audio sent after it breaks no rule."""
+    """The hold ends with clearedAudio: audio sent after it breaks no rule, and is played
+    (its checkpoint is acked). Sent before it, the same audio is "audio-during-clear"."""
 
-    def frames(sid: str) -> list[str | bytes]:
-        return [command("clearAudio", sid)]
+    def frames(sid: str) -> list[str | bytes | Until]:
+        clear: list[str | bytes | Until] = [play(sid), command("clearAudio", sid), Until("clearedAudio")]
+        loud = play(sid, payload=b64(b"\x80" * 160))  # μ-law 0x80: full scale
+        return [*clear, loud, command("checkpoint", sid, name="after")]
 
-    assert await rules_broken(wrong_app(frames, xml=MULAW)) == []
+    app = wrong_app(frames, xml=MULAW)
+    rec = await call(app)
+    assert rec.protocol_errors == []
+    assert app.state.heard == ["clearedAudio", "playedStream"]
+    cleared = next(e.t for e in rec.events if e.kind == "cleared_audio")
+    played = next(e.t for e in rec.events if e.kind == "played_stream")
+    assert played == pytest.approx(cleared + 0.02 + 0.02)  # 20 ms of audio, acked the tick after
+    assert int(abs(rec.agent[int(cleared * 16000) :]).max()) > 20000  # it was heard
+
+    def too_early(sid: str) -> list[str | bytes | Until]:
+        return [command("clearAudio", sid), play(sid), Until("clearedAudio"), play(sid)]
+
+    assert await rules_broken(wrong_app(too_early, xml=MULAW)) == ["audio-during-clear"]
+
+
+async def test_stream_url_as_an_attribute_is_refused() -> None:
+    """Vobiz reads the URL only from the element text (D22): no socket, one protocol error."""
+    xml = MULAW.replace(">ws://app/media</Stream>", ' url="ws://app/media"/>')
+    assert 'url="ws://app/media"/>' in xml
+    app = wrong_app(lambda sid: [play(sid)], xml=xml)
+    rec = await call(app)
+    assert [v.rule for v in rec.protocol_errors] == ["stream-url-not-text"]
+    assert app.state.sockets == 0
+    assert rec.end_reason == "Invalid Answer XML: no stream URL"
+    # the same document with the URL as text connects
+    fixed = wrong_app(lambda sid: [play(sid)], xml=MULAW)
+    assert await rules_broken(fixed) == []
+    assert fixed.state.sockets == 1
 
 
 async def test_both_tracks_with_bidirectional_is_refused_like_vobiz() -> None:

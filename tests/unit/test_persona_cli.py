@@ -37,6 +37,7 @@ def test_check_reports_every_broken_file_with_field_and_hint(tmp_path: Path) -> 
     (tmp_path / "kind.md").write_text("---\ndisplay_name: T\nmin_speech_ms: lots\n---\nBe kind.\n")
     (tmp_path / "hole.md").write_text("---\ndisplay_name: T\n---\nToday is {todya}.\n")
     (tmp_path / "hours.md").write_text("---\ndisplay_name: T\n---\nOpen {business_hours}.\n")
+    (tmp_path / "yes.md").write_text("---\ndisplay_name: T\nbackchannels: [okay, yes]\n---\nHi.\n")
     personas, problems = check_personas(tmp_path, frozenset(ALL_TOOLS))
     assert list(personas) == ["good"]
     by_file = {Path(p.split(":", 1)[0]).name: p.split(": ", 1)[1] for p in problems}
@@ -45,8 +46,11 @@ def test_check_reports_every_broken_file_with_field_and_hint(tmp_path: Path) -> 
         "{business_hours}, {display_name})",
         "hours.md": "business_hours: required when the prompt uses {business_hours}",
         "kind.md": "min_speech_ms: Input should be a valid integer, unable to parse string as an integer",
-        "tool.md": "tools: unknown tool 'teleport' (available: end_call, transfer_call)",
+        "tool.md": "tools: unknown tool 'teleport' (available: book_appointment, end_call, "
+        "order_status, reserve_table, transfer_call)",
         "typo.md": "greting: unknown setting (did you mean 'greeting'?)",
+        "yes.md": "backchannels.1: expected text: put it in quotes (YAML reads yes, no, on and off as "
+        "true or false)",
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from app.simulator.playout import PhonePlayout
+from app.simulator.playout import PhonePlayout, mix
 
 
 def chunk(n: int, value: int) -> npt.NDArray[np.int16]:
@@ -52,3 +52,10 @@ def test_queued_samples_tracks_the_backlog() -> None:
     p.push_audio(chunk(700, 1))
     p.tick(320)
     assert p.queued_samples == 380
+
+
+def test_mix_sums_streams_on_one_leg_and_clips() -> None:
+    a = np.array([1000, 30000, -30000, 0], np.int16)
+    b = np.array([-500, 10000, -10000, 7], np.int16)
+    assert list(mix([a, b])) == [500, 32767, -32768, 7]
+    assert mix([a]) is a  # one stream: no copy
