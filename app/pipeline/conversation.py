@@ -15,9 +15,11 @@ from typing import Protocol
 from agents.tools import ToolContext, ToolRegistry
 from app.clock import Clock
 from app.pipeline import turns as tt
+from app.pipeline.history import INTERRUPTED_MARK as INTERRUPTED_MARK
+from app.pipeline.history import heard_history
 from app.pipeline.latency import LatencyLog, TurnStamps
 from app.pipeline.playout import Cut, Playout
-from app.pipeline.responder import Responder, ToolRunner
+from app.pipeline.responder import Responder
 from app.pipeline.session import CallIO
 from app.providers.base import (
     LanguageModel,
@@ -29,7 +31,6 @@ from app.providers.base import (
     SpeechToText,
     STTOptions,
     STTStream,
-    ToolCall,
     Transcript,
     TTSOptions,
     UtteranceEnd,
@@ -38,8 +39,6 @@ from app.providers.vad import WebRtcVad
 from app.telephony import events as ev
 
 log = logging.getLogger("app.conversation")
-
-INTERRUPTED_MARK = " [interrupted by the caller]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +61,7 @@ class Providers:
     stt: SpeechToText
     llm: LanguageModel
     tts: SpeechSynthesizer
+    fallback_tts: SpeechSynthesizer | None = None  # speaks the apology when ``tts`` has failed
 
 
 class CallControl(Protocol):
@@ -118,6 +118,7 @@ class Conversation:
         self.barge_ins = 0
         self.false_interruptions = 0
         self.provider_errors = 0
+        self.dtmf_events = 0  # keypresses received (not acted on)
         self._on_turn = on_turn
         self._observer = observer
         self._responders: dict[int, Responder] = {}
@@ -136,10 +137,11 @@ class Conversation:
         fmt = call.outbound_format
         self.playout = Playout(
             clock=self.clock,
-            send_frame=lambda payload: call.send_frame(payload),
+            send_frame=call.send_frame,
             send_checkpoint=call.checkpoint,
             send_clear=call.clear,
             on_started=self._on_audio_started,
+            on_written=self._on_audio_written,
         )
         self.out_format = fmt
         self.vad = WebRtcVad(self.config.vad_aggressiveness, call.pipeline_rate)
@@ -205,6 +207,9 @@ class Conversation:
                         self._check_done(segment.turn)
                 case ev.ClearedAudioEvent():
                     self.playout.on_cleared()
+                case ev.DtmfEvent():
+                    self.dtmf_events += 1  # no menu acts on keys yet; never log the digit
+                    log.debug("dtmf ignored", extra={"call_id": self.call_id, "count": self.dtmf_events})
                 case _:
                     pass
 
@@ -218,11 +223,12 @@ class Conversation:
     def _apply(self, actions: list[tt.TurnAction]) -> None:
         for action in actions:
             match action:
-                case tt.Respond(turn=turn, text=text):
+                case tt.Respond(turn=turn, text=text, final_at=final_at):
                     now = self.clock.now()
                     stamps = self.latency.turn(turn)
                     stamps.stamp("speech_end", self._last_voiced + 0.02)
-                    stamps.stamp("stt_final", now)
+                    stamps.stamp("stt_final", final_at if final_at is not None else now)
+                    stamps.stamp("turn_end", now)
                     self._user_index[turn] = len(self.history)
                     self.history.append(Message("user", text))
                     self._record(TranscriptEntry(now, "caller", text))
@@ -252,6 +258,7 @@ class Conversation:
             clock=self.clock,
             stamps=self.latency.turn(turn),
             apology=self.config.apology,
+            fallback_tts=self.providers.fallback_tts,
         )
         self._responders[turn] = responder
         self._tasks[turn] = self._tg.create_task(
@@ -269,7 +276,7 @@ class Conversation:
                     list(self.history),
                     self.tools.specs(),
                     self.config.llm,
-                    self._run_tool_for(responder),
+                    responder.tool_runner(self.tools, self.tool_ctx, self.config.tool_filler_after_s),
                 )
                 if self._ended and not responder.result.spoke:
                     await responder.say(self.config.goodbye)
@@ -284,21 +291,6 @@ class Conversation:
             self._apply(self.turns.handle(tt.ReplyEmpty(self.clock.now(), turn)))
         else:
             self._check_done(turn)
-
-    def _run_tool_for(self, responder: Responder) -> ToolRunner:
-        async def run(call: ToolCall) -> str:
-            async with asyncio.TaskGroup() as tg:
-                work = tg.create_task(self.tools.run(self.tool_ctx, call), name=f"tool-{call.name}")
-                filler = self.tools.tools[call.name].filler if call.name in self.tools.tools else None
-                if filler:
-                    waiter = tg.create_task(self.clock.sleep(self.config.tool_filler_after_s))
-                    await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    if not work.done():
-                        await responder.say(filler)
-            return work.result()
-
-        return run
 
     def _check_done(self, turn: int) -> None:
         if turn in self._produced and turn not in self._finished and not self.playout.pending(turn):
@@ -326,17 +318,18 @@ class Conversation:
             return
         self._finished.add(turn)
         responder = self._responders.get(turn)
-        if responder is not None:
-            self.history.extend(responder.result.messages)
         text = heard if heard is not None else self.playout.heard_text(turn)
-        if not text and interrupted and turn in self._user_index:
-            # nothing was heard and the caller went on: their words join the next turn
+        rounds = responder.result.rounds if responder is not None else []
+        if not text and interrupted and not rounds and turn in self._user_index:
+            # nothing was heard, no tool ran, and the caller went on: their words join the next turn
             index = self._user_index.pop(turn)
             if index < len(self.history) and self.history[index].role == "user":
                 del self.history[index]
             return
+        # the history gets what the caller heard: tool calls and results where they happened
+        spoken = responder.result.spoken if responder is not None else [(0, text)]
+        self.history.extend(heard_history(text, spoken, rounds, interrupted=interrupted))
         if text:
-            self.history.append(Message("assistant", text + (INTERRUPTED_MARK if interrupted else "")))
             stamps = self.latency.turns.get(turn)
             started = stamps.first_play_audio if stamps is not None else None
             at = started if started is not None else self.clock.now()
@@ -348,10 +341,12 @@ class Conversation:
             self._observer.on_transcript(self, entry)
 
     def _on_audio_started(self, turn: int) -> None:
-        now = self.clock.now()
+        self._apply(self.turns.handle(tt.AudioStarted(self.clock.now(), turn)))
+
+    def _on_audio_written(self, turn: int) -> None:
+        """The socket writer took the turn's first frame (once per turn; no I/O here)."""
         stamps = self.latency.turn(turn)
-        stamps.stamp("first_play_audio", now)
-        self._apply(self.turns.handle(tt.AudioStarted(now, turn)))
+        stamps.stamp("first_play_audio", self.clock.now())
         if self._on_turn is not None and stamps.speech_end is not None:
             self._on_turn(stamps)
 

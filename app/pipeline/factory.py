@@ -66,13 +66,16 @@ def intent_llm(persona: Persona) -> IntentLLM:
 
 def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
     """The persona's TTS where its provider is available, else the offline voice; the LLM, or
-    the persona's intents when no LLM is configured."""
-    tts = providers.tts.get(persona.settings.tts_provider) or providers.tts.get("offline")
+    the persona's intents when no LLM is configured. The offline voice, when it is not already
+    the primary, is the fallback that apologises if the primary TTS fails."""
+    offline = providers.tts.get("offline")
+    tts = providers.tts.get(persona.settings.tts_provider) or offline
     if tts is None:
         raise PersonaUnavailable(
             f"persona {persona.name!r} speaks with {persona.settings.tts_provider} TTS, which has no key"
         )
-    return Providers(providers.stt, providers.llm or intent_llm(persona), tts)
+    fallback = offline if offline is not tts else None
+    return Providers(providers.stt, providers.llm or intent_llm(persona), tts, fallback_tts=fallback)
 
 
 def persona_tools(persona: Persona) -> ToolRegistry:

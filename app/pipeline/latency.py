@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STAGES = ("speech_end", "stt_final", "llm_first_token", "tts_first_audio", "first_play_audio")
+STAGES = ("speech_end", "stt_final", "turn_end", "llm_first_token", "tts_first_audio", "first_play_audio")
 
 
 @dataclass(slots=True)
@@ -13,7 +13,8 @@ class TurnStamps:
 
     turn: int
     speech_end: float | None = None  # the caller's last voiced frame
-    stt_final: float | None = None  # the transcript that ended the turn
+    stt_final: float | None = None  # arrival of the last final transcript of the caller's turn
+    turn_end: float | None = None  # the turn-taker ended the turn (on that transcript, or later on silence)
     llm_first_token: float | None = None
     tts_first_audio: float | None = None
     first_play_audio: float | None = None  # the first playAudio frame written to the socket

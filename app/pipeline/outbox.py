@@ -1,13 +1,17 @@
 """What the socket writer sends, in order: control first, then audio.
 
 Control commands (``clearAudio``, ``checkpoint``, ``stop``) never wait behind queued
-audio; ``drop_audio`` discards audio that has not been written yet (barge-in).
+audio; ``drop_audio`` discards audio that has not been written yet (barge-in), including a
+frame still waiting for room in ``put_audio``: it was made before the clear and must not follow it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+
+Written = Callable[[], None]
 
 
 class Outbox:
@@ -15,23 +19,33 @@ class Outbox:
 
     def __init__(self, max_audio: int = 50) -> None:
         self._control: deque[str] = deque()
-        self._audio: deque[str] = deque()
+        self._audio: deque[str | tuple[str, Written]] = deque()
         self._max_audio = max_audio
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        self._epoch = 0  # bumped by each drop_audio
 
     def put_control(self, message: str) -> None:
         self._control.append(message)
         self._ready.set()
 
-    async def put_audio(self, message: str) -> None:
-        """Queue one ``playAudio`` frame, waiting while the audio queue is full."""
+    async def put_audio(self, message: str, on_written: Written | None = None) -> bool:
+        """Queue one ``playAudio`` frame, waiting while the audio queue is full.
+
+        Returns False, and forgets the frame, if ``drop_audio`` ran while it waited: the room
+        the drop made is for audio after the clear. ``on_written`` runs when the writer takes
+        the frame (the moment it is handed to the socket).
+        """
+        epoch = self._epoch
         while len(self._audio) >= self._max_audio:
             self._room.clear()
             await self._room.wait()
-        self._audio.append(message)
+            if self._epoch != epoch:
+                return False
+        self._audio.append(message if on_written is None else (message, on_written))
         self._ready.set()
+        return True
 
     def put_audio_after_audio(self, message: str) -> None:
         """Queue a control message in audio order (a ``checkpoint`` after its audio)."""
@@ -42,6 +56,7 @@ class Outbox:
         """Forget audio not yet written; returns how many messages were dropped."""
         dropped = len(self._audio)
         self._audio.clear()
+        self._epoch += 1
         self._room.set()
         return dropped
 
@@ -55,9 +70,13 @@ class Outbox:
             if self._control:
                 return self._control.popleft()
             if self._audio:
-                message = self._audio.popleft()
+                item = self._audio.popleft()
                 if len(self._audio) < self._max_audio:
                     self._room.set()
+                if isinstance(item, str):
+                    return item
+                message, on_written = item
+                on_written()
                 return message
             self._ready.clear()
             await self._ready.wait()

@@ -68,13 +68,18 @@ class Playout:
         self,
         *,
         clock: Clock,
-        send_frame: Callable[[bytes], Awaitable[None]],
+        send_frame: Callable[[bytes, Callable[[], None] | None], Awaitable[None]],
         send_checkpoint: Callable[[str], None],
         send_clear: Callable[[], object],
         on_started: Callable[[int], None],
+        on_written: Callable[[int], None] | None = None,
         lead_s: float = 0.16,
         backstop_s: float = 1.0,
     ) -> None:
+        """``send_frame(frame, written)``: queue a frame for the socket; ``written`` (when not
+        None) must run when the socket writer takes it, and not at all if a clear drops it.
+        ``on_started(turn)``: the turn's first frame is being queued. ``on_written(turn)``: the
+        writer took the turn's first frame (after a clear dropped it: the first one that went)."""
         self._clock = clock
         self._send_frame = send_frame
         self._send_checkpoint = send_checkpoint
@@ -92,6 +97,9 @@ class Playout:
         self._burst_first = 0  # playout index of the burst's first frame
         self._hold_until: float | None = None
         self._started_turns: set[int] = set()
+        self._on_written = on_written
+        self._unwritten: set[int] = set()  # turns started whose first frame the writer has not taken
+        self._armed: int | None = None  # the turn whose ``written`` rides a frame not yet written
         self._resumes = 0
         self._paused = False
 
@@ -184,6 +192,7 @@ class Playout:
         self._burst_sent = 0
         self._burst_first = self._index
         self._paused = True
+        self._armed = None  # the clear drops the frame that carried it, unless it already went
         self._send_clear()
         self._hold_until = now + self.backstop_s
         return Cut(turn, heard, dropped * FRAME_S)
@@ -198,6 +207,9 @@ class Playout:
         self._queue = deque(s for s in self._queue if s.turn != turn)
         for name in [n for n, s in self._unacked.items() if s.turn == turn]:
             del self._unacked[name]
+        self._unwritten.discard(turn)
+        if self._armed == turn:
+            self._armed = None
         self._paused = False
         self._wake.set()
 
@@ -250,7 +262,24 @@ class Playout:
         segment.sent += 1
         self._index += 1
         self._burst_sent += 1
-        if segment.turn not in self._started_turns:
-            self._started_turns.add(segment.turn)
-            self._on_started(segment.turn)
-        await self._send_frame(frame)
+        turn = segment.turn
+        if turn not in self._started_turns:
+            self._started_turns.add(turn)
+            if self._on_written is not None:
+                self._unwritten.add(turn)
+            self._on_started(turn)
+        written = None
+        if self._armed is None and turn in self._unwritten:
+            self._armed = turn
+            written = self._first_written(turn)
+        await self._send_frame(frame, written)
+
+    def _first_written(self, turn: int) -> Callable[[], None]:
+        def written() -> None:
+            if self._armed == turn:
+                self._armed = None
+            if turn in self._unwritten and self._on_written is not None:
+                self._unwritten.discard(turn)
+                self._on_written(turn)
+
+        return written

@@ -2,7 +2,8 @@
 
 LLM deltas → sentences → TTS → 20 ms frames → ``Playout``. The first sentence goes to TTS as
 soon as it is complete; its first audio goes to the playout as soon as it exists. Tool calls
-are executed between LLM rounds. A provider failure becomes a short spoken apology.
+are executed between LLM rounds. A provider failure becomes a short spoken apology; when the
+TTS itself failed, the apology (and any fixed line) is spoken by the ``fallback_tts`` if any.
 Cancelling the task stops the LLM and TTS streams at their next await.
 """
 
@@ -14,11 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from agents.tools import ToolContext, ToolRegistry
 from app.audio.formats import AudioFormat
 from app.audio.frames import OutboundEncoder
 from app.clock import Clock
+from app.pipeline.history import ToolRound
 from app.pipeline.latency import TurnStamps
-from app.pipeline.playout import FRAME_S, Playout
+from app.pipeline.playout import FRAME_S, Playout, SegmentAudio
 from app.pipeline.sentences import SentenceSplitter
 from app.providers.base import (
     Finished,
@@ -46,7 +49,10 @@ class ReplyResult:
     text: str = ""  # everything the reply said (the heard part is the playout's business)
     spoke: bool = False  # at least one sentence was queued
     failed: bool = False
-    messages: list[Message] = field(default_factory=list)  # tool calls and results, in order
+    tts_failed: bool = False  # the primary TTS raised ProviderError
+    # each sentence that produced audio, in playout order, with the tool round it was said in
+    spoken: list[tuple[int, str]] = field(default_factory=list)
+    rounds: list[ToolRound] = field(default_factory=list)  # completed tool rounds, in order
 
 
 @dataclass(slots=True)
@@ -59,18 +65,26 @@ class Responder:
     clock: Clock
     stamps: TurnStamps
     apology: str = "Sorry, I had a problem there. Could you say that again?"
+    fallback_tts: SpeechSynthesizer | None = None  # speaks when ``tts`` has failed
     max_ahead_s: float = 3.0  # synthesis waits while this much audio is still unheard
     _sentences: int = 0
     result: ReplyResult = field(default_factory=ReplyResult)
 
     async def say(self, text: str) -> None:
-        """Speak ``text`` (a fixed line) sentence by sentence."""
+        """Speak ``text`` (a fixed line) sentence by sentence; a sentence the primary TTS fails
+        to voice is spoken by the fallback (when there is one), and so is the rest."""
         splitter = SentenceSplitter()
-        for sentence in splitter.push(text + " "):
-            await self._speak(sentence)
+        sentences = splitter.push(text + " ")
         tail = splitter.flush()
-        if tail:
-            await self._speak(tail)
+        for sentence in [*sentences, tail] if tail else sentences:
+            voice = self._voice()
+            try:
+                await self._speak(sentence, voice)
+            except ProviderError as exc:
+                if voice is not self.tts or self.fallback_tts is None:
+                    raise
+                log.warning("speech failed, using the fallback voice: %s", exc.provider)
+                await self._speak(sentence, self.fallback_tts)
 
     async def reply(
         self,
@@ -87,18 +101,33 @@ class Responder:
                 calls, text = await self._llm_round(llm, messages, tools, options)
                 if not calls:
                     return
-                assistant = Message("assistant", text, tool_calls=tuple(calls))
-                messages.append(assistant)
-                self.result.messages.append(assistant)
-                for call in calls:
-                    output = await run_tool(call)
-                    result = Message("tool", output, tool_call_id=call.id)
-                    messages.append(result)
-                    self.result.messages.append(result)
+                messages.append(Message("assistant", text, tool_calls=tuple(calls)))
+                results = [Message("tool", await run_tool(call), tool_call_id=call.id) for call in calls]
+                messages.extend(results)
+                # sentences spoken from here on (the next round's) come after these results
+                self.result.rounds.append(ToolRound(tuple(calls), tuple(results)))
         except ProviderError as exc:
             self.result.failed = True
             log.warning("reply failed: %s", exc.provider, extra={"retryable": exc.retryable})
             await self._apologise()
+
+    def tool_runner(self, tools: ToolRegistry, ctx: ToolContext, filler_after_s: float) -> ToolRunner:
+        """Runs the model's tool calls; a slow one that has a filler line gets it said after
+        ``filler_after_s`` (the tool keeps running meanwhile)."""
+
+        async def run(call: ToolCall) -> str:
+            async with asyncio.TaskGroup() as tg:
+                work = tg.create_task(tools.run(ctx, call), name=f"tool-{call.name}")
+                filler = tools.tools[call.name].filler if call.name in tools.tools else None
+                if filler:
+                    waiter = tg.create_task(self.clock.sleep(filler_after_s), name=f"tool-{call.name}-filler")
+                    await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    if not work.done():
+                        await self.say(filler)
+            return work.result()
+
+        return run
 
     async def _llm_round(
         self, llm: LanguageModel, messages: list[Message], tools: Sequence[ToolSpec], options: LLMOptions
@@ -125,13 +154,19 @@ class Responder:
             await self._speak(tail)
         return calls, " ".join(said)
 
+    def _voice(self) -> SpeechSynthesizer:
+        """The primary TTS, or the fallback once the primary has failed in this reply."""
+        if self.result.tts_failed and self.fallback_tts is not None:
+            return self.fallback_tts
+        return self.tts
+
     async def _apologise(self) -> None:
         try:
-            await self._speak(self.apology)
+            await self._speak(self.apology, self._voice())
         except ProviderError as exc:
             log.warning("apology failed too: %s", exc.provider)
 
-    async def _speak(self, sentence: str) -> None:
+    async def _speak(self, sentence: str, tts: SpeechSynthesizer | None = None) -> None:
         # synthesise just ahead of the caller's ear, not the whole reply at once: a barge-in
         # then wastes little, and many calls' replies don't burst the CPU together
         while self._sentences and self.playout.backlog_s() > self.max_ahead_s:
@@ -139,17 +174,29 @@ class Responder:
         self._sentences += 1
         self.result.text = f"{self.result.text} {sentence}".strip()
         self.result.spoke = True
+        tts = tts or self._voice()
         audio = self.playout.open_segment(self.turn, f"t{self.turn}-s{self._sentences}", sentence)
-        encoder = OutboundEncoder(self.tts.sample_rate, self.out_format)
+        encoder = OutboundEncoder(tts.sample_rate, self.out_format)
         try:
-            async with contextlib.aclosing(self.tts.synthesize(sentence, self.tts_options)) as chunks:
+            async with contextlib.aclosing(tts.synthesize(sentence, self.tts_options)) as chunks:
                 async for chunk in chunks:
                     if len(chunk):
                         self.stamps.stamp("tts_first_audio", self.clock.now())
-                        self.playout.add_frames(audio, encoder.push(chunk))
+                        self._add_frames(audio, encoder.push(chunk), sentence)
                         # let the playout send what just arrived before synthesising on: a TTS that
                         # never waits (offline engines, cached audio) must not delay the first frame
                         await asyncio.sleep(0)
-            self.playout.add_frames(audio, encoder.flush())
+            self._add_frames(audio, encoder.flush(), sentence)
+        except ProviderError:
+            if tts is self.tts:
+                self.result.tts_failed = True
+            raise
         finally:
             self.playout.close_segment(audio)  # even when cancelled or failed: no half-open segment
+
+    def _add_frames(self, audio: SegmentAudio, frames: list[bytes], sentence: str) -> None:
+        if not frames:
+            return
+        if not audio.frames:  # the sentence becomes audible: it joins what the caller may hear
+            self.result.spoken.append((len(self.result.rounds), sentence))
+        self.playout.add_frames(audio, frames)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -125,25 +126,28 @@ class CallIO:
         fmt = self.outbound_format
         sid = self.start.stream_id
         for frame in self._encoder(rate).push(pcm):
-            await self._session.outbox.put_audio(ev.play_audio(sid, fmt.mime, fmt.sample_rate, frame))
-            self._session.stats.frames_out += 1
+            if await self._session.outbox.put_audio(ev.play_audio(sid, fmt.mime, fmt.sample_rate, frame)):
+                self._session.stats.frames_out += 1
 
     async def flush(self, rate: int) -> None:
         """Send the partial last frame of ``rate`` audio, padded with silence."""
         fmt = self.outbound_format
         for frame in self._encoder(rate).flush():
-            await self._session.outbox.put_audio(
+            if await self._session.outbox.put_audio(
                 ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, frame)
-            )
-            self._session.stats.frames_out += 1
+            ):
+                self._session.stats.frames_out += 1
 
-    async def send_frame(self, payload: bytes) -> None:
-        """Queue one already-encoded frame (in ``outbound_format``) as a ``playAudio``."""
+    async def send_frame(self, payload: bytes, on_written: Callable[[], None] | None = None) -> None:
+        """Queue one already-encoded frame (in ``outbound_format``) as a ``playAudio``.
+
+        ``on_written`` runs when the socket writer takes it; a frame dropped by a ``clear``
+        while it waited for room is never sent (and never runs it)."""
         fmt = self.outbound_format
-        await self._session.outbox.put_audio(
-            ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload)
-        )
-        self._session.stats.frames_out += 1
+        if await self._session.outbox.put_audio(
+            ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload), on_written
+        ):
+            self._session.stats.frames_out += 1
 
     def checkpoint(self, name: str) -> None:
         """Mark the end of the audio queued so far; Vobiz acks with ``playedStream``."""

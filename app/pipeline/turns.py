@@ -7,6 +7,8 @@ call's clock). The policy, "stop fast, decide later":
   (``Silence``: clearAudio, keep the unplayed audio). Words decide what it was: real words
   (not a backchannel, at least ``min_words``) cancel the reply and the caller keeps the
   floor; a backchannel, or no words within ``false_interruption_s``, resumes from the cut.
+  Voiced noise that never becomes words (a fan, traffic) resumes after ``max_pause_s``; barge-in
+  by voice alone then waits until that noise has stopped, while words still interrupt.
 - The caller's turn ends on a final transcript plus an end signal: ``speech_final``,
   ``UtteranceEnd``, or ``end_of_turn_silence_s`` of VAD silence.
 - Idle: ``idle_reprompt_s`` of silence on both sides → a reprompt; after ``max_reprompts`` a
@@ -32,6 +34,7 @@ class TurnPolicy:
     min_words: int = 1
     backchannels: frozenset[str] = frozenset(BACKCHANNELS)
     false_interruption_s: float = 1.2  # voice stopped this long with no words: resume
+    max_pause_s: float = 1.8  # paused this long with no words, however loud: resume
     end_of_turn_silence_s: float = 0.7
     greeting_interruptible: bool = True
     idle_reprompt_s: float = 8.0
@@ -115,10 +118,12 @@ TurnEvent = Voice | Words | UtteranceEnded | AudioStarted | AudioDone | ReplyEmp
 
 @dataclass(frozen=True, slots=True)
 class Respond:
-    """Start reply ``turn`` to what the caller said."""
+    """Start reply ``turn`` to what the caller said. ``final_at``: when the last final
+    transcript of ``text`` arrived (the turn may end later, on silence); metadata, not identity."""
 
     turn: int
     text: str
+    final_at: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +177,9 @@ class TurnTaker:
     _interim: str = ""
     _paused_at: float = 0.0
     _pause_words: bool = False
+    _pause_words_at: float = 0.0  # last words (any) seen while paused
+    _noise: bool = False  # resumed over wordless noise: voice alone cannot barge in until it stops
+    _final_at: float | None = None  # when the last final words of this turn arrived
     _quiet_since: float = 0.0  # when both sides last went quiet
     _reprompts: int = 0
     _last_user_text: str = ""
@@ -220,9 +228,13 @@ class TurnTaker:
 
     def _on_voice(self, event: Voice) -> list[TurnAction]:
         t = event.t
+        if self.floor is Floor.PAUSED and self._pause_expired(t):
+            return self._resume_over_noise(t)
         if not event.voiced:
             self._voiced_run = 0.0
             waited = t - max(self._last_voice, self._paused_at)
+            if self._noise and t - self._last_voice >= self.policy.false_interruption_s - 1e-9:
+                self._noise = False
             if (
                 self.floor is Floor.PAUSED
                 and not self._pause_words
@@ -232,11 +244,10 @@ class TurnTaker:
             return self._maybe_end_turn(t, signal=False)
         self._voiced_run += 0.02
         self._last_voice = self._quiet_since = t
-        barge_allowed = self.policy.greeting_interruptible or self.turn > 1
         if (
             self.floor is Floor.SPEAKING
-            and barge_allowed
-            and not self._closing
+            and self._may_barge_in()
+            and not self._noise
             and self._voiced_run >= self.policy.min_speech_s - 1e-9
         ):
             self.floor = Floor.PAUSED
@@ -244,6 +255,19 @@ class TurnTaker:
             self._pause_words = False
             return [Silence(self.turn)]
         return []
+
+    def _may_barge_in(self) -> bool:
+        return (self.policy.greeting_interruptible or self.turn > 1) and not self._closing
+
+    def _pause_expired(self, t: float) -> bool:
+        """Paused ``max_pause_s`` with no words since the pause (or since the last words)."""
+        since = max(self._paused_at, self._pause_words_at)
+        return t - since >= self.policy.max_pause_s - 1e-9
+
+    def _resume_over_noise(self, t: float) -> list[TurnAction]:
+        # loud but wordless: talk on, and while the noise lasts do not let it cut again at once
+        self._noise = t - self._last_voice < self.policy.false_interruption_s
+        return self._resume()
 
     def _is_backchannel(self, text: str) -> bool:
         words = [w.lower() for w in _WORD.findall(text)]
@@ -260,6 +284,7 @@ class TurnTaker:
         self._quiet_since = event.t
         actions: list[TurnAction] = []
         if self.floor is Floor.PAUSED:
+            self._pause_words_at = event.t
             if self._is_backchannel(text):
                 if event.final:
                     return self._resume()  # "uh-huh": carry on
@@ -270,8 +295,12 @@ class TurnTaker:
             actions.append(Cancel(self.turn))
             self.floor = Floor.LISTENING
         elif self.floor is Floor.SPEAKING:
-            if self._is_backchannel(text):
+            if not (self._noise and self._may_barge_in() and self._counts_as_interruption(text)):
                 return []  # heard over the agent without a barge-in: ignore
+            # voice cannot barge in through the noise, so real words do: stop the reply now
+            self._noise = False
+            actions.append(Cancel(self.turn))
+            self.floor = Floor.LISTENING
         elif self.floor is Floor.THINKING and self._last_user_text and self._counts_as_interruption(text):
             # the caller went on talking before the reply was audible: answer it all at once
             actions.append(Cancel(self.turn))
@@ -282,6 +311,7 @@ class TurnTaker:
             return actions
         if event.final:
             self._heard_words.append(text)
+            self._final_at = event.t
             self._interim = ""
         else:
             self._interim = text
@@ -301,7 +331,7 @@ class TurnTaker:
         self._reprompts = 0
         self.turn += 1
         self.floor = Floor.THINKING
-        return [Respond(self.turn, text)]
+        return [Respond(self.turn, text, final_at=self._final_at)]
 
     def _resume(self) -> list[TurnAction]:
         self.floor = Floor.SPEAKING
@@ -319,6 +349,8 @@ class TurnTaker:
 
     def _on_tick(self, t: float) -> list[TurnAction]:
         policy = self.policy
+        if self.floor is Floor.PAUSED and self._pause_expired(t):
+            return self._resume_over_noise(t)  # in case no audio frames arrive to decide it
         if t - self.started_at >= policy.max_duration_s and not self._closing:
             self._closing = True
             self._end_reason = "maximum call duration"

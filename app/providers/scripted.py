@@ -2,8 +2,10 @@
 
 - ``ScriptedSTT`` "recognises" loud audio: each burst of sound followed by ``endpoint_s`` of
   quiet becomes the next scripted utterance (interim first, then a final with
-  ``speech_final``, then ``UtteranceEnd``). A burst shorter than ``min_word_s`` is noise.
-- ``ScriptedLLM`` answers by rules (regex → reply, optionally with a tool call).
+  ``speech_final``, then ``UtteranceEnd``; with ``endpointing=False`` the final alone). A burst
+  shorter than ``min_word_s`` is noise.
+- ``ScriptedLLM`` answers by rules (regex → reply, optionally with a tool call, and
+  ``after_tool``: what it says once the tool's result is in).
 - ``ToneTTS`` speaks each word as ``seconds_per_word`` of a tone.
 """
 
@@ -52,8 +54,10 @@ class ScriptedSTT:
         endpoint_s: float = 0.3,
         interim_after_s: float = 0.2,
         min_word_s: float = 0.16,
+        endpointing: bool = True,
     ) -> None:
         self.utterances: deque[str] = deque(utterances)
+        self.endpointing = endpointing
         self.threshold = threshold
         self.endpoint_s = endpoint_s
         self.interim_after_s = interim_after_s
@@ -103,9 +107,10 @@ class ScriptedSTTStream:
             if text:
                 end = self._t - self._quiet
                 self._events.put_nowait(
-                    Transcript(text, is_final=True, speech_final=True, confidence=0.99, end=end)
+                    Transcript(text, is_final=True, speech_final=p.endpointing, confidence=0.99, end=end)
                 )
-                self._events.put_nowait(UtteranceEnd(end))
+                if p.endpointing:
+                    self._events.put_nowait(UtteranceEnd(end))
         self._speaking = self._interim_sent = False
         self._voiced = self._quiet = 0.0
 
@@ -128,6 +133,7 @@ class Rule:
     reply: str
     tool: str | None = None
     arguments: Mapping[str, Any] = field(default_factory=dict)
+    after_tool: str = ""  # said in the round after the tool's result
 
 
 class ScriptedLLM:
@@ -159,22 +165,34 @@ class ScriptedLLM:
     async def _reply(self, messages: Sequence[Message]) -> AsyncGenerator[LLMEvent, None]:
         last = messages[-1]
         if last.role == "tool":
-            yield Finished("stop")  # the tool's round already said what it had to
+            asked = next((m.content for m in reversed(messages) if m.role == "user"), "")
+            rule = self._rule(asked)
+            for delta in _tokens(rule.after_tool if rule else ""):
+                yield delta
+            yield Finished("stop")
             return
         text = last.content
         if self.fail_on and re.search(self.fail_on, text, re.IGNORECASE):
             yield TextDelta("Let me")
             raise ProviderError(self.name, "scripted failure", retryable=True)
-        rule = next((r for r in self.rules if re.search(r.pattern, text, re.IGNORECASE)), None)
+        rule = self._rule(text)
         reply = rule.reply if rule else self.default.format(text=text.rstrip(".?! "))
-        for i, word in enumerate(reply.split()):
-            yield TextDelta(word if i == 0 else " " + word)  # token by token, with no delay
+        for delta in _tokens(reply):
+            yield delta
         if rule and rule.tool:
             args = json.dumps(dict(rule.arguments))
             yield ToolCallRequest(ToolCall(f"call_{len(self.requests)}", rule.tool, args))
             yield Finished("tool_calls")
             return
         yield Finished("stop")
+
+    def _rule(self, text: str) -> Rule | None:
+        return next((r for r in self.rules if re.search(r.pattern, text, re.IGNORECASE)), None)
+
+
+def _tokens(text: str) -> list[TextDelta]:
+    """Word by word, as a model streams (with no delay)."""
+    return [TextDelta(word if i == 0 else " " + word) for i, word in enumerate(text.split())]
 
 
 class ToneTTS:

@@ -12,11 +12,18 @@ import pytest
 from agents.builtin import BUILTIN_TOOLS
 from agents.tools import ToolRegistry
 from app.api.deps import AppContext
+from app.api.webhooks import TRANSFER_PATH
 from app.clock import FakeClock
 from app.config import Settings
 from app.main import create_app
 from app.pipeline.control import VobizCallControl
-from app.pipeline.conversation import INTERRUPTED_MARK, Conversation, ConversationConfig, Providers
+from app.pipeline.conversation import (
+    INTERRUPTED_MARK,
+    CallControl,
+    Conversation,
+    ConversationConfig,
+    Providers,
+)
 from app.pipeline.turns import TurnPolicy
 from app.providers.scripted import Rule, ScriptedLLM, ScriptedSTT, ToneTTS
 from app.simulator.caller import HangUp, InterruptAfter, Say, Silence, Step, WaitForAgent, utterances
@@ -59,19 +66,29 @@ async def run_call(
     policy: TurnPolicy | None = None,
     llm: ScriptedLLM | None = None,
     tts: ToneTTS | None = None,
+    fallback_tts: ToneTTS | None = None,
     greeting: str = GREETING,
+    tools: ToolRegistry | None = None,
+    clock: FakeClock | None = None,
+    endpointing: bool = True,
+    control: Callable[[CallControl], CallControl] | None = None,
 ) -> Call:
-    clock = FakeClock()
+    """One call. ``control`` wraps the call control (which can transfer, to the app's
+    transfer webhook); ``endpointing=False``: the STT sends finals with no end-of-speech signal."""
+    clock = clock or FakeClock()
     llm = llm or ScriptedLLM(RULES)
     made: list[Conversation] = []
 
     def factory(claims: StreamClaims, ctx: AppContext) -> Conversation:
+        transfer_url = f"{ctx.settings.public_base}{TRANSFER_PATH}/{claims.persona}"
+        vobiz_control: CallControl = VobizCallControl(ctx.vobiz, claims.call_id, transfer_url)
+        stt = ScriptedSTT(heard, endpointing=endpointing)
         conversation = Conversation(
             config=ConversationConfig(greeting=greeting, policy=policy or TurnPolicy()),
-            providers=Providers(ScriptedSTT(heard), llm, tts or ToneTTS()),
+            providers=Providers(stt, llm, tts or ToneTTS(), fallback_tts=fallback_tts),
             clock=clock,
-            control=VobizCallControl(ctx.vobiz, claims.call_id, None),
-            tools=ToolRegistry(BUILTIN_TOOLS),
+            control=control(vobiz_control) if control is not None else vobiz_control,
+            tools=tools or ToolRegistry(BUILTIN_TOOLS),
             call_id=claims.call_id,
             persona=claims.persona,
         )

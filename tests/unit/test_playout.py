@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,8 +20,10 @@ class Wire:
     log: list[tuple[float, str]] = field(default_factory=list)
     started: list[int] = field(default_factory=list)
 
-    async def frame(self, payload: bytes) -> None:
+    async def frame(self, payload: bytes, written: Callable[[], None] | None = None) -> None:
         self.log.append((round(self.clock.now(), 6), payload.decode()))
+        if written is not None:
+            written()  # this wire writes at once
 
     def checkpoint(self, name: str) -> None:
         self.log.append((round(self.clock.now(), 6), f"checkpoint:{name}"))

@@ -193,3 +193,57 @@ def test_stale_audio_events_of_an_old_turn_are_ignored() -> None:
     assert tt.turn == 3
     assert tt.handle(AudioStarted(1.8, 2)) == []
     assert tt.floor is Floor.THINKING
+
+
+def test_wordless_voiced_noise_resumes_after_the_maximum_pause() -> None:
+    tt = greeted(TurnPolicy(max_pause_s=1.8))
+    tt.handle(Words(1.5, "question", final=True, speech_final=True))
+    speaking(tt, 2, 2.0)
+    assert voice(tt, 3.0, 0.08) == [Silence(2)]  # paused at the 4th voiced frame, t = 3.06
+    assert voice(tt, 3.08, 1.78) == []  # still voiced, no words: deciding (to t = 4.84)
+    assert voice(tt, 4.86, 0.02) == [Resume(2)]  # 1.8 s after the pause: the agent talks on
+    assert tt.agent_speaking
+    assert voice(tt, 4.88, 1.0) == []  # the same noise does not cut it again
+    assert voice(tt, 5.88, 1.2, voiced=False) == []
+    assert voice(tt, 7.08, 0.1) == [Silence(2)]  # once the noise stopped, voice barges in again
+
+
+def test_words_still_interrupt_through_the_noise() -> None:
+    tt = greeted(TurnPolicy(max_pause_s=1.8))
+    tt.handle(Words(1.5, "question", final=True, speech_final=True))
+    speaking(tt, 2, 2.0)
+    voice(tt, 3.0, 2.0)  # paused at 3.06, resumed at 4.86 over the noise
+    assert tt.agent_speaking
+    assert tt.handle(Words(5.1, "uh-huh", final=True)) == []  # a backchannel does not
+    assert tt.handle(Words(5.2, "hold on please", final=False)) == [Cancel(2)]
+    assert tt.floor is Floor.LISTENING
+
+
+def test_words_during_the_pause_restart_the_maximum_pause() -> None:
+    tt = greeted(TurnPolicy(max_pause_s=1.8, min_words=3))
+    tt.handle(Words(1.5, "question", final=True, speech_final=True))
+    speaking(tt, 2, 2.0)
+    assert voice(tt, 3.0, 0.08) == [Silence(2)]
+    assert tt.handle(Words(4.0, "wait", final=False)) == []  # words, not yet enough to decide
+    assert voice(tt, 3.08, 2.7) == []  # 1.8 s after the pause has passed, but not after the words
+    assert voice(tt, 5.78, 0.04) == [Resume(2)]  # 1.8 s after them
+
+
+def test_a_tick_ends_a_pause_when_no_audio_arrives() -> None:
+    tt = greeted()
+    tt.handle(Words(1.5, "question", final=True, speech_final=True))
+    speaking(tt, 2, 2.0)
+    assert voice(tt, 3.0, 0.08) == [Silence(2)]
+    assert tt.handle(Tick(3.06 + tt.policy.max_pause_s - 0.1)) == []
+    assert tt.handle(Tick(3.06 + tt.policy.max_pause_s)) == [Resume(2)]
+
+
+def test_respond_carries_when_the_final_transcript_arrived() -> None:
+    tt = greeted()
+    voice(tt, 1.0, 0.5)
+    tt.handle(Words(1.6, "hello there", final=True))  # no endpoint signal: the VAD ends the turn
+    actions = voice(tt, 1.5, 0.8, voiced=False)
+    assert actions == [Respond(2, "hello there")]
+    respond = actions[0]
+    assert isinstance(respond, Respond)
+    assert respond.final_at == 1.6
