@@ -20,6 +20,9 @@ RUN useradd --create-home --uid 10001 agent
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv
 COPY --chown=agent:agent prompts ./prompts
+# DATA_DIR: the example agents' SQLite tables (a volume in docker-compose.yml)
+RUN mkdir -p /srv/data && chown agent:agent /srv/data
+ENV DATA_DIR=/srv/data
 USER agent
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \

@@ -113,10 +113,10 @@ async def book_appointment(ctx: ToolContext, day: Day, time: Time, patient: str)
     """Book a clinic appointment for the patient (their full name) on a day at a time."""
     when_day, when_time = parse_day(day), parse_time(time)
     if when_day is None:
-        return f"error: {day!r} is not a day; ask which day of the week"
+        return "error: I didn't catch which day"
     if when_time is None or when_time not in CLINIC_TIMES:
         free = ", ".join(spoken_time(t) for t in CLINIC_TIMES)
-        return f"error: we book on the hour from 9 am to 4 pm except 1 pm: {free}"
+        return f"error: we book on the hour from 9 am to 4 pm, not at 1 pm: {free}"
 
     def book(db: sqlite3.Connection) -> str:
         try:
@@ -128,11 +128,13 @@ async def book_appointment(ctx: ToolContext, day: Day, time: Time, patient: str)
             rows = db.execute("SELECT time FROM appointments WHERE day = ?", (when_day,))
             taken = {row["time"] for row in rows}
             free = ", ".join(spoken_time(t) for t in CLINIC_TIMES if t not in taken) or "none"
-            return f"error: {spoken_time(when_time)} on {when_day} is taken; free that day: {free}"
+            return (
+                f"error: {spoken_time(when_time)} on {when_day.capitalize()} is taken; free that day: {free}"
+            )
         when = f"{when_day.capitalize()} at {spoken_time(when_time)}"
         return f"booked {patient.strip()} on {when}, reference A{cursor.lastrowid}"
 
-    return await store.run(ctx.data_dir, book)
+    return await store.run(ctx, book)
 
 
 @tool(filler="One moment while I check the book.")
@@ -140,7 +142,7 @@ async def reserve_table(ctx: ToolContext, day: Day, time: Time, party: Party, na
     """Reserve a table for a party of people under a name, on a day at a time."""
     when_day, when_time = parse_day(day), parse_time(time)
     if when_day is None:
-        return f"error: {day!r} is not a day; ask which day"
+        return "error: I didn't catch which day"
     if when_time is None or not "17:00" <= when_time <= "22:00":
         return "error: we seat guests from 5 pm to 10 pm"
 
@@ -149,7 +151,7 @@ async def reserve_table(ctx: ToolContext, day: Day, time: Time, party: Party, na
             "SELECT COUNT(*) FROM reservations WHERE day = ? AND time = ?", (when_day, when_time)
         ).fetchone()
         if booked >= TABLES_PER_TIME:
-            return f"error: we are fully booked on {when_day} at {spoken_time(when_time)}"
+            return f"error: we are fully booked on {when_day.capitalize()} at {spoken_time(when_time)}"
         cursor = db.execute(
             "INSERT INTO reservations (day, time, party, name, call_id) VALUES (?, ?, ?, ?, ?)",
             (when_day, when_time, party, name.strip(), ctx.call_id),
@@ -159,7 +161,7 @@ async def reserve_table(ctx: ToolContext, day: Day, time: Time, party: Party, na
             f"{spoken_time(when_time)}, reference R{cursor.lastrowid}"
         )
 
-    return await store.run(ctx.data_dir, reserve)
+    return await store.run(ctx, reserve)
 
 
 @tool
@@ -167,15 +169,15 @@ async def order_status(ctx: ToolContext, order_id: str) -> str:
     """Look up an order by its number and say where it is."""
     digits = "".join(ch for ch in order_id if ch.isdigit())
     if not digits:
-        return "error: ask for the order number (digits)"
+        return "error: I didn't catch the order number"
 
     def look(db: sqlite3.Connection) -> str:
         row = db.execute("SELECT status, detail FROM orders WHERE id = ?", (digits,)).fetchone()
         if row is None:
-            return f"error: there is no order {digits}; ask the caller to check the number"
+            return f"error: I can't find an order {digits}"
         return f"order {digits} is {row['status']}: {row['detail']}"
 
-    return await store.run(ctx.data_dir, look)
+    return await store.run(ctx, look)
 
 
 EXAMPLE_TOOLS: dict[str, Tool] = {t.name: t for t in (book_appointment, reserve_table, order_status)}

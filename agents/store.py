@@ -7,11 +7,13 @@ every call's audio. Concurrent writers are serialised by SQLite's own locking (`
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from agents.tools import ToolContext
 
 T = TypeVar("T")
 
@@ -70,6 +72,6 @@ def run_sync(data_dir: Path, work: Callable[[sqlite3.Connection], T]) -> T:
         connection.close()
 
 
-async def run(data_dir: Path, work: Callable[[sqlite3.Connection], T]) -> T:
-    """:func:`run_sync` in a worker thread."""
-    return await asyncio.to_thread(run_sync, data_dir, work)
+async def run(ctx: ToolContext, work: Callable[[sqlite3.Connection], T]) -> T:
+    """:func:`run_sync` on ``ctx.data_dir``, in a worker thread."""
+    return await ctx.run_blocking(lambda: run_sync(ctx.data_dir, work))

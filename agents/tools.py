@@ -17,13 +17,15 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints, overload
+from typing import Any, TypeVar, get_type_hints, overload
 
 import pydantic
 
+from app.clock import Clock, SystemClock, run_blocking
 from app.providers.base import ToolCall, ToolSpec
 
 log = logging.getLogger("agents.tools")
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,6 +39,12 @@ class ToolContext:
     state: dict[str, Any] = field(default_factory=dict)  # per-call scratch space for tools
     data_dir: Path = Path("data")  # where tools keep their files (DATA_DIR)
     caller_number: str = ""
+    clock: Clock = field(default_factory=SystemClock)  # the call's; see ``run_blocking``
+    calls: list[ToolCall] = field(default_factory=list)  # every tool call of the call, in order
+
+    async def run_blocking(self, work: Callable[[], T]) -> T:
+        """``work()`` in a worker thread (a database, a file): never block the call's audio."""
+        return await run_blocking(self.clock, work)
 
 
 ToolFunction = Callable[..., Awaitable[Any]]
@@ -111,6 +119,7 @@ class ToolRegistry:
         return list(self._specs)
 
     async def run(self, ctx: ToolContext, call: ToolCall) -> str:
+        ctx.calls.append(call)
         found = self.tools.get(call.name)
         if found is None:
             return f"error: there is no tool named {call.name}"

@@ -10,6 +10,7 @@ import typer
 
 from app.cli_personas import personas_app
 from app.cli_rest import call_app, streams_app
+from app.cli_scenarios import run_scenarios
 
 T = TypeVar("T")
 
@@ -17,6 +18,7 @@ cli = typer.Typer(help="Full-duplex AI phone agent for Vobiz.", no_args_is_help=
 cli.add_typer(streams_app, name="streams")
 cli.add_typer(call_app, name="call")
 cli.add_typer(personas_app, name="personas")
+cli.command("test-scenarios")(run_scenarios)
 
 
 @cli.command()

@@ -7,7 +7,7 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -125,3 +125,12 @@ async def _settle() -> None:
     while idle < 2:
         await asyncio.sleep(0)
         idle = idle + 1 if not ready else 0
+
+
+async def run_blocking(clock: Clock, work: Callable[[], T]) -> T:
+    """``work()`` in a worker thread, off the event loop; a ``FakeClock`` stands still meanwhile,
+    so blocking work (a database, a model) takes no virtual time, as it takes little real time."""
+    if isinstance(clock, FakeClock):
+        with clock.hold():
+            return await asyncio.to_thread(work)
+    return await asyncio.to_thread(work)

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # URL's ?persona=NAME comes first, the default last. Numbers match on their digits alone.
     persona_by_number: dict[str, str] = {}
 
+    # where the service keeps its files (the example agents' SQLite tables); created on first use
+    data_dir: Path = Path("data")
+
     # the largest WebSocket message accepted from Vobiz (a 20 ms frame is < 1 KiB)
     max_message_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
 

@@ -47,8 +47,9 @@ def conversation_factory(
     def make(claims: StreamClaims, ctx: AppContext) -> Agent:
         persona = ctx.personas[claims.persona]
         transfer_url = f"{ctx.settings.public_base}{TRANSFER_PATH}/{persona.name}"
+        caller = f"+{claims.caller}" if claims.caller else ""
         return Conversation(
-            config=conversation_config(persona),
+            config=conversation_config(persona, caller_number=caller),
             providers=persona_providers(persona, providers),
             clock=ctx.clock,
             control=VobizCallControl(ctx.vobiz, claims.call_id, transfer_url),
@@ -56,6 +57,8 @@ def conversation_factory(
             call_id=claims.call_id,
             persona=persona.name,
             observer=observer,
+            data_dir=ctx.settings.data_dir,
+            caller_number=caller,
         )
 
     return make

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from agents.tools import ToolContext, ToolRegistry
@@ -39,6 +40,9 @@ from app.providers.vad import WebRtcVad
 from app.telephony import events as ev
 
 log = logging.getLogger("app.conversation")
+
+TRANSFER_DRAIN_S = 10.0  # at most this long waiting for queued speech before a transfer
+FRAME_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,8 @@ class Conversation:
         persona: str,
         on_turn: Callable[[TurnStamps], None] | None = None,
         observer: ConversationObserver | None = None,
+        data_dir: Path = Path("data"),
+        caller_number: str = "",
     ) -> None:
         self.config = config
         self.providers = providers
@@ -121,6 +127,7 @@ class Conversation:
         self.dtmf_events = 0  # keypresses received (not acted on)
         self._on_turn = on_turn
         self._observer = observer
+        self._data_dir, self._caller_number = data_dir, caller_number
         self._responders: dict[int, Responder] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._produced: set[int] = set()
@@ -149,7 +156,10 @@ class Conversation:
             call_id=self.call_id,
             persona=self.persona,
             end_call=self._end_call,
-            transfer=self.control.transfer,
+            transfer=self._transfer,
+            data_dir=self._data_dir,
+            caller_number=self._caller_number,
+            clock=self.clock,
         )
         try:
             stt = await self.providers.stt.open(self.config.stt)
@@ -165,6 +175,8 @@ class Conversation:
             finally:
                 await stt.aclose()
         finally:
+            for turn in sorted(set(self._responders) - self._finished):
+                self._finish(turn, interrupted=False)  # the call ended mid-reply: keep what was heard
             if self._observer is not None:
                 self._observer.on_end(self)
 
@@ -349,6 +361,14 @@ class Conversation:
         stamps.stamp("first_play_audio", self.clock.now())
         if self._on_turn is not None and stamps.speech_end is not None:
             self._on_turn(stamps)
+
+    async def _transfer(self) -> str:
+        """Transfer once what the caller has been told has played: Vobiz runs the new XML at
+        once, so a "let me put you through" still queued would never be heard."""
+        deadline = self.clock.now() + TRANSFER_DRAIN_S
+        while not self.playout.settled() and self.clock.now() < deadline:
+            await self.clock.sleep(FRAME_S)
+        return await self.control.transfer()
 
     def _end_call(self, reason: str) -> None:
         self._ended = True

@@ -18,7 +18,8 @@ class PersonaUnavailable(RuntimeError):
     """The persona needs a provider this process does not have (e.g. OpenAI TTS, no key)."""
 
 
-def conversation_config(persona: Persona) -> ConversationConfig:
+def conversation_config(persona: Persona, *, caller_number: str = "") -> ConversationConfig:
+    """The settings of one call with ``persona``: its prompt's placeholders filled for this call."""
     s = persona.settings
     policy = TurnPolicy(
         min_speech_s=s.min_speech_ms / 1000,
@@ -33,7 +34,7 @@ def conversation_config(persona: Persona) -> ConversationConfig:
         closing_line=s.closing_line,
     )
     return ConversationConfig(
-        system_prompt=persona.prompt,
+        system_prompt=persona.system_prompt(caller_number=caller_number),
         greeting=s.greeting,
         goodbye=s.goodbye,
         policy=policy,

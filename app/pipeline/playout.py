@@ -125,6 +125,10 @@ class Playout:
         """Audio of ``turn`` is queued, or sent and not yet acknowledged."""
         return any(s.turn == turn for s in self._queue) or any(s.turn == turn for s in self._unacked.values())
 
+    def settled(self) -> bool:
+        """Everything queued has been sent and acknowledged (the caller heard it all)."""
+        return not self._queue and not self._unacked
+
     def played_index(self, now: float) -> int:
         """How many frames (playout index) the caller has heard by ``now``."""
         elapsed = max(0, math.floor((now - self._burst_t0) / FRAME_S + 1e-9))

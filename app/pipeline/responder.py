@@ -40,6 +40,8 @@ from app.providers.base import (
 log = logging.getLogger("app.responder")
 
 MAX_TOOL_ROUNDS = 4
+FILLER_QUIET_S = 0.2  # a filler only fills silence: not while this much speech is still to play
+FILLER_CHECK_S = 0.1  # how often a running tool's line is checked for silence
 
 ToolRunner = Callable[[ToolCall], Awaitable[str]]
 
@@ -112,18 +114,22 @@ class Responder:
             await self._apologise()
 
     def tool_runner(self, tools: ToolRegistry, ctx: ToolContext, filler_after_s: float) -> ToolRunner:
-        """Runs the model's tool calls; a slow one that has a filler line gets it said after
-        ``filler_after_s`` (the tool keeps running meanwhile)."""
+        """Runs the model's tool calls. A tool with a filler line that is still running after
+        ``filler_after_s`` gets it said once the line has gone quiet (dead air); the tool keeps
+        running meanwhile."""
 
         async def run(call: ToolCall) -> str:
             async with asyncio.TaskGroup() as tg:
                 work = tg.create_task(tools.run(ctx, call), name=f"tool-{call.name}")
                 filler = tools.tools[call.name].filler if call.name in tools.tools else None
-                if filler:
-                    waiter = tg.create_task(self.clock.sleep(filler_after_s), name=f"tool-{call.name}-filler")
+                started, said = self.clock.now(), False
+                while filler and not said and not work.done():
+                    waiter = tg.create_task(self.clock.sleep(FILLER_CHECK_S), name=f"tool-{call.name}-wait")
                     await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
-                    if not work.done():
+                    slow = self.clock.now() - started >= filler_after_s
+                    if slow and not work.done() and self.playout.backlog_s() < FILLER_QUIET_S:
+                        said = True  # the line went quiet while the tool works: fill it once
                         await self.say(filler)
             return work.result()
 

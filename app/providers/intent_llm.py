@@ -47,7 +47,7 @@ STOPWORDS = frozenset(
 # what callers put before a free answer: "my name is Asha" → "Asha"
 _LEAD_IN = re.compile(
     r"^(?:(?:yes|yeah|ok(?:ay)?|sure|um+|uh+|so|well)[,.!]?\s+)*"
-    r"(?:(?:my|the|his|her|our) name(?:'s| is)|it's|it is|this is|i am|i'm|under|call me|for)\s+",
+    r"(?:(?:(?:my|the|his|her|our) name(?:'s| is)|it's|it is|this is|i am|i'm|under|call me|for)\s+)+",
     re.IGNORECASE,
 )
 

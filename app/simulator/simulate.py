@@ -134,6 +134,7 @@ class AgentView:
 
     def __init__(self, listener: Callable[[TimelineEvent], None] | None = None) -> None:
         self.lines: list[tuple[str, TranscriptLine]] = []  # (call id, line)
+        self.ended: list[Conversation] = []  # each call's agent, once its call is over
         self.origin = 0.0
         self._listener = listener
 
@@ -147,7 +148,7 @@ class AgentView:
             self._listener(TimelineEvent(t, "agent_said" if agent else "agent_heard", detail))
 
     def on_end(self, conversation: Conversation) -> None:
-        pass
+        self.ended.append(conversation)
 
     def add_to(self, recording: CallRecording) -> CallRecording:
         """Put the lines of ``recording``'s call into it, re-based on its exact clock origin."""
@@ -161,12 +162,19 @@ class AgentView:
 
 
 async def run_simulation(
-    options: SimulateOptions, settings: Settings, listener: Callable[[TimelineEvent], None]
+    options: SimulateOptions,
+    settings: Settings,
+    listener: Callable[[TimelineEvent], None],
+    *,
+    view: AgentView | None = None,
+    steps: list[Step] | None = None,
 ) -> CallRecording:
-    """Run the call. In-process, a fake Vobiz REST API is served too, and the app points at it."""
+    """Run the call. In-process, a fake Vobiz REST API is served too, and the app points at it;
+    ``view`` (default: a new one) observes its agent. ``steps``: the caller's, instead of parsing
+    ``options.script``."""
     from app.main import create_app
 
-    steps: list[Step] = parse_script(options.script)
+    steps = steps if steps is not None else parse_script(options.script)
     audio = await asyncio.to_thread(render_caller_audio, steps, 16000, None)
     query = f"?persona={options.persona}" if options.persona else ""
 
@@ -189,7 +197,7 @@ async def run_simulation(
         vobiz = FakeVobiz(NetworkConnector(), SystemClock(), PlatformConfig(auth_token=auth))
         return await dial(vobiz, options.url.rstrip("/"))
 
-    view = AgentView(listener)
+    view = view if view is not None else AgentView(listener)
     state = FakeVobizState()
     rest_app = create_fake_rest_app(SIM_AUTH_ID, SIM_AUTH_TOKEN, state)
     local = with_settings(

@@ -139,7 +139,7 @@ def test_junk_is_malformed(junk: str) -> None:
         b"not json",
         b'{"call_id":"c","persona":"p","expires_at":9999999999}',
         b'[1,"c","p"]',
-        b'[1,"c","p",9999999999,"extra"]',
+        b'[1,"c","p",9999999999,"c",6]',
         b'[2,"c","p",9999999999]',  # unknown format version
         b'[true,"c","p",9999999999]',
         b'[1,42,"p",9999999999]',
@@ -215,3 +215,13 @@ def test_url_safe_over_random_claims() -> None:
         assert not set(token) & set("&/?=+%# ")
         assert quote(token, safe="") == token  # survives as a URL path segment unchanged
         assert verify_token(secret, token, now=float(claims.expires_at) - 1) == claims
+
+
+def test_the_callers_number_travels_in_the_token() -> None:
+    claims = StreamClaims(call_id="c-1", persona="clinic", expires_at=1_750_000_300, caller="14155550100")
+    assert verify_token(SECRET, issue_token(SECRET, claims), now=NOW) == claims
+    # the documented payload with the optional fifth element, built without the module
+    token = forge(SECRET, b'[1,"c-2","clinic",1750000300,"14155550100"]')
+    assert verify_token(SECRET, token, now=NOW).caller == "14155550100"
+    assert verify_token(SECRET, issue_token(SECRET, CLAIMS), now=NOW).caller == ""
+    assert reason_of(forge(SECRET, b'[1,"c","p",9999999999,5]')) == "malformed"
