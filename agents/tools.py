@@ -37,6 +37,7 @@ class ToolContext:
     end_call: Callable[[str], None]
     transfer: Callable[[], Awaitable[str]]
     state: dict[str, Any] = field(default_factory=dict)  # per-call scratch space for tools
+    send_dtmf: Callable[[str], Awaitable[str]] | None = None  # press phone keys (Vobiz REST)
     data_dir: Path = Path("data")  # where tools keep their files (DATA_DIR)
     caller_number: str = ""
     clock: Clock = field(default_factory=SystemClock)  # the call's; see ``run_blocking``

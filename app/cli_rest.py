@@ -286,6 +286,21 @@ def call_hangup(call_uuid: CallUuid, as_json: JsonFlag = False) -> None:
         _say(f"[yellow]Call had already ended[/] (or is unknown): {escape(call_uuid)}")
 
 
+@call_app.command("dtmf")
+def call_dtmf(
+    call_uuid: CallUuid,
+    digits: Annotated[str, typer.Argument(help="Keys: 0-9, * and #; w waits 0.5 s, W 1 s.")],
+    leg: Annotated[str, typer.Option(help="aleg or bleg.")] = "aleg",
+    as_json: JsonFlag = False,
+) -> None:
+    """Press phone keys (DTMF) on a live call."""
+    result = _run(lambda c: c.send_dtmf(call_uuid, digits, leg=leg))
+    if as_json:
+        _print_json(result)
+    else:
+        _say(f"[green]{escape(result.message or 'digits sent')}[/]: {escape(call_uuid)}")
+
+
 @call_app.command("transfer")
 def call_transfer(
     call_uuid: CallUuid,

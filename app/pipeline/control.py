@@ -36,3 +36,13 @@ class VobizCallControl:
             log.warning("transfer failed: %s", exc, extra={"call_id": self._call_id})
             return "The transfer did not go through; apologise and offer to help another way."
         return "The caller is being transferred now."
+
+    async def send_dtmf(self, digits: str) -> str:
+        if self._client is None:
+            return "error: pressing keys is not available on this line"
+        try:
+            await self._client.send_dtmf(self._call_id, digits)
+        except (VobizError, ValueError) as exc:
+            log.warning("DTMF failed: %s", type(exc).__name__, extra={"call_id": self._call_id})
+            return "error: the keys could not be pressed"
+        return f"Pressed {len(digits)} key(s)."

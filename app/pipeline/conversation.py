@@ -75,6 +75,10 @@ class CallControl(Protocol):
         """Transfer the call; returns a sentence for the model about what happened."""
         ...
 
+    async def send_dtmf(self, digits: str) -> str:
+        """Play DTMF tones on the call; returns a sentence for the model."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class TranscriptEntry:
@@ -157,6 +161,7 @@ class Conversation:
             persona=self.persona,
             end_call=self._end_call,
             transfer=self._transfer,
+            send_dtmf=self.control.send_dtmf,
             data_dir=self._data_dir,
             caller_number=self._caller_number,
             clock=self.clock,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -212,6 +213,17 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
             await state.on_stream_stopped(stream)
         await state.on_hangup(call_uuid)
         return Response(status_code=204)
+
+    @router.post("/{call_uuid}/DTMF/")
+    async def send_dtmf(call_uuid: str, request: Request) -> Response:
+        body = await read_json(request)
+        call = live_call(call_uuid)
+        digits = text(body, "digits") or ""
+        if not re.fullmatch(r"[0-9*#wW]+", digits):
+            raise BadRequest("digits must be 0-9, *, # or w/W", {"field": "digits"})
+        choice(body, "leg", ("aleg", "bleg"))
+        call.dtmf.append(dict(body))
+        return JSONResponse({"api_id": _api_id(), "message": "digits sent"}, status_code=202)
 
     @router.post("/{call_uuid}/")
     async def transfer(call_uuid: str, request: Request) -> Response:

@@ -46,6 +46,7 @@ class FakeCall:
     hangup_source: str | None = None  # "API" after a REST hangup (D28)
     request: dict[str, Any] = field(default_factory=dict)  # the Make Call body, outbound only
     transfers: list[dict[str, Any]] = field(default_factory=list)  # each transfer body, in order
+    dtmf: list[dict[str, Any]] = field(default_factory=list)  # each DTMF body, in order
 
     @property
     def is_live(self) -> bool:

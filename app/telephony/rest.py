@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from app.config import Settings
 
 log = logging.getLogger("app.vobiz.rest")
+DTMF_DIGITS = re.compile(r"[0-9*#wW]{1,64}")
 
 DEFAULT_BASE_URL = "https://api.vobiz.ai/api/v1"
 _USER_AGENT = f"vobiz-voice-agent/0.1 httpx/{httpx.__version__}"
@@ -320,6 +321,15 @@ class StreamStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionResult:
+    """A mid-call action accepted (e.g. DTMF sent)."""
+
+    api_id: str | None
+    message: str | None
+    raw: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class TransferResult:
     """Transfer accepted (202): the new XML runs now and the current ``<Stream>`` ends."""
 
@@ -592,6 +602,20 @@ class VobizClient:
             api_id=_as_str(data.get("api_id")),
             message=_as_str(data.get("message")),
             raw=dict(data),
+        )
+
+    async def send_dtmf(self, call_uuid: str, digits: str, *, leg: str = "aleg") -> ActionResult:
+        """Play DTMF tones on a live call (``POST …/Call/{uuid}/DTMF/``). ``digits``: 0-9, ``*``,
+        ``#``, and ``w``/``W`` for a 0.5 s / 1 s pause; ``leg``: ``aleg`` | ``bleg``. Never retried."""
+        if not DTMF_DIGITS.fullmatch(digits):
+            raise ValueError("digits may hold only 0-9, *, # and w/W pauses")
+        data = _obj(
+            await self._request(
+                "POST", f"{self._call_path(call_uuid)}DTMF/", body={"digits": digits, "leg": leg}
+            )
+        )
+        return ActionResult(
+            api_id=_as_str(data.get("api_id")), message=_as_str(data.get("message")), raw=data
         )
 
     async def make_call(

@@ -46,6 +46,9 @@ class NoControl:
     async def transfer(self) -> str:
         return "Transfer is not available."
 
+    async def send_dtmf(self, digits: str) -> str:
+        return "error: not available"
+
 
 def start_frame() -> str:
     start = {

@@ -139,6 +139,9 @@ class SlowControl:
         await self.clock.sleep(self.delay_s)
         return await self.inner.transfer()
 
+    async def send_dtmf(self, digits: str) -> str:
+        return await self.inner.send_dtmf(digits)
+
 
 async def test_transfer_call_reaches_the_vobiz_rest_api_after_a_filler(
     make_settings: Callable[..., Settings],
