@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,7 @@ from app.pipeline.control import VobizCallControl
 from app.pipeline.conversation import Conversation, ConversationObserver
 from app.pipeline.echo import EchoAgent
 from app.pipeline.factory import conversation_config, persona_providers, persona_tools
+from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
 from app.providers.registry import ProviderSet, ProviderSetupError, build_providers
@@ -72,9 +73,11 @@ def create_app(
     prompts_dir: Path | None = None,
     vobiz_http: httpx.AsyncClient | None = None,
     observer: ConversationObserver | None = None,
+    listeners: Sequence[CallListener] = (),
 ) -> FastAPI:
     """The service. ``clock``, ``agent_factory``, ``vobiz_http`` (the REST API's HTTP client) and
-    ``observer`` (sees each call's transcript grow and its end) are for tests and the simulator;
+    ``observer`` (sees each call's transcript grow and its end) and ``listeners`` (told of each
+    call's start and end, beside the service's own) are for tests and the simulator;
     production passes settings only. Offline models load here, once per process."""
     settings = settings if settings is not None else Settings()
     clock = clock or SystemClock()
@@ -135,7 +138,9 @@ def create_app(
         agent_factory=agent_factory,
         personas=personas,
         vobiz=vobiz,
+        listeners=list(listeners),
     )
+    # the service's own listeners (call records, metrics) are appended to ctx.listeners here
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(media.router)

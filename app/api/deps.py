@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request, WebSocket
 
 from agents.personas import Persona
 from app.clock import Clock
 from app.config import Settings
+from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
 from app.telephony.rest import VobizClient
@@ -29,6 +30,7 @@ class AppContext:
     agent_factory: AgentFactory
     personas: dict[str, Persona]
     vobiz: VobizClient | None  # the REST API, when VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN are set
+    listeners: list[CallListener] = field(default_factory=list)  # told of each call's start and end
 
 
 async def get_ctx(request: Request) -> AppContext:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import ws_ctx
+from app.pipeline.lifecycle import CallInfo, CallOutcome, notify_ended, notify_started
 from app.pipeline.session import CallSession, SessionConfig, TransportClosed
 from app.telephony.token import TokenError, verify_token
 
@@ -64,8 +65,13 @@ async def media(websocket: WebSocket, token: str) -> None:
             max_message_bytes=settings.max_message_bytes,
         ),
     )
+    call = CallInfo(claims.call_id, claims.persona, claims.caller, claims.called, ctx.wall_time())
     ctx.registry.add(session)
+    reason = "error"
     try:
-        await session.run()
+        await notify_started(ctx.listeners, call)
+        reason = await session.run()
     finally:
         ctx.registry.remove(session)
+        outcome = CallOutcome(reason, ctx.wall_time(), session.stats, session.agent)
+        await notify_ended(ctx.listeners, call, outcome)

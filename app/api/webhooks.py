@@ -86,6 +86,7 @@ async def answer(request: Request, ctx: Ctx) -> Response:
         persona=choose_persona(ctx, params),
         expires_at=int(ctx.wall_time()) + settings.stream_token_ttl_seconds,
         caller=phone_digits(params.get("From", ""))[:15],
+        called=phone_digits(params.get("To", ""))[:15],
     )
     token = issue_token(ctx.token_secret, claims)
     document = answer_xml(

@@ -193,6 +193,11 @@ class CallSession:
         self._socket_open = True
         self._log = ContextLogger(log, {"call_id": call_id})
 
+    @property
+    def agent(self) -> Agent:
+        """The agent of this call (a ``Conversation`` for real calls)."""
+        return self._agent
+
     def end(self, reason: str) -> None:
         """Ask the call to end (safe to call from any task on the loop, more than once)."""
         if not self._end_requested.is_set():

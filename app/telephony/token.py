@@ -7,7 +7,7 @@ Pure functions, no I/O, no shared state: any replica holding the same secret can
 Format (ASCII, URL-safe, at most :data:`MAX_TOKEN_LENGTH` characters)::
 
     base64url(payload) "." base64url(tag)            (both without "=" padding)
-    payload = UTF-8 compact JSON array [1, call_id, persona, expires_at] (+ caller, when known)
+    payload = UTF-8 compact JSON array [1, call_id, persona, expires_at] (+ caller, called)
     tag     = HMAC-SHA256(secret, b"vobiz-stream-token." + base64url(payload))[:16]
 
 The tag covers the *encoded* payload, so it is checked (in constant time) before anything is
@@ -48,6 +48,7 @@ class StreamClaims:
     persona: str
     expires_at: int
     caller: str = ""  # the caller's number (digits), for the persona's {caller_number}
+    called: str = ""  # the number called (digits), for the call record
 
 
 class TokenError(ValueError):
@@ -70,13 +71,15 @@ def issue_token(secret: bytes, claims: StreamClaims) -> str:
     Unicode (lone surrogates) or claims too long to fit in :data:`MAX_TOKEN_LENGTH`.
     """
     _check_secret(secret)
-    if not all(isinstance(v, str) for v in (claims.call_id, claims.persona, claims.caller)):
-        raise ValueError("call_id, persona and caller must be str")
+    if not all(isinstance(v, str) for v in (claims.call_id, claims.persona, claims.caller, claims.called)):
+        raise ValueError("call_id, persona, caller and called must be str")
     if not isinstance(claims.expires_at, int) or isinstance(claims.expires_at, bool):
         raise ValueError("expires_at must be an int (unix seconds)")
     document: list[object] = [FORMAT_VERSION, claims.call_id, claims.persona, claims.expires_at]
-    if claims.caller:
+    if claims.caller or claims.called:
         document.append(claims.caller)
+    if claims.called:
+        document.append(claims.called)
     try:
         payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -139,17 +142,17 @@ def _decode_claims(segment: str) -> StreamClaims:
         raise TokenError("malformed", f"payload does not decode: {exc}") from None
     if not (
         isinstance(document, list)
-        and len(document) in (4, 5)
+        and len(document) in (4, 5, 6)
         and type(document[0]) is int
         and document[0] == FORMAT_VERSION
         and isinstance(document[1], str)
         and isinstance(document[2], str)
         and type(document[3]) is int
-        and (len(document) == 4 or isinstance(document[4], str))
+        and all(isinstance(extra, str) for extra in document[4:])
     ):
-        raise TokenError("malformed", "payload is not [1, call_id, persona, expires_at(, caller)]")
-    caller = document[4] if len(document) == 5 else ""
-    return StreamClaims(call_id=document[1], persona=document[2], expires_at=document[3], caller=caller)
+        raise TokenError("malformed", "payload is not [1, call_id, persona, expires_at(, caller(, called))]")
+    caller, called = (*document[4:], "", "")[:2]
+    return StreamClaims(document[1], document[2], document[3], caller=caller, called=called)
 
 
 def _reject_constant(name: str) -> Any:

@@ -225,3 +225,7 @@ def test_the_callers_number_travels_in_the_token() -> None:
     assert verify_token(SECRET, token, now=NOW).caller == "14155550100"
     assert verify_token(SECRET, issue_token(SECRET, CLAIMS), now=NOW).caller == ""
     assert reason_of(forge(SECRET, b'[1,"c","p",9999999999,5]')) == "malformed"
+    both = StreamClaims("c-3", "clinic", 1_750_000_300, caller="14155550100", called="14155550199")
+    assert verify_token(SECRET, issue_token(SECRET, both), now=NOW) == both
+    only_called = StreamClaims("c-4", "clinic", 1_750_000_300, called="14155550199")
+    assert verify_token(SECRET, issue_token(SECRET, only_called), now=NOW) == only_called
