@@ -259,13 +259,18 @@ def simulate_command(options: SimulateOptions, settings: Settings) -> int:
     logging.getLogger("app.providers").setLevel(logging.INFO)
 
     agent_announced = False
+    doing = {"caller_speech_start": "caller speaking", "agent_audio_start": "agent speaking",
+             "caller_speech_end": "listening", "agent_audio_end": "listening"}  # fmt: skip
+    status = console.status("dialling…", spinner="dots")
 
     def listener(event: TimelineEvent) -> None:
         nonlocal agent_announced
+        if event.kind in doing:  # the progress line: call time and who is talking
+            status.update(f"call in progress: {event.t:5.1f} s, {doing[event.kind]}…")
         if event.kind == "agent_audio_start":
-            if agent_announced or not options.url:  # in-process, the agent's own words are shown
+            # one line per agent turn, not per pause between words; in-process, its words show instead
+            if agent_announced or not options.url:
                 return
-                return  # one line per agent turn, not per pause between words
             agent_announced = True
         elif event.kind in ("caller_speech_start", "barge_in"):
             agent_announced = False
@@ -276,7 +281,7 @@ def simulate_command(options: SimulateOptions, settings: Settings) -> int:
     target = options.url or ("the app in-process, virtual clock" if options.virtual else "the app in-process")
     console.print(f"[bold]Simulated call[/] → {target}")
     try:
-        with console.status("call in progress…", spinner="dots"):
+        with status:
             recording = asyncio.run(run_simulation(options, settings, listener))
     finally:
         logging.getLogger("app.providers").removeHandler(progress)
