@@ -7,6 +7,7 @@ has the floor. Every task belongs to one ``TaskGroup`` that ends with the call.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,7 +122,12 @@ class Conversation:
         self.tools = tools
         self.call_id = call_id
         self.persona = persona
-        self.turns = tt.TurnTaker(config.policy)
+        policy = config.policy
+        if not getattr(providers.stt, "interim_words", True):
+            # words only when the caller stops (Whisper): a long sentence over the agent would
+            # look like wordless noise and the agent would talk over it
+            policy = dataclasses.replace(policy, max_pause_s=None)
+        self.turns = tt.TurnTaker(policy)
         self.latency = LatencyLog()
         self.history: list[Message] = [Message("system", config.system_prompt)]
         self.transcript: list[TranscriptEntry] = []

@@ -34,7 +34,9 @@ class TurnPolicy:
     min_words: int = 1
     backchannels: frozenset[str] = frozenset(BACKCHANNELS)
     false_interruption_s: float = 1.2  # voice stopped this long with no words: resume
-    max_pause_s: float = 1.8  # paused this long with no words, however loud: resume
+    # paused this long with no words, however loud: resume (None: never, for a recogniser that
+    # gives no words until the caller stops, where long speech would look like noise)
+    max_pause_s: float | None = 1.8
     end_of_turn_silence_s: float = 0.7
     greeting_interruptible: bool = True
     idle_reprompt_s: float = 8.0
@@ -261,6 +263,8 @@ class TurnTaker:
 
     def _pause_expired(self, t: float) -> bool:
         """Paused ``max_pause_s`` with no words since the pause (or since the last words)."""
+        if self.policy.max_pause_s is None:
+            return False
         since = max(self._paused_at, self._pause_words_at)
         return t - since >= self.policy.max_pause_s - 1e-9
 

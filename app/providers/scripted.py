@@ -55,9 +55,11 @@ class ScriptedSTT:
         interim_after_s: float = 0.2,
         min_word_s: float = 0.16,
         endpointing: bool = True,
+        interim_words: bool = True,
     ) -> None:
         self.utterances: deque[str] = deque(utterances)
         self.endpointing = endpointing
+        self.interim_words = interim_words  # False: like Whisper, words only once the caller stops
         self.threshold = threshold
         self.endpoint_s = endpoint_s
         self.interim_after_s = interim_after_s
@@ -91,7 +93,12 @@ class ScriptedSTTStream:
             self._speaking = True
             self._voiced += step
             self._quiet = 0.0
-            if not self._interim_sent and self._voiced >= p.interim_after_s and p.utterances:
+            if (
+                p.interim_words
+                and not self._interim_sent
+                and self._voiced >= p.interim_after_s
+                and p.utterances
+            ):
                 self._interim_sent = True
                 first = p.utterances[0].split()
                 if first:

@@ -273,6 +273,7 @@ class WhisperSTT:
 
     name = PROVIDER
     sample_rate = _RATE
+    interim_words = False  # words come when the utterance ends, never while the caller talks
 
     def __init__(
         self,

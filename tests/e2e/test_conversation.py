@@ -72,6 +72,7 @@ async def run_call(
     clock: FakeClock | None = None,
     endpointing: bool = True,
     control: Callable[[CallControl], CallControl] | None = None,
+    interim_words: bool = True,
 ) -> Call:
     """One call. ``control`` wraps the call control (which can transfer, to the app's
     transfer webhook); ``endpointing=False``: the STT sends finals with no end-of-speech signal."""
@@ -82,7 +83,7 @@ async def run_call(
     def factory(claims: StreamClaims, ctx: AppContext) -> Conversation:
         transfer_url = f"{ctx.settings.public_base}{TRANSFER_PATH}/{claims.persona}"
         vobiz_control: CallControl = VobizCallControl(ctx.vobiz, claims.call_id, transfer_url)
-        stt = ScriptedSTT(heard, endpointing=endpointing)
+        stt = ScriptedSTT(heard, endpointing=endpointing, interim_words=interim_words)
         conversation = Conversation(
             config=ConversationConfig(greeting=greeting, policy=policy or TurnPolicy()),
             providers=Providers(stt, llm, tts or ToneTTS(), fallback_tts=fallback_tts),

@@ -107,9 +107,30 @@ async def test_constant_noise_without_words_does_not_silence_the_agent(
     resumed = next(t for t in times(rec, "agent_audio_start") if t > clear)
     noise_end = max(times(rec, "caller_speech_end"))
     # resumed at the maximum pause (plus a frame in transit), while the noise went on
-    assert resumed - clear == pytest.approx(call.conversation.config.policy.max_pause_s + 0.02, abs=0.021)
+    pause = call.conversation.config.policy.max_pause_s
+    assert pause is not None
+    assert resumed - clear == pytest.approx(pause + 0.02, abs=0.021)
     story_done = [e.t for e in rec.events if e.kind == "played_stream" and e.detail["name"].startswith("t2-")]
     assert max(story_done) < noise_end
+
+
+async def test_a_long_interruption_is_not_talked_over_when_words_come_only_at_its_end(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """With a recogniser that gives no interim words (Whisper), 4 s of caller speech over the
+    agent is not mistaken for wordless noise: the agent stays quiet until the words come."""
+    long = Say(text="Sorry, I need to change my booking to next Friday evening", audio=tone(4.0, 300, 6000))
+    steps: list[Step] = [WaitForAgent(), words("Tell me a story"), InterruptAfter(1.0, long)]
+    heard = ["Tell me a story", "Sorry, I need to change my booking to next Friday evening"]
+    call = await run_call(make_settings, [*steps, WaitForAgent(), HangUp()], heard, interim_words=False)
+    rec = call.rec
+    clear = times(rec, "clear_audio")[0]
+    speech_end = max(times(rec, "caller_speech_end"))
+    assert speech_end - clear > 3.5
+    # no agent audio between the cut and the end of the caller's sentence
+    assert [t for t in times(rec, "agent_audio_start") if clear < t < speech_end] == []
+    assert call.conversation.false_interruptions == 0
+    assert call.conversation.barge_ins == 1
 
 
 async def test_a_tts_outage_is_apologised_for_by_the_fallback_voice(

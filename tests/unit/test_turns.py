@@ -234,8 +234,19 @@ def test_a_tick_ends_a_pause_when_no_audio_arrives() -> None:
     tt.handle(Words(1.5, "question", final=True, speech_final=True))
     speaking(tt, 2, 2.0)
     assert voice(tt, 3.0, 0.08) == [Silence(2)]
-    assert tt.handle(Tick(3.06 + tt.policy.max_pause_s - 0.1)) == []
-    assert tt.handle(Tick(3.06 + tt.policy.max_pause_s)) == [Resume(2)]
+    pause = tt.policy.max_pause_s
+    assert pause is not None
+    assert tt.handle(Tick(3.06 + pause - 0.1)) == []
+    assert tt.handle(Tick(3.06 + pause)) == [Resume(2)]
+
+
+def test_without_interim_words_a_pause_waits_for_the_words() -> None:
+    tt = greeted(TurnPolicy(max_pause_s=None))
+    tt.handle(Words(1.5, "question", final=True, speech_final=True))
+    speaking(tt, 2, 2.0)
+    assert voice(tt, 3.0, 0.08) == [Silence(2)]
+    assert voice(tt, 3.1, 5.0) == []  # five seconds of voice, no words yet: still quiet
+    assert tt.handle(Tick(9.0)) == []
 
 
 def test_respond_carries_when_the_final_transcript_arrived() -> None:
