@@ -22,9 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from app.audio.codec import decode, encode
-from app.audio.formats import MULAW_8K
-from app.audio.wavio import resample_clip
+from app.audio.wavio import through_phone_line
 from app.providers.base import PCM, STTOptions, Transcript
 from app.providers.espeak import EspeakTTS
 from app.providers.whisper_stt import WhisperSTT, load_whisper
@@ -47,12 +45,6 @@ SENTENCES = (
     "Is there a parking space near the hotel?",
     "How long will the repair take?",
 )
-
-
-def phone_line(pcm: PCM) -> PCM:
-    """16 kHz audio as heard through an 8 kHz mu-law call, back at 16 kHz."""
-    wire = encode(resample_clip(pcm, RATE, 8000), MULAW_8K)
-    return resample_clip(decode(wire, MULAW_8K), 8000, RATE)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -142,7 +134,7 @@ def main() -> None:
     model.transcribe([np.zeros(RATE, np.int16)])  # warm-up: the first call allocates
     tts = EspeakTTS("en-us", sample_rate=RATE)
     clear = [(t, tts.synthesize(t).pcm) for _ in range(args.reps) for t in SENTENCES]
-    versions = {"16 kHz": clear, "8 kHz mu-law line": [(t, phone_line(p)) for t, p in clear]}
+    versions = {"16 kHz": clear, "8 kHz mu-law line": [(t, through_phone_line(p)) for t, p in clear]}
     results = asyncio.run(run(versions))
     summary = summarise(results)
     env = {

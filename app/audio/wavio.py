@@ -60,6 +60,16 @@ def resample_clip(pcm: _Int16, in_rate: int, out_rate: int) -> _Int16:
     return np.concatenate(parts)[lag : lag + want]
 
 
+def through_phone_line(pcm: _Int16, rate: int = 16000) -> _Int16:
+    """``pcm`` (``rate`` Hz) as heard through an 8 kHz μ-law call, back at ``rate`` Hz: what
+    a speech recogniser gets from a caller on the default Vobiz stream format."""
+    from app.audio.codec import decode, encode
+    from app.audio.formats import MULAW_8K
+
+    wire = encode(resample_clip(pcm, rate, 8000), MULAW_8K)
+    return resample_clip(decode(wire, MULAW_8K), 8000, rate)
+
+
 def read_wav(path: StrPath, target_rate: int) -> _Int16:
     """Read an integer-PCM WAV file as mono int16 at ``target_rate`` Hz.
 

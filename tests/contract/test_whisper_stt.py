@@ -20,9 +20,7 @@ import numpy as np
 import pytest
 
 import app.providers.whisper_stt as whisper_stt
-from app.audio.codec import decode, encode
-from app.audio.formats import MULAW_8K
-from app.audio.wavio import resample_clip
+from app.audio.wavio import through_phone_line
 from app.clock import FakeClock
 from app.providers.base import (
     PCM,
@@ -48,12 +46,6 @@ SENTENCES = (
     "Please cancel my appointment for next week.",
     "Please send me a copy of the invoice by email.",
 )
-
-
-def phone_line(pcm: PCM) -> PCM:
-    """``pcm`` (16 kHz) as heard through an 8 kHz mu-law call, back at 16 kHz."""
-    wire = encode(resample_clip(pcm, RATE, 8000), MULAW_8K)
-    return resample_clip(decode(wire, MULAW_8K), 8000, RATE)
 
 
 def silence(seconds: float) -> PCM:
@@ -115,7 +107,7 @@ def clear_run(model: LoadedWhisper, clips: list[PCM]) -> list[STTEvent]:
 
 @pytest.fixture(scope="module")
 def line_run(model: LoadedWhisper, clips: list[PCM]) -> list[STTEvent]:
-    return run(recognise(WhisperSTT(model=model), spoken([phone_line(c) for c in clips])[0]))
+    return run(recognise(WhisperSTT(model=model), spoken([through_phone_line(c) for c in clips])[0]))
 
 
 def finals(events: Sequence[STTEvent]) -> list[str]:
