@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from app.cli_calls import calls_app
 from app.cli_personas import personas_app
 from app.cli_rest import call_app, streams_app
 from app.cli_scenarios import run_scenarios
@@ -18,6 +19,7 @@ cli = typer.Typer(help="Full-duplex AI phone agent for Vobiz.", no_args_is_help=
 cli.add_typer(streams_app, name="streams")
 cli.add_typer(call_app, name="call")
 cli.add_typer(personas_app, name="personas")
+cli.add_typer(calls_app, name="calls")
 cli.command("test-scenarios")(run_scenarios)
 
 
@@ -34,7 +36,8 @@ def serve(
     from app.main import create_app
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    # uvicorn's own lines (start-up, errors) go through the same handler, in the same format
+    configure_logging(settings.log_level, settings.log_format, loggers=("app", "uvicorn"))
     app = _app_or_exit(create_app, settings)
     uvicorn.run(
         app,
@@ -42,6 +45,7 @@ def serve(
         port=port,
         ws_max_size=settings.max_message_bytes,
         access_log=False,
+        log_config=None,
         log_level=settings.log_level.lower(),
     )
 

@@ -80,10 +80,21 @@ class Settings(BaseSettings):
     # where the service keeps its files (the example agents' SQLite tables); created on first use
     data_dir: Path = Path("data")
 
+    # call records: a SQLAlchemy async URL (sqlite+aiosqlite:///… or postgresql+asyncpg://…);
+    # empty = SQLite in DATA_DIR/calls.sqlite3. A secret: a PostgreSQL URL carries its password.
+    database_url: SecretStr = SecretStr("")
+    # key for GET /calls and GET /calls/{id} (Authorization: Bearer … or X-API-Key); empty = the
+    # endpoints are off and answer 404
+    calls_api_key: SecretStr = SecretStr("")
+
     # the largest WebSocket message accepted from Vobiz (a 20 ms frame is < 1 KiB)
     max_message_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # how `serve` writes log lines: "json" (one object a line, for collectors) or "text" (for people)
+    log_format: Literal["json", "text"] = "json"
+    # GET /metrics (Prometheus, unauthenticated); false leaves the route out
+    metrics_enabled: bool = True
 
     @field_validator("vobiz_api_base_url", "openai_base_url", "deepgram_base_url")
     @classmethod

@@ -13,11 +13,14 @@ from fastapi import FastAPI
 
 from agents.catalog import ALL_TOOLS
 from agents.personas import PersonaError, load_personas
-from app.api import health, media, webhooks
+from app.api import calls, health, media, webhooks
+from app.api import metrics as metrics_api
 from app.api.deps import AgentFactory, AppContext
 from app.api.webhooks import TRANSFER_PATH
 from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
+from app.observability.calls import CallObserver, turn_hook
+from app.observability.metrics import VoiceMetrics
 from app.pipeline.control import VobizCallControl
 from app.pipeline.conversation import Conversation, ConversationObserver
 from app.pipeline.echo import EchoAgent
@@ -26,6 +29,8 @@ from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
 from app.providers.registry import ProviderSet, ProviderSetupError, build_providers
+from app.records.listener import CallRecorder
+from app.records.store import CallStore, DatabaseURLError
 from app.telephony.rest import VobizClient
 from app.telephony.token import MIN_SECRET_BYTES, StreamClaims, new_secret
 
@@ -57,6 +62,7 @@ def conversation_factory(
             tools=persona_tools(persona),
             call_id=claims.call_id,
             persona=persona.name,
+            on_turn=turn_hook(ctx.listeners, claims.call_id),  # latency metrics as each turn is heard
             observer=observer,
             data_dir=ctx.settings.data_dir,
             caller_number=caller,
@@ -122,11 +128,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await records.migrate()  # call records: the schema is current before the first call
         yield
         if vobiz is not None:
             await vobiz.aclose()
         if providers is not None:
             await providers.aclose()
+        await records.aclose()
 
     app = FastAPI(title="Vobiz voice agent", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.ctx = AppContext(
@@ -141,7 +149,18 @@ def create_app(
         listeners=list(listeners),
     )
     # the service's own listeners (call records, metrics) are appended to ctx.listeners here
+    try:  # call records (DATABASE_URL); the engine connects on first use, ``lifespan`` disposes it
+        records = CallStore.from_settings(settings)
+    except DatabaseURLError as exc:
+        raise ConfigurationError(str(exc)) from None
+    app.state.call_records = records
+    app.state.ctx.listeners.append(CallRecorder(records, clock))
+    app.state.metrics = metrics = VoiceMetrics() if settings.metrics_enabled else None  # a registry per app
+    app.state.ctx.listeners.append(CallObserver(metrics))
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(media.router)
+    app.include_router(calls.router)
+    if metrics is not None:
+        app.include_router(metrics_api.router)
     return app

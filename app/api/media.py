@@ -8,6 +8,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import ws_ctx
+from app.observability.context import bind_call_id, unbind_call_id
 from app.pipeline.lifecycle import CallInfo, CallOutcome, notify_ended, notify_started
 from app.pipeline.session import CallSession, SessionConfig, TransportClosed
 from app.telephony.token import TokenError, verify_token
@@ -53,6 +54,7 @@ async def media(websocket: WebSocket, token: str) -> None:
         await websocket.close(code=1008)
         return
     await websocket.accept()
+    tagged = bind_call_id(claims.call_id)  # every record logged by this call's tasks carries its id
     settings = ctx.settings
     session = CallSession(
         call_id=claims.call_id,
@@ -75,3 +77,4 @@ async def media(websocket: WebSocket, token: str) -> None:
         ctx.registry.remove(session)
         outcome = CallOutcome(reason, ctx.wall_time(), session.stats, session.agent)
         await notify_ended(ctx.listeners, call, outcome)
+        unbind_call_id(tagged)

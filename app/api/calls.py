@@ -1,0 +1,73 @@
+"""``GET /calls`` and ``GET /calls/{call_id}``: the call records, behind ``CALLS_API_KEY``.
+
+The key travels as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` and is compared in
+constant time. With no key configured the routes answer 404, as if they did not exist: records
+hold phone numbers and transcripts, so they are never served unauthenticated. A missing or wrong
+key is 401.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+
+from app.api.deps import AppContext, get_ctx
+from app.records.store import CallStore, UnknownCall
+
+router = APIRouter(prefix="/calls")
+
+
+def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key the client sent: a Bearer token, else the X-API-Key header."""
+    if authorization:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return x_api_key.strip() if x_api_key else None
+
+
+async def records(
+    request: Request,
+    ctx: Annotated[AppContext, Depends(get_ctx)],
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> CallStore:
+    """The store, once the caller has shown the key."""
+    expected = ctx.settings.calls_api_key.get_secret_value().encode()
+    if not expected:
+        raise HTTPException(status_code=404, detail="Not Found")
+    given = presented_key(authorization, x_api_key)
+    if given is None or not hmac.compare_digest(given.encode(), expected):
+        raise HTTPException(
+            status_code=401, detail="missing or wrong API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    store: CallStore = request.app.state.call_records
+    return store
+
+
+Records = Annotated[CallStore, Depends(records)]
+
+
+@router.get("")
+async def list_calls(
+    store: Records,
+    limit: Annotated[int, Query(ge=1, le=200, description="Calls per page.")] = 50,
+    before: Annotated[str | None, Query(description="The previous page's next_before.")] = None,
+) -> dict[str, Any]:
+    """Calls newest first, without transcripts; ``next_before`` fetches the next page (null: none)."""
+    try:
+        page, next_before = await store.recent(limit, before)
+    except UnknownCall:
+        raise HTTPException(status_code=400, detail="before: no such call") from None
+    return {"calls": [call.to_json() for call in page], "next_before": next_before}
+
+
+@router.get("/{call_id}")
+async def get_call(store: Records, call_id: str) -> dict[str, Any]:
+    """One call's whole record: transcript, tool calls, per-turn latency, counters."""
+    record = await store.get(call_id)
+    if record is None:
+        raise HTTPException(status_code=404, detail="no record of that call")
+    return record.to_json()

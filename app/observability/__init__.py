@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics, per-turn latency figures, and the call id on log records."""

@@ -1,0 +1,112 @@
+"""``CallRecorder``: the ``CallListener`` that keeps a record of every call.
+
+At the start it inserts the call's row as in progress, so a process that dies mid-call leaves
+it; at the end, however the call ended, it writes the whole record. Those are its only writes:
+nothing on the per-frame path. A write that fails or takes too long is raised to the lifecycle
+notifier, which logs it with the call id and goes on; the error names no value of the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.clock import Clock, FakeClock
+from app.pipeline.conversation import Conversation
+from app.pipeline.latency import STAGES, TurnStamps
+from app.pipeline.lifecycle import CallInfo, CallOutcome
+from app.records.record import COMPLETED, IN_PROGRESS, CallRecord, ToolUse, TranscriptLine, TurnLatency
+from app.records.store import CallStore
+
+START_TIMEOUT_S = 3.0  # the caller waits for this insert: a stuck database must not hold the call
+END_TIMEOUT_S = 30.0  # the call is over; this only bounds a shutdown waiting for a dead database
+
+
+class RecordNotWritten(RuntimeError):
+    """A call's record could not be written. Only the cause's type is kept: a driver's message
+    may quote the row (numbers, transcript), and this error is logged."""
+
+
+class CallRecorder:
+    def __init__(self, store: CallStore, clock: Clock) -> None:
+        self.store = store
+        self._clock = clock
+
+    async def call_started(self, call: CallInfo) -> None:
+        with self._writing("start"):
+            async with asyncio.timeout(START_TIMEOUT_S):
+                await self.store.insert_started(started_record(call))
+
+    async def call_ended(self, call: CallInfo, outcome: CallOutcome) -> None:
+        with self._writing("end"):
+            async with asyncio.timeout(END_TIMEOUT_S):
+                await self.store.save(ended_record(call, outcome))
+
+    @contextlib.contextmanager
+    def _writing(self, when: str) -> Iterator[None]:
+        """On the virtual clock a write takes no call time, as it takes little real time (the
+        driver's work is off the loop, where ``FakeClock.run`` would otherwise jump ahead)."""
+        hold = self._clock.hold() if isinstance(self._clock, FakeClock) else contextlib.nullcontext()
+        try:
+            with hold:
+                yield
+        except (SQLAlchemyError, OSError) as exc:  # OSError: the server cannot be reached
+            raise RecordNotWritten(f"call record not written at the {when}: {type(exc).__name__}") from None
+
+
+def started_record(call: CallInfo) -> CallRecord:
+    """The row inserted when the call starts."""
+    return CallRecord(call.call_id, IN_PROGRESS, call.persona, call.caller, call.called, call.started_at)
+
+
+def ended_record(call: CallInfo, outcome: CallOutcome) -> CallRecord:
+    """The whole record of an ended call; a ``Conversation`` adds its transcript, tools and latency."""
+    stats = outcome.stats
+    origin = stats.started_at  # the call clock's reading when the session began
+    base = dataclasses.replace(
+        started_record(call),
+        status=COMPLETED,
+        ended_at=outcome.ended_at,
+        end_reason=outcome.reason,
+        agent=type(outcome.agent).__name__,
+        stats={
+            "frames_in": stats.frames_in,
+            "frames_out": stats.frames_out,
+            "inbound_dropped": stats.inbound_dropped,
+            "checkpoints_acked": stats.checkpoints_acked,
+            "protocol_errors": dict(stats.protocol_errors),
+            "unknown_events": dict(stats.unknown_events),
+        },
+    )
+    agent = outcome.agent
+    if not isinstance(agent, Conversation):
+        return base
+    tool_ctx = getattr(agent, "tool_ctx", None)  # made when the conversation starts running
+    calls = tool_ctx.calls if tool_ctx is not None else []
+    return dataclasses.replace(
+        base,
+        barge_ins=agent.barge_ins,
+        false_interruptions=agent.false_interruptions,
+        provider_errors=agent.provider_errors,
+        transcript=tuple(
+            TranscriptLine(
+                t=round(e.t - origin, 4), speaker=e.speaker, text=e.text, interrupted=e.interrupted
+            )
+            for e in agent.transcript
+        ),
+        tool_calls=tuple(ToolUse(id=c.id, name=c.name, arguments=c.arguments) for c in calls),
+        latency=tuple(_turn_latency(stamps, origin) for _, stamps in sorted(agent.latency.turns.items())),
+    )
+
+
+def _turn_latency(stamps: TurnStamps, origin: float) -> TurnLatency:
+    found: TurnLatency = {"turn": stamps.turn}
+    for stage in STAGES:
+        t: float | None = getattr(stamps, stage)
+        found[stage] = None if t is None else round(t - origin, 4)
+    found["interrupted"] = stamps.interrupted
+    return found

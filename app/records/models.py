@@ -1,0 +1,36 @@
+"""The ``calls`` table. Changing it needs a new script in ``migrations/versions/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Double, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CallRow(Base):
+    """One call. Times are unix seconds; the JSON columns hold what ``app.records.record`` makes."""
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_started_at_call_id", "started_at", "call_id"),)
+
+    call_id: Mapped[str] = mapped_column(String(), primary_key=True)
+    status: Mapped[str] = mapped_column(String())  # "in-progress" until the call has ended
+    persona: Mapped[str] = mapped_column(String())
+    caller: Mapped[str] = mapped_column(String())  # digits only, "" if unknown
+    called: Mapped[str] = mapped_column(String())
+    started_at: Mapped[float] = mapped_column(Double)
+    ended_at: Mapped[float | None] = mapped_column(Double)
+    end_reason: Mapped[str | None] = mapped_column(String())
+    agent: Mapped[str] = mapped_column(String(), default="")  # the agent's class: Conversation, EchoAgent
+    barge_ins: Mapped[int | None] = mapped_column(Integer)  # None: the agent does not count them
+    false_interruptions: Mapped[int | None] = mapped_column(Integer)
+    provider_errors: Mapped[int | None] = mapped_column(Integer)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    latency: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -1,0 +1,92 @@
+"""What a call record holds: plain values, JSON-ready (``app.records.listener`` makes them).
+
+Times inside a record (transcript lines, latency stamps) are seconds from the call's start on the
+call's own clock; ``started_at``/``ended_at`` are unix seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+IN_PROGRESS = "in-progress"  # inserted at the start; a process that died mid-call leaves it so
+COMPLETED = "completed"  # the call ended, however it ended (``end_reason`` says how)
+
+
+class TranscriptLine(TypedDict):
+    t: float  # seconds from the call's start
+    speaker: str  # "caller" | "agent"
+    text: str  # for the agent, what the caller heard
+    interrupted: bool
+
+
+class ToolUse(TypedDict):
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model produced it
+
+
+TurnLatency = dict[str, float | int | bool | None]
+"""``turn``, each stage of ``app.pipeline.latency.STAGES`` (seconds from the call's start, or
+None when it did not happen) and ``interrupted``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    """A row of the list: no transcript."""
+
+    call_id: str
+    status: str
+    persona: str
+    caller: str
+    called: str
+    started_at: float
+    ended_at: float | None
+    end_reason: str | None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else max(0.0, self.ended_at - self.started_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "duration": self.duration}
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    call_id: str
+    status: str
+    persona: str
+    caller: str
+    called: str
+    started_at: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+    agent: str = ""  # the agent's class: "Conversation" for real calls, "EchoAgent", ...
+    barge_ins: int | None = None  # None: the agent does not count it
+    false_interruptions: int | None = None
+    provider_errors: int | None = None
+    stats: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the session's counters
+    transcript: tuple[TranscriptLine, ...] = ()
+    tool_calls: tuple[ToolUse, ...] = ()
+    latency: tuple[TurnLatency, ...] = ()
+
+    @property
+    def summary(self) -> CallSummary:
+        return CallSummary(self.call_id, self.status, self.persona, self.caller, self.called,
+                           self.started_at, self.ended_at, self.end_reason)  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.summary.to_json(),
+            "agent": self.agent,
+            "barge_ins": self.barge_ins,
+            "false_interruptions": self.false_interruptions,
+            "provider_errors": self.provider_errors,
+            "stats": dict(self.stats),
+            "transcript": list(self.transcript),
+            "tool_calls": list(self.tool_calls),
+            "latency": list(self.latency),
+        }

@@ -1,0 +1,246 @@
+"""``CallStore``: call records in SQL through SQLAlchemy's async engine.
+
+SQLite (aiosqlite) by default, in ``DATA_DIR/calls.sqlite3``; PostgreSQL (asyncpg) when
+``DATABASE_URL`` names it. Every query runs on the async driver, so the event loop never blocks;
+the service writes only when a call starts and when it ends. The schema is Alembic's
+(``migrations/``): ``migrate`` brings the database to the newest revision, once per store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, and_, event, or_, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool, StaticPool
+
+from app.config import Settings
+from app.records.models import CallRow
+from app.records.record import IN_PROGRESS, CallRecord, CallSummary, ToolUse, TranscriptLine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DATABASE_FILE = "calls.sqlite3"  # in DATA_DIR, when DATABASE_URL is empty
+# a URL without a driver gets the async one this project installs
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+class DatabaseURLError(ValueError):
+    """DATABASE_URL cannot be used; the message never holds the password."""
+
+
+class UnknownCall(LookupError):
+    """``before`` named a call that has no record."""
+
+
+def database_url(settings: Settings) -> URL:
+    """``DATABASE_URL`` as an async SQLAlchemy URL; empty means SQLite in ``DATA_DIR``."""
+    text = settings.database_url.get_secret_value().strip()
+    if not text:
+        return URL.create("sqlite+aiosqlite", database=str(settings.data_dir / DATABASE_FILE))
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise DatabaseURLError("DATABASE_URL is not a database URL (e.g. postgresql+asyncpg://…)") from None
+    url = url.set(drivername=ASYNC_DRIVERS.get(url.drivername, url.drivername))
+    if url.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise DatabaseURLError(
+            f"DATABASE_URL: driver {url.drivername!r} is not supported "
+            "(use sqlite+aiosqlite or postgresql+asyncpg)"
+        )
+    return url
+
+
+def _is_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+class CallStore:
+    """Reads and writes call records. Build it anywhere (it connects on first use); ``aclose``
+    at the end. Each method is a short transaction of its own."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        options: dict[str, Any] = {"hide_parameters": True}  # errors and logs never show a transcript
+        if url.get_backend_name() == "sqlite":
+            # a connection per use: SQLite opens in about a millisecond, and no pooled connection
+            # outlives the event loop it was made on (tests, the CLI's asyncio.run)
+            options["poolclass"] = StaticPool if _is_memory(url) else NullPool
+        else:
+            options["pool_pre_ping"] = True  # a replica survives a database restart between calls
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+        if url.get_backend_name() == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._migrated = False
+        self._migrating = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CallStore:
+        return cls(database_url(settings))
+
+    @property
+    def where(self) -> str:
+        """The database, for messages: the URL without its password."""
+        return self.url.render_as_string(hide_password=True)
+
+    def exists(self) -> bool:
+        """False only for a SQLite file that is not there yet (nothing was ever recorded)."""
+        if self.url.get_backend_name() != "sqlite" or _is_memory(self.url):
+            return True
+        return Path(self.url.database or "").is_file()
+
+    async def migrate(self) -> None:
+        """Create or upgrade the tables to the newest migration (once per store; safe to repeat)."""
+        async with self._migrating:
+            if self._migrated:
+                return
+            if self.url.get_backend_name() == "sqlite" and not _is_memory(self.url):
+                Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
+            async with _process_lock(), self.engine.begin() as connection:
+                await connection.run_sync(_upgrade_to_head)
+            self._migrated = True
+
+    async def insert_started(self, record: CallRecord) -> None:
+        """The in-progress row of a call that has just started. A second socket for the same
+        call (a reconnect) marks the existing row in progress again; its end completes it anew."""
+        await self.migrate()
+        async with self._sessions.begin() as session:
+            row = await session.get(CallRow, record.call_id)
+            if row is None:
+                session.add(_row(record))
+            else:
+                row.status = IN_PROGRESS
+
+    async def save(self, record: CallRecord) -> None:
+        """Write the whole record: insert it, or replace the row of the same call."""
+        await self.migrate()
+        async with self._sessions.begin() as session:
+            row = await session.get(CallRow, record.call_id)
+            if row is None:
+                session.add(_row(record))
+            else:
+                for name, value in _values(record).items():
+                    setattr(row, name, value)
+
+    async def get(self, call_id: str) -> CallRecord | None:
+        await self.migrate()
+        async with self._sessions() as session:
+            row = await session.get(CallRow, call_id)
+            return None if row is None else _record(row)
+
+    async def recent(
+        self, limit: int = 50, before: str | None = None
+    ) -> tuple[list[CallSummary], str | None]:
+        """Up to ``limit`` calls, newest first, after the call ``before`` (the previous page's
+        last); and the ``before`` of the next page, or None when this is the last one."""
+        await self.migrate()
+        columns = (CallRow.call_id, CallRow.status, CallRow.persona, CallRow.caller, CallRow.called,
+                   CallRow.started_at, CallRow.ended_at, CallRow.end_reason)  # fmt: skip
+        query = select(*columns).order_by(CallRow.started_at.desc(), CallRow.call_id.desc()).limit(limit + 1)
+        async with self._sessions() as session:
+            if before is not None:
+                anchor = await session.scalar(select(CallRow.started_at).where(CallRow.call_id == before))
+                if anchor is None:
+                    raise UnknownCall(before)
+                older = and_(CallRow.started_at == anchor, CallRow.call_id < before)  # same second
+                query = query.where(or_(CallRow.started_at < anchor, older))
+            rows = (await session.execute(query)).all()
+        page = [CallSummary(*row) for row in rows[:limit]]
+        return page, (page[-1].call_id if len(rows) > limit else None)
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _process_lock() -> asyncio.Lock:
+    """One migration at a time in this process: Alembic's ``context`` is a module global, so two
+    stores migrating at once on one loop would trample each other. (Replicas are processes: on
+    PostgreSQL the advisory lock in ``migrations/env.py`` orders them.)"""
+    loop = asyncio.get_running_loop()
+    lock = _MIGRATION_LOCKS.get(loop)
+    if lock is None:
+        lock = _MIGRATION_LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: a reader (the CLI, GET /calls) never waits for the service's writes; a writer waits up
+    # to 5 s for another instead of failing at once
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: consistent after a crash, fewer fsyncs
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _values(record: CallRecord) -> dict[str, Any]:
+    return {
+        "status": record.status,
+        "persona": record.persona,
+        "caller": record.caller,
+        "called": record.called,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "end_reason": record.end_reason,
+        "agent": record.agent,
+        "barge_ins": record.barge_ins,
+        "false_interruptions": record.false_interruptions,
+        "provider_errors": record.provider_errors,
+        "stats": dict(record.stats),
+        "transcript": [dict(line) for line in record.transcript],
+        "tool_calls": [dict(use) for use in record.tool_calls],
+        "latency": [dict(turn) for turn in record.latency],
+    }
+
+
+def _row(record: CallRecord) -> CallRow:
+    return CallRow(call_id=record.call_id, **_values(record))
+
+
+def _record(row: CallRow) -> CallRecord:
+    return CallRecord(
+        call_id=row.call_id,
+        status=row.status,
+        persona=row.persona,
+        caller=row.caller,
+        called=row.called,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+        agent=row.agent,
+        barge_ins=row.barge_ins,
+        false_interruptions=row.false_interruptions,
+        provider_errors=row.provider_errors,
+        stats=row.stats,
+        transcript=tuple(
+            TranscriptLine(t=e["t"], speaker=e["speaker"], text=e["text"], interrupted=e["interrupted"])
+            for e in row.transcript
+        ),
+        tool_calls=tuple(
+            ToolUse(id=u["id"], name=u["name"], arguments=u["arguments"]) for u in row.tool_calls
+        ),
+        latency=tuple(dict(turn) for turn in row.latency),
+    )
