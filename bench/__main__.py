@@ -1,28 +1,38 @@
-"""``python -m bench [NAME ...]``: run the named benchmarks (all by default)."""
+"""``python -m bench [NAME ...] [OPTIONS]``: run benchmarks by name; the capacity benchmark by default.
+
+``python -m bench`` (or ``python -m bench --ramp 50 100 …``) runs ``bench.capacity`` with those
+options; ``python -m bench codec pipeline`` runs the named ones in turn; options after a single
+name go to that benchmark (``python -m bench pipeline --calls 20``).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-from bench import codec, offline, offline_calls, offline_tts, pipeline
-
 BENCHMARKS = {
-    "codec": codec.main,
-    "pipeline": pipeline.main,
-    "offline_tts": offline_tts.main,
-    "offline_stt": offline.main,
-    "offline_calls": offline_calls.main,
+    "capacity": "bench.capacity",
+    "codec": "bench.codec",
+    "pipeline": "bench.pipeline",
+    "offline_tts": "bench.offline_tts",
+    "offline_stt": "bench.offline",
+    "offline_calls": "bench.offline_calls",
 }
+DEFAULT = "capacity"
 
 
 def main() -> None:
-    names = sys.argv[1:] or list(BENCHMARKS)
-    for name in names:
-        if name not in BENCHMARKS:
-            raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-    for name in names:
-        sys.argv = [f"bench.{name}"]
-        BENCHMARKS[name]()
+    args = sys.argv[1:]
+    names: list[str] = []
+    while args and not args[0].startswith("-"):
+        if args[0] not in BENCHMARKS:
+            raise SystemExit(f"unknown benchmark {args[0]!r}; choose from {', '.join(BENCHMARKS)}")
+        names.append(args.pop(0))
+    if len(names) > 1 and args:
+        raise SystemExit("options go with one benchmark at a time")
+    for name in names or [DEFAULT]:
+        sys.argv = [f"bench.{name}", *args]  # each benchmark parses sys.argv itself
+        importlib.import_module(BENCHMARKS[name]).main()
 
 
 if __name__ == "__main__":

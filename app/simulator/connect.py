@@ -97,8 +97,18 @@ class _NetworkSocket:
 
 
 class NetworkConnector:
-    def __init__(self, timeout: float = 10.0) -> None:
-        self._http = httpx.AsyncClient(timeout=timeout)
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        *,
+        compression: str | None = "deflate",
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        """``compression``: the WebSocket extension offered (``"deflate"``: permessage-deflate,
+        as the ``websockets`` client does by default; None: no compression). ``limits``: the
+        webhook client's connection pool (httpx's defaults when None)."""
+        self._http = httpx.AsyncClient(timeout=timeout, limits=limits or httpx.Limits())
+        self._compression = compression
 
     async def request(
         self, method: str, url: str, data: dict[str, str], headers: dict[str, str]
@@ -107,7 +117,7 @@ class NetworkConnector:
 
     async def open_socket(self, url: str) -> MediaSocket:
         try:
-            ws = await connect(url, max_size=None, open_timeout=10)
+            ws = await connect(url, max_size=None, open_timeout=10, compression=self._compression)
         except InvalidStatus as exc:
             raise SocketRefused(exc.response.status_code) from exc
         return _NetworkSocket(ws)

@@ -377,6 +377,8 @@ class SimulatedCall:
         played = [side.play(frame) for side in sides]
         pcm = mix([p.pcm for p in played])
         self._agent.append(pcm)
+        if any(p.starved for p in played):
+            self.rec.underruns.append(self.now())
         # audible = the tick carried agent audio above the noise floor (silence frames don't count)
         audible = any(p.audible for p in played) and int(np.abs(pcm).max()) > AUDIBLE_FLOOR
         if audible and not self._audible:

@@ -28,6 +28,9 @@ class Played:
     pcm: PCM  # exactly the tick's length; silence where the queue ran dry
     audible: int  # how many of those samples came from the queue
     acked: tuple[str, ...]
+    # the queue ran dry mid-segment (audio played since the last checkpoint or clear, and the
+    # tick could not be filled): an underrun, heard as a gap in the agent's speech
+    starved: bool = False
 
 
 class PhonePlayout:
@@ -37,6 +40,7 @@ class PhonePlayout:
         self._items: deque[PCM | _Checkpoint] = deque()
         self._offset = 0  # samples of the head chunk already played
         self.queued_samples = 0
+        self._open = False  # audio has played since the last checkpoint or clear
 
     def push_audio(self, pcm: PCM) -> None:
         if len(pcm):
@@ -53,6 +57,7 @@ class PhonePlayout:
         self._items.clear()
         self._offset = 0
         self.queued_samples = 0
+        self._open = False
         return dropped, voided
 
     def tick(self, samples: int) -> Played:
@@ -65,18 +70,20 @@ class PhonePlayout:
             if isinstance(head, _Checkpoint):
                 acked.append(head.name)
                 self._items.popleft()
+                self._open = False
                 continue
             if filled == samples:
                 break
             take = min(samples - filled, len(head) - self._offset)
             out[filled : filled + take] = head[self._offset : self._offset + take]
             filled += take
+            self._open = True
             self._offset += take
             self.queued_samples -= take
             if self._offset == len(head):
                 self._items.popleft()
                 self._offset = 0
-        return Played(out, filled, tuple(acked))
+        return Played(out, filled, tuple(acked), self._open and filled < samples)
 
 
 def mix(tracks: list[PCM]) -> PCM:

@@ -88,6 +88,8 @@ class CallRecording:
     clock_origin: float = 0.0  # the clock's reading at t = 0 (the dial)
     # the caller's speech as the agent's speech-to-text heard it (in-process calls only)
     heard: list[TranscriptLine] = field(default_factory=list)
+    # times (s) of playout ticks that ran dry mid-segment: gaps in the agent's audio (underruns)
+    underruns: list[float] = field(default_factory=list)
 
     def events_of(self, kind: EventKind) -> list[TimelineEvent]:
         return [e for e in self.events if e.kind == kind]
