@@ -10,8 +10,6 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 from fastapi import FastAPI
 
@@ -31,6 +29,7 @@ from app.simulator.platform import FakeVobiz, PlatformConfig
 from app.telephony.token import StreamClaims
 from tests.contract.fake_deepgram import FakeDeepgram
 from tests.contract.fake_openai import API_KEY, FakeOpenAI, TextReply
+from tests.e2e.test_cloud_providers import PERSONA, loud
 from tests.e2e.test_metrics import Unused, dial, scrape, value, words
 from tests.servers import free_port, run_server, serve_in_thread
 
@@ -112,20 +111,6 @@ def rendered(record: logging.LogRecord) -> str:
             repr(extra_fields(record)),
         ]
     )
-
-
-def loud(seconds: float) -> npt.NDArray[np.int16]:
-    t = np.arange(int(seconds * 16000)) / 16000
-    return (6000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
-
-
-PERSONA = """---
-display_name: Test Bakery
-greeting: Hello! How can I help you today?
-tools: [end_call]
----
-You are the phone assistant of a bakery. Answer in one short sentence.
-"""
 
 
 async def test_no_secret_reaches_any_log_record(
