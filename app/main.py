@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,7 @@ from app.api import calls, health, media, webhooks
 from app.api import metrics as metrics_api
 from app.api.deps import AgentFactory, AppContext
 from app.api.webhooks import TRANSFER_PATH
-from app.clock import Clock, SystemClock
+from app.clock import Clock, FakeClock, SystemClock
 from app.config import Settings, SignatureMode
 from app.observability.calls import CallObserver, turn_hook
 from app.observability.metrics import VoiceMetrics
@@ -69,6 +69,15 @@ def conversation_factory(
         )
 
     return make
+
+
+def _wall_time(clock: Clock) -> Callable[[], float]:
+    """Unix time for tokens and call records: the system's, or on a virtual clock the time the
+    app was made plus virtual time, so a simulated minute is a minute in its record."""
+    if isinstance(clock, FakeClock):
+        base = time.time() - clock.now()
+        return lambda: base + clock.now()
+    return time.time
 
 
 def create_app(
@@ -142,7 +151,7 @@ def create_app(
         token_secret=secret,
         registry=CallRegistry(),
         clock=clock,
-        wall_time=time.time,
+        wall_time=_wall_time(clock),
         agent_factory=agent_factory,
         personas=personas,
         vobiz=vobiz,
