@@ -58,7 +58,7 @@ import numpy as np
 import psutil
 
 from app.clock import SystemClock
-from app.simulator.connect import Connector, HttpReply, MediaSocket, NetworkConnector
+from app.simulator.connect import Connector, HttpReply, MediaSocket, MediaSocketWrapper, NetworkConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
 from app.simulator.recording import CallRecording
 from bench import inbound
@@ -101,21 +101,13 @@ class Options:
 # ── the fake Vobiz, in worker processes ─────────────────────────────────────────────────────────
 
 
-class _StampedSocket:
+class _StampedSocket(MediaSocketWrapper):
     """A media socket that stamps each ``media`` frame as it is handed to the socket."""
 
     def __init__(self, inner: MediaSocket, sends: dict[str, array[float]]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._sends = sends
         self._stamps: array[float] | None = None
-
-    @property
-    def close_code(self) -> int | None:
-        return self._inner.close_code
-
-    @close_code.setter
-    def close_code(self, code: int | None) -> None:
-        self._inner.close_code = code
 
     async def send(self, text: str) -> None:
         stamps = self._stamps
@@ -125,12 +117,6 @@ class _StampedSocket:
             call_id = json.loads(text)["start"]["callId"]
             self._stamps = self._sends[call_id] = array("d")
         await self._inner.send(text)
-
-    async def recv(self) -> str | bytes | None:
-        return await self._inner.recv()
-
-    async def close(self, code: int = 1000) -> None:
-        await self._inner.close(code)
 
 
 class _StampingConnector:

@@ -198,6 +198,20 @@ def _factory(clock: SystemClock, cycles: int) -> Any:
     return make
 
 
+def service_settings(base: str, data_dir: Path, **overrides: Any) -> Settings:
+    """The benchmarked service's settings: served at ``base``, signed webhooks, a fresh token
+    secret, its files (call records) in ``data_dir``; ``overrides`` for the rest."""
+    return Settings(
+        _env_file=None,
+        public_url=base,
+        signature_mode="enforce",
+        vobiz_auth_token=AUTH,
+        stream_token_secret=secrets.token_urlsafe(32),
+        data_dir=data_dir,
+        **overrides,
+    )
+
+
 async def loop_ticker(lags: list[tuple[float, float]], period: float = TICK_S) -> None:
     """Sleep ``period`` at a time and record how late each wake-up is (until cancelled)."""
     loop = asyncio.get_running_loop()
@@ -227,14 +241,7 @@ def _serve(
     clock = SystemClock()
     record = _Recorder()
     data = tempfile.TemporaryDirectory(prefix="bench-service-")  # call records go here
-    settings = Settings(
-        _env_file=None,
-        public_url=base,
-        signature_mode="enforce",
-        vobiz_auth_token=AUTH,
-        stream_token_secret=secrets.token_urlsafe(32),
-        data_dir=Path(data.name),
-    )
+    settings = service_settings(base, Path(data.name))
     app = create_app(settings, clock=clock, agent_factory=_factory(clock, cycles), listeners=[record])
     config = uvicorn.Config(
         app,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ from app.providers.base import PCM, STTOptions, Transcript
 from app.providers.espeak import EspeakTTS
 from app.providers.whisper_stt import WhisperSTT, load_whisper
 from app.simulator.accuracy import word_errors, words
+from bench.harness import loop_ticker
 
 RATE, FRAME = 16000, 320
 ENDPOINT_S = 0.8  # silence after each sentence: the 0.5 s endpoint + the VAD hangover (~0.1 s) + margin
@@ -54,16 +56,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def run(versions: dict[str, list[tuple[str, PCM]]]) -> dict[str, Any]:
     stt = WhisperSTT(model=load_whisper())
-    lateness: list[float] = []
-    running = True
-
-    async def ticker() -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time() + 0.02
-        while running:
-            await asyncio.sleep(due - loop.time())
-            lateness.append(loop.time() - due)
-            due += 0.02
+    lateness: list[tuple[float, float]] = []  # (when, ms late)
 
     stream = await stt.open(STTOptions())
 
@@ -73,7 +66,7 @@ async def run(versions: dict[str, list[tuple[str, PCM]]]) -> dict[str, Any]:
                 return event.text
         return ""
 
-    tick = asyncio.create_task(ticker())
+    tick = asyncio.create_task(loop_ticker(lateness))
     results: dict[str, Any] = {}
     try:
         for name, clips in versions.items():
@@ -94,10 +87,11 @@ async def run(versions: dict[str, list[tuple[str, PCM]]]) -> dict[str, Any]:
                 )
             results[name] = rows
     finally:
-        running = False
-        await tick
+        tick.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tick
         await stream.aclose()
-    results["ticker_lateness_ms"] = [x * 1000 for x in lateness]
+    results["ticker_lateness_ms"] = [ms for _, ms in lateness]
     return results
 
 

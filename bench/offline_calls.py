@@ -23,14 +23,13 @@ import json
 import multiprocessing
 import os
 import platform
-import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.clock import SystemClock
-from app.config import Settings
 from app.main import create_app
 from app.pipeline.conversation import Conversation, TranscriptEntry
 from app.simulator.accuracy import word_errors, words
@@ -39,9 +38,8 @@ from app.simulator.caller import parse_script
 from app.simulator.connect import NetworkConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
 from app.simulator.simulate import _bind
+from bench.harness import AUTH, loop_ticker, service_settings
 
-AUTH = "bench-auth-token"
-TICK_S = 0.02
 SCRIPT = """\
 wait 10
 say Hello, what time do you open tomorrow?
@@ -71,32 +69,18 @@ def _serve(ports: Any, results: Any, stop: Any) -> None:
 
     sock, base = _bind()
     collect = _Collect()
-    settings = Settings(
-        _env_file=None,
-        public_url=base,
-        signature_mode="enforce",
-        vobiz_auth_token=AUTH,
-        stream_token_secret=secrets.token_urlsafe(32),
-        providers="offline",
-        prompts_dir=PROMPTS,
-    )
+    data = tempfile.TemporaryDirectory(prefix="bench-offline-")  # call records go here
+    settings = service_settings(base, Path(data.name), providers="offline", prompts_dir=PROMPTS)
     app = create_app(settings, observer=collect)  # loads Whisper and Piper here, before any call
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    lags: list[float] = []
-
-    async def ticker() -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + TICK_S
-            await asyncio.sleep(TICK_S)
-            lags.append((loop.time() - due) * 1000)
+    lags: list[tuple[float, float]] = []  # (when, ms late)
 
     async def run() -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(server.serve(sockets=[sock]))
             while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
                 await asyncio.sleep(0.01)
-            ticking = tg.create_task(ticker())
+            ticking = tg.create_task(loop_ticker(lags))
             ports.put(base)
             while True:
                 command = await asyncio.to_thread(stop.get)
@@ -114,7 +98,7 @@ def _serve(ports: Any, results: Any, stop: Any) -> None:
     asyncio.run(run())
 
 
-def _round(lags: list[float], ended: list[Conversation]) -> dict[str, Any]:
+def _round(lags: list[tuple[float, float]], ended: list[Conversation]) -> dict[str, Any]:
     turns = [
         (s.first_play_audio - s.speech_end) * 1000
         for c in ended
@@ -124,7 +108,7 @@ def _round(lags: list[float], ended: list[Conversation]) -> dict[str, Any]:
     heard = [" ".join(e.text for e in c.transcript if e.speaker == "caller") for c in ended]
     reference = " ".join(SAID)
     return {
-        "lags_ms": list(lags),
+        "lags_ms": [ms for _, ms in lags],
         "turns_ms": turns,
         "word_errors": sum(word_errors(reference, h) for h in heard),
         "words": len(words(reference)) * len(ended),

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+import httpx
 import uvicorn
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,3 +86,47 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def serve_in_process(
+    command: list[str], cwd: Path, probe: str, while_up: Callable[[str, httpx.Response], T], **env: str
+) -> tuple[T, list[str]]:
+    """Run the service as its own process (``command``: a console script of this venv and its
+    arguments, ``{port}`` filled in), wait until ``probe`` (a path) answers, call
+    ``while_up(base_url, probe_response)``, stop it; returns that result and the process's output.
+
+    The environment drops every ``*_API_KEY`` and sets the telephony-only agent, a token secret,
+    the project's personas and a ``DATA_DIR`` under ``cwd``; ``env`` adds or replaces settings.
+    """
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    environ.update(
+        PUBLIC_URL=f"https://agent.example.com:{port}",
+        PROVIDERS="echo",
+        STREAM_TOKEN_SECRET="serve-test-secret-0123456789",
+        PROMPTS_DIR=str(ROOT / "prompts"),
+        DATA_DIR=str(cwd / "data"),
+        SIGNATURE_MODE="off",
+    )
+    environ.update(env)
+    argv = [
+        str(Path(sys.executable).parent / command[0]),
+        *(a.replace("{port}", str(port)) for a in command[1:]),
+    ]
+    proc = subprocess.Popen(argv, env=environ, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"{base}{probe}", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert time.monotonic() < deadline, "the service did not come up in 30 s"
+                time.sleep(0.1)
+        result = while_up(base, response)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)  # reaps it and closes its output pipe
+    return result, out.decode().splitlines()

@@ -123,20 +123,13 @@ class CallIO:
 
     async def play(self, pcm: PCM, rate: int) -> None:
         """Queue ``pcm`` (int16 at ``rate`` Hz) as 20 ms ``playAudio`` frames."""
-        fmt = self.outbound_format
-        sid = self.start.stream_id
         for frame in self._encoder(rate).push(pcm):
-            if await self._session.outbox.put_audio(ev.play_audio(sid, fmt.mime, fmt.sample_rate, frame)):
-                self._session.stats.frames_out += 1
+            await self.send_frame(frame)
 
     async def flush(self, rate: int) -> None:
         """Send the partial last frame of ``rate`` audio, padded with silence."""
-        fmt = self.outbound_format
         for frame in self._encoder(rate).flush():
-            if await self._session.outbox.put_audio(
-                ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, frame)
-            ):
-                self._session.stats.frames_out += 1
+            await self.send_frame(frame)
 
     async def send_frame(self, payload: bytes, on_written: Callable[[], None] | None = None) -> None:
         """Queue one already-encoded frame (in ``outbound_format``) as a ``playAudio``.
@@ -144,9 +137,8 @@ class CallIO:
         ``on_written`` runs when the socket writer takes it; a frame dropped by a ``clear``
         while it waited for room is never sent (and never runs it)."""
         fmt = self.outbound_format
-        if await self._session.outbox.put_audio(
-            ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload), on_written
-        ):
+        message = ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload)
+        if await self._session.outbox.put_audio(message, on_written):
             self._session.stats.frames_out += 1
 
     def checkpoint(self, name: str) -> None:

@@ -252,14 +252,11 @@ class TappedRequest:
     status: int
 
 
-class TappedSocket:
-    """A ``MediaSocket`` that keeps every frame: ``sent`` (Vobiz → app) and ``received``."""
+class MediaSocketWrapper:
+    """A ``MediaSocket`` around another that passes everything through; subclasses watch frames."""
 
-    def __init__(self, url: str, inner: MediaSocket) -> None:
-        self.url = url
+    def __init__(self, inner: MediaSocket) -> None:
         self._inner = inner
-        self.sent: list[str] = []
-        self.received: list[str | bytes] = []
 
     @property
     def close_code(self) -> int | None:
@@ -271,6 +268,25 @@ class TappedSocket:
 
     async def send(self, text: str) -> None:
         await self._inner.send(text)
+
+    async def recv(self) -> str | bytes | None:
+        return await self._inner.recv()
+
+    async def close(self, code: int = 1000) -> None:
+        await self._inner.close(code)
+
+
+class TappedSocket(MediaSocketWrapper):
+    """A ``MediaSocket`` that keeps every frame: ``sent`` (Vobiz → app) and ``received``."""
+
+    def __init__(self, url: str, inner: MediaSocket) -> None:
+        super().__init__(inner)
+        self.url = url
+        self.sent: list[str] = []
+        self.received: list[str | bytes] = []
+
+    async def send(self, text: str) -> None:
+        await self._inner.send(text)
         self.sent.append(text)
 
     async def recv(self) -> str | bytes | None:
@@ -278,9 +294,6 @@ class TappedSocket:
         if frame is not None:
             self.received.append(frame)
         return frame
-
-    async def close(self, code: int = 1000) -> None:
-        await self._inner.close(code)
 
 
 class TapConnector:
