@@ -127,6 +127,25 @@ async def _settle() -> None:
         idle = idle + 1 if not ready else 0
 
 
+async def run_within(clock: Clock, seconds: float, work: Awaitable[None]) -> bool:
+    """Await ``work`` for at most ``seconds`` of ``clock`` time; cancel it past that.
+
+    True when it finished in time. An exception from ``work`` propagates (in an
+    ``ExceptionGroup``); cancelling the caller cancels ``work`` too."""
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(_awaited(work), name="within")
+        timer = tg.create_task(clock.sleep(seconds), name="within-timer")
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finished = task.done()
+        task.cancel()
+        timer.cancel()
+    return finished
+
+
+async def _awaited(work: Awaitable[None]) -> None:
+    await work
+
+
 async def run_blocking(clock: Clock, work: Callable[[], T]) -> T:
     """``work()`` in a worker thread, off the event loop; a ``FakeClock`` stands still meanwhile,
     so blocking work (a database, a model) takes no virtual time, as it takes little real time."""

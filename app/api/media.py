@@ -40,7 +40,12 @@ class StarletteTransport:
             raise TransportClosed(getattr(exc, "code", None)) from exc
 
     async def close(self, code: int = 1000) -> None:
-        await self._ws.close(code)
+        """Close; ``TransportClosed`` when the peer has already gone (e.g. ``stop``, then a
+        reset): Starlette raises ``WebSocketDisconnect`` or ``RuntimeError`` then."""
+        try:
+            await self._ws.close(code)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise TransportClosed(getattr(exc, "code", None)) from exc
 
 
 @router.websocket("/vobiz/media/{token}")

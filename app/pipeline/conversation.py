@@ -2,6 +2,11 @@
 
 It wires the pieces and executes the ``TurnTaker``'s actions; it decides nothing about who
 has the floor. Every task belongs to one ``TaskGroup`` that ends with the call.
+
+When the call ends, however it ends, the session awaits ``finish`` (bounded) before it cancels
+``run``: the reply in flight is settled (what was heard, marked interrupted), the recogniser is
+flushed (``STTStream.aclose``) and its last words are written down; nothing new is spoken and
+no tool runs.
 """
 
 from __future__ import annotations
@@ -146,6 +151,11 @@ class Conversation:
         self._cuts: dict[int, Cut] = {}
         self._last_voiced = 0.0
         self._ended = False
+        self._ending = False  # the call is over: write down what comes, answer nothing
+        self._stt: STTStream | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._stt_reader: asyncio.Task[None] | None = None
+        self._hanging_up: asyncio.Task[None] | None = None
 
     # ── the call ──
 
@@ -178,18 +188,47 @@ class Conversation:
                 async with asyncio.TaskGroup() as tg:
                     self._tg = tg
                     tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
-                    tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
-                    tg.create_task(self._read_stt(stt), name=f"conv-{self.call_id}-stt")
+                    self._pump = tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
+                    self._stt_reader = tg.create_task(self._read_stt(stt), name=f"conv-{self.call_id}-stt")
                     tg.create_task(self._read_control(), name=f"conv-{self.call_id}-control")
                     tg.create_task(self._tick(), name=f"conv-{self.call_id}-tick")
+                    self._stt = stt
                     self._apply(self.turns.start(self.clock.now(), self.config.greeting))
             finally:
                 await stt.aclose()
         finally:
-            for turn in sorted(set(self._responders) - self._finished):
-                self._finish(turn, interrupted=False)  # the call ended mid-reply: keep what was heard
+            self._settle_replies()  # ended without ``finish`` (an error): keep what was heard
             if self._observer is not None:
                 self._observer.on_end(self)
+
+    async def finish(self) -> None:
+        """The call is ending (see the module docstring). The session bounds it in time and
+        then cancels ``run``; whatever was done by then is kept."""
+        stt, pump, reader = self._stt, self._pump, self._stt_reader
+        if stt is None or pump is None or reader is None or self._ending:
+            return  # not started yet: nothing was said
+        self._ending = True
+        self._settle_replies()
+        pump.cancel()
+        await asyncio.wait({pump})
+        audio_in = self.call.audio_in
+        while not audio_in.empty():  # caller audio that arrived before the end, not yet heard
+            await stt.send(audio_in.get_nowait())
+        await stt.aclose()  # the recogniser's last results arrive, then its events end
+        await asyncio.wait({reader})
+        self._apply(self.turns.handle(tt.CallOver(self.clock.now())))
+        if self._hanging_up is not None:
+            await asyncio.wait({self._hanging_up})  # the agent's REST hang-up, already under way
+
+    def _settle_replies(self) -> None:
+        """The call ended with replies unfinished: stop them (no tool runs on) and keep what the
+        caller heard; a reply not fully heard is interrupted."""
+        for turn in sorted(set(self._responders) - self._finished):
+            heard_all = turn in self._produced and not self.playout.pending(turn)
+            if heard_all and not self.playout.paused:
+                self._finish(turn, interrupted=False)
+            else:
+                self._cancel(turn)
 
     async def _pump_audio(self, stt: STTStream) -> None:
         audio_in = self.call.audio_in
@@ -217,6 +256,8 @@ class Conversation:
         except ProviderError as exc:
             self.provider_errors += 1
             log.error("speech recognition failed: %s", exc.provider, extra={"call_id": self.call_id})
+            if self._ending:
+                return  # the call is over: nothing to apologise to
             self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), "speech recognition failed")))
             self._start_turn_reply(self.turns.turn + 1, fixed=self.config.apology + " " + self.config.goodbye)
 
@@ -246,6 +287,13 @@ class Conversation:
     def _apply(self, actions: list[tt.TurnAction]) -> None:
         for action in actions:
             match action:
+                case tt.Respond(turn=turn, text=text) if self._ending:
+                    # the caller's last words, after the end: written down, never answered
+                    self._user_index[turn] = len(self.history)
+                    self.history.append(Message("user", text))
+                    self._record(TranscriptEntry(self.clock.now(), "caller", text))
+                case tt.Speak() | tt.HangUp() if self._ending:
+                    pass  # nothing new is spoken after the end
                 case tt.Respond(turn=turn, text=text, final_at=final_at):
                     now = self.clock.now()
                     stamps = self.latency.turn(turn)
@@ -388,4 +436,4 @@ class Conversation:
     def _hang_up(self, reason: str) -> None:
         log.info("agent hangs up", extra={"call_id": self.call_id, "reason": reason})
         self.call.stop()
-        self._tg.create_task(self.control.hang_up(), name=f"conv-{self.call_id}-hangup")
+        self._hanging_up = self._tg.create_task(self.control.hang_up(), name=f"conv-{self.call_id}-hangup")

@@ -4,10 +4,15 @@ Tasks (all in one ``asyncio.TaskGroup``):
 - ``reader``: socket → ``parse_inbound`` → decoder → the agent's inbound queue;
 - ``writer``: the ``Outbox`` → socket (control before audio);
 - ``agent``: started on ``start``; talks to the call only through ``CallIO``;
-- ``watch-end``: turns ``end()`` (e.g. the hangup webhook) into ``CallEnded``.
+- ``watch-end``: waits for ``end()`` (the socket closed, the hangup webhook, ``stop``, the
+  agent's hang-up), lets the agent finish (``EndingAgent.finish``, at most ``end_grace_s``),
+  then raises ``CallEnded``.
 
-A call ends by raising ``CallEnded`` inside the group; ``run`` catches it, closes the
-socket if it is still open and returns the reason. Bad frames never end a call.
+Every ending takes the same path: ``end(reason)``, then the agent's bounded finish (nothing
+new is spoken meanwhile), then ``CallEnded`` cancels the group; ``run`` catches it, closes the
+socket if it is still open and returns the reason. Bad frames never end a call. A peer that
+closes the socket is never an error; once the agent has sent ``stop``, the ending that follows
+is the agent's (``agent-hangup``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +31,7 @@ import numpy.typing as npt
 from app.audio.codec import detect_l16_byte_order
 from app.audio.formats import AudioFormat
 from app.audio.frames import InboundDecoder, OutboundEncoder
-from app.clock import Clock
+from app.clock import Clock, run_within
 from app.logs import ContextLogger
 from app.pipeline.outbox import Outbox
 from app.telephony import events as ev
@@ -35,6 +40,9 @@ log = logging.getLogger("app.call")
 
 PCM = npt.NDArray[np.int16]
 BYTE_ORDER_PROBE_FRAMES = 25  # 0.5 s of inbound L16 decides the byte-order check
+AGENT_HANGUP = "agent-hangup"
+# endings that follow the agent's own ``stop``: Vobiz closes the socket, posts the hang-up
+AFTER_STOP = frozenset({"socket-closed", "hangup", "stream-stopped"})
 
 
 class CallEnded(Exception):
@@ -67,6 +75,15 @@ class Agent(Protocol):
         ...
 
 
+@runtime_checkable
+class EndingAgent(Agent, Protocol):
+    async def finish(self) -> None:
+        """The call is ending: settle what is in flight and keep what was said, speaking
+        nothing new. Awaited once, while ``run`` still runs; the session cancels it (and then
+        ``run``) after ``SessionConfig.end_grace_s``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     pipeline_rate: int = 16000  # rate of the PCM the agent receives
@@ -74,6 +91,7 @@ class SessionConfig:
     l16_byte_order: Literal["little", "big"] = "little"
     max_message_bytes: int = 64 * 1024
     inbound_queue_frames: int = 100  # 2 s of 20 ms frames; the oldest is dropped past it
+    end_grace_s: float = 2.0  # at most this long for the agent to finish once the call ends
 
 
 @dataclass(slots=True)
@@ -136,6 +154,8 @@ class CallIO:
 
         ``on_written`` runs when the socket writer takes it; a frame dropped by a ``clear``
         while it waited for room is never sent (and never runs it)."""
+        if self._session.ending:
+            return  # the call is over: nothing new is spoken
         fmt = self.outbound_format
         message = ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload)
         if await self._session.outbox.put_audio(message, on_written):
@@ -154,7 +174,9 @@ class CallIO:
         return dropped
 
     def stop(self) -> None:
-        """End the stream (Vobiz then runs the next XML verb or hangs up)."""
+        """End the stream (Vobiz then runs the next XML verb or hangs up). The call's end that
+        follows (the socket closed, the hang-up callback) is recorded as ``agent-hangup``."""
+        self._session.stop_sent = True
         self._session.outbox.put_control(ev.stop(self.start.stream_id))
 
 
@@ -183,6 +205,7 @@ class CallSession:
         self._end_requested = asyncio.Event()
         self._end_reason = "ended"
         self._socket_open = True
+        self.stop_sent = False  # the agent sent ``stop``: it hung up
         self._log = ContextLogger(log, {"call_id": call_id})
 
     @property
@@ -190,10 +213,16 @@ class CallSession:
         """The agent of this call (a ``Conversation`` for real calls)."""
         return self._agent
 
+    @property
+    def ending(self) -> bool:
+        """The call is ending (``end`` was called): the agent only finishes what it had."""
+        return self._end_requested.is_set()
+
     def end(self, reason: str) -> None:
-        """Ask the call to end (safe to call from any task on the loop, more than once)."""
+        """Ask the call to end (safe to call from any task on the loop, more than once; the
+        first reason counts)."""
         if not self._end_requested.is_set():
-            self._end_reason = reason
+            self._end_reason = AGENT_HANGUP if self.stop_sent and reason in AFTER_STOP else reason
             self._end_requested.set()
 
     async def run(self) -> str:
@@ -232,6 +261,12 @@ class CallSession:
 
     async def _watch_end(self) -> None:
         await self._end_requested.wait()
+        self.outbox.drop_audio()  # unsent agent audio: the caller has gone
+        agent, grace = self._agent, self.config.end_grace_s
+        if self.io is not None and isinstance(agent, EndingAgent):
+            finished = await run_within(self._clock, grace, agent.finish())
+            if not finished:
+                self._log.warning("agent did not finish in %.1f s", grace)
         raise CallEnded(self._end_reason)
 
     async def _write(self) -> None:
@@ -239,9 +274,10 @@ class CallSession:
             message = await self.outbox.get()
             try:
                 await self._transport.send(message)
-            except TransportClosed as exc:
+            except TransportClosed:
                 self._socket_open = False
-                raise CallEnded("socket-closed") from exc
+                self.end("socket-closed")
+                return
 
     async def _read(self) -> None:
         limit = self.config.max_message_bytes
@@ -250,7 +286,8 @@ class CallSession:
                 message = await self._transport.receive()
             except TransportClosed as exc:
                 self._socket_open = False
-                raise CallEnded("socket-closed" if exc.code != 1009 else "message-too-big") from exc
+                self.end("socket-closed" if exc.code != 1009 else "message-too-big")
+                return
             if len(message) > limit:
                 self._protocol_error("frame-too-large", f"{len(message)} bytes > {limit}")
                 continue
@@ -307,7 +344,7 @@ class CallSession:
             case ev.StartEvent():
                 self._on_start(event)
             case ev.StopEvent():
-                raise CallEnded("stream-stopped")
+                self.end("stream-stopped")
             case ev.UnknownEvent(event=name):
                 self.stats.unknown_events[name[:40]] += 1
                 if self.stats.unknown_events[name[:40]] == 1:

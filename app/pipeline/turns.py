@@ -113,7 +113,17 @@ class Tick:
     t: float
 
 
-TurnEvent = Voice | Words | UtteranceEnded | AudioStarted | AudioDone | ReplyEmpty | EndRequested | Tick
+@dataclass(frozen=True, slots=True)
+class CallOver:
+    """The call has ended (the recogniser is flushed): final words not yet answered become one
+    last ``Respond`` (to be written down, never answered); the floor is ``ENDED`` after."""
+
+    t: float
+
+
+TurnEvent = (
+    Voice | Words | UtteranceEnded | AudioStarted | AudioDone | ReplyEmpty | EndRequested | Tick | CallOver
+)
 
 # ── actions out ──
 
@@ -219,6 +229,14 @@ class TurnTaker:
                     self._closing = True
             case Tick(t=t):
                 return self._on_tick(t)
+            case CallOver():
+                self.floor = Floor.ENDED
+                if not self._heard_words:
+                    return []
+                text = " ".join(self._heard_words)
+                self._heard_words, self._interim = [], ""
+                self.turn += 1
+                return [Respond(self.turn, text, final_at=self._final_at)]
         return []
 
     # ── internals ──

@@ -231,7 +231,8 @@ class _DeepgramStream:
             yield item
 
     async def aclose(self) -> None:
-        """Send ``CloseStream``, wait (≤ 5 s) for the last results, stop every task. Idempotent."""
+        """Send ``Finalize`` and ``CloseStream`` after the queued audio, wait (≤ 5 s) for the last
+        results (the server closes once they are out), stop every task. Idempotent."""
         if self._closing or self._supervisor is None:
             return
         self._closing = True
@@ -314,6 +315,9 @@ class _DeepgramStream:
                 else:
                     self._replay.append(item)  # kept before sending: a failed send is replayed
                     await sock.send_media(item)
+            # Finalize first: everything heard becomes a final result (``from_finalize``), read
+            # before CloseStream's close, so the caller's last words are never lost at a hang-up
+            await sock.send_finalize()
             self._close_sent = True
             await sock.send_close_stream()
 

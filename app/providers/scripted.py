@@ -107,16 +107,19 @@ class ScriptedSTTStream:
         if not self._speaking:
             return
         self._quiet += step
-        if self._quiet + 1e-9 < p.endpoint_s:
-            return
+        if self._quiet + 1e-9 >= p.endpoint_s:
+            self._utterance_over(speech_final=p.endpointing)
+
+    def _utterance_over(self, *, speech_final: bool) -> None:
+        p = self._p
         if self._voiced + 1e-9 >= p.min_word_s and p.utterances:
             text = p.utterances.popleft()
             if text:
                 end = self._t - self._quiet
                 self._events.put_nowait(
-                    Transcript(text, is_final=True, speech_final=p.endpointing, confidence=0.99, end=end)
+                    Transcript(text, is_final=True, speech_final=speech_final, confidence=0.99, end=end)
                 )
-                if p.endpointing:
+                if speech_final:
                     self._events.put_nowait(UtteranceEnd(end))
         self._speaking = self._interim_sent = False
         self._voiced = self._quiet = 0.0
@@ -129,8 +132,12 @@ class ScriptedSTTStream:
             yield item
 
     async def aclose(self) -> None:
+        """An utterance in progress becomes final (not ``speech_final``: the caller was cut off,
+        as Deepgram's ``Finalize`` answers), then ``events`` ends."""
         if not self.closed:
             self.closed = True
+            if self._speaking:
+                self._utterance_over(speech_final=False)
             self._events.put_nowait(_CLOSED)
 
 

@@ -206,6 +206,20 @@ async def test_aclose_flushes_final_results_and_leaves_no_tasks(served: Served) 
     assert await collect(stream) == []  # a second reader sees the end too
 
 
+async def test_aclose_finalizes_so_the_last_words_come_from_finalize(served: Served) -> None:
+    # a caller hangs up mid-sentence: Finalize makes Deepgram's held words final before the close
+    served.fake.utterances = ["make that four people"]
+    stream = await DeepgramSTT(KEY, base_url=served.url).open(STTOptions())
+    await send_all(stream, quiet(0.1), loud(0.6))
+    await stream.aclose()
+    events = await collect(stream)
+    assert [t.text for t in finals(events)] == ["make that four people"]
+    listen = served.fake.listens[0]
+    assert (listen.finalizes, listen.close_stream) == (1, True)
+    [final] = [m for m in listen.sent if m["type"] == "Results" and m["is_final"]]
+    assert final["from_finalize"] is True  # read from the Finalize answer, before CloseStream
+
+
 async def test_auth_failure_is_not_retryable_and_hides_the_key(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:

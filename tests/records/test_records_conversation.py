@@ -52,7 +52,7 @@ async def test_a_conversation_leaves_transcript_tools_and_latency(
         "Conversation",
     )
     assert (record["caller"], record["called"]) == (options.from_number, options.to_number)
-    assert record["end_reason"] == "socket-closed"  # the agent sent stop, then Vobiz closed the socket
+    assert record["end_reason"] == "agent-hangup"  # the agent said goodbye and sent stop
 
     # the transcript is the conversation's, on one time axis starting at the call
     lines = record["transcript"]

@@ -1,0 +1,77 @@
+"""The end of a call waits for the recogniser's last words, but only for the grace period: a
+recogniser that never answers holds a finished call open for ``end_grace_s`` and no longer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agents.tools import ToolRegistry
+from app.clock import FakeClock
+from app.pipeline.conversation import Conversation, ConversationConfig, Providers
+from app.pipeline.session import CallSession, SessionConfig
+from app.providers.base import PCM, STTEvent, STTOptions, Transcript
+from app.providers.scripted import ScriptedLLM, ToneTTS
+from tests.e2e.test_pipeline_dtmf import CALL_ID, NoControl, ScriptedSocket, start_frame
+
+LINGER_S = 1.0  # the socket closes this long after the start
+
+
+class SilentStream:
+    """A recogniser that never answers: no events, and its first ``aclose`` (the flush) never
+    returns. A second ``aclose`` returns at once, as the protocol asks."""
+
+    def __init__(self) -> None:
+        self.flushing = False
+
+    async def send(self, pcm: PCM) -> None:
+        pass
+
+    async def events(self) -> AsyncIterator[STTEvent]:
+        await asyncio.Event().wait()
+        yield Transcript("never", is_final=True)  # pragma: no cover
+
+    async def aclose(self) -> None:
+        if not self.flushing:
+            self.flushing = True
+            await asyncio.Event().wait()
+
+
+class SilentSTT:
+    name = "silent"
+    sample_rate = 16000
+
+    def __init__(self) -> None:
+        self.stream = SilentStream()
+
+    async def open(self, options: STTOptions) -> SilentStream:
+        return self.stream
+
+
+@pytest.mark.parametrize("grace_s", [2.0, 0.5])
+async def test_a_recogniser_that_never_answers_delays_the_end_by_the_grace_period_only(
+    grace_s: float,
+) -> None:
+    clock, stt = FakeClock(), SilentSTT()
+    conversation = Conversation(
+        config=ConversationConfig(greeting=""),
+        providers=Providers(stt, ScriptedLLM(), ToneTTS()),
+        clock=clock,
+        control=NoControl(),
+        tools=ToolRegistry({}),
+        call_id=CALL_ID,
+        persona="default",
+    )
+    socket = ScriptedSocket(clock, [start_frame()], linger_s=LINGER_S)
+    session = CallSession(
+        call_id=CALL_ID,
+        transport=socket,
+        agent=conversation,
+        clock=clock,
+        config=SessionConfig(end_grace_s=grace_s),
+    )
+    assert await clock.run(session.run(), real_timeout=10) == "socket-closed"
+    assert stt.stream.flushing  # the end did ask for the last words
+    assert session.stats.ended_at == pytest.approx(LINGER_S + grace_s)
