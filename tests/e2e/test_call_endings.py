@@ -24,6 +24,7 @@ from app.providers.scripted import Rule, ScriptedLLM, ScriptedSTT, ToneTTS
 from app.records.record import CallRecord
 from app.records.store import CallStore
 from app.simulator.caller import HangUp, InterruptAfter, Step, WaitForAgent
+from app.simulator.simulate import SimulateOptions, run_simulation
 from tests.e2e.test_media_socket import media_frame, start_frame, token_for, wait_finished
 from tests.e2e.test_metrics import dial, scrape, value, words
 from tests.servers import run_server
@@ -145,3 +146,52 @@ async def test_stop_then_an_abrupt_close_is_never_an_error(
     assert value(samples, "voice_agent_calls_total", reason="error") == 0
     assert "Exception in ASGI application" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ── the same endings with the embedded engines (Whisper, the intent model, the offline voice) ──
+
+HOURS_REPLY = "We open at seven in the morning and close at six, every day except Monday."
+
+
+async def simulate_offline(make_settings: Callable[..., Settings], script: str) -> CallRecord:
+    settings = make_settings(prompts_dir=ROOT / "prompts", providers="offline")
+    options = SimulateOptions(script=script, virtual=True, persona="default")
+    rec = await run_simulation(options, settings, lambda _: None)
+    assert rec.protocol_errors == []
+    store = CallStore.from_settings(settings)
+    try:
+        record = await store.get(rec.call_id)
+    finally:
+        await store.aclose()
+    assert record is not None
+    return record
+
+
+async def test_embedded_engines_keep_the_cut_reply_and_the_last_words(
+    make_settings: Callable[..., Settings],
+) -> None:
+    script = "\n".join(
+        [
+            "wait",
+            "say What are your opening hours?",
+            "interrupt 1.5 Sorry, wait, make that four people instead",
+            "hangup",
+        ]
+    )
+    record = await simulate_offline(make_settings, script)
+    *_, (who, cut, interrupted), (speaker, last, _) = lines(record)
+    assert (who, interrupted) == ("agent", True)
+    assert HOURS_REPLY.startswith(cut)  # only the words the caller heard
+    assert 0 < len(cut) < len(HOURS_REPLY)
+    assert speaker == "caller"
+    assert "four people" in last.lower()  # Whisper transcribed the buffered audio after the hang-up
+
+
+async def test_embedded_engines_keep_a_sentence_said_just_before_the_hang_up(
+    make_settings: Callable[..., Settings],
+) -> None:
+    record = await simulate_offline(make_settings, "wait\nsay Where is your shop?\nhangup")
+    (speaker, last, _) = lines(record)[-1]
+    assert speaker == "caller"
+    assert "where" in last.lower()
+    assert "shop" in last.lower()
