@@ -137,7 +137,7 @@ def _describe(r: CallRecord) -> list[str]:
         f"call {r.call_id}  ({r.status})",
         f"  from {_number(r.caller)} to {_number(r.called)}, persona {r.persona}, agent {r.agent or '-'}",
         f"  started {_when(r.started_at)}, ended {_when(r.ended_at)}, {_seconds(r.summary.duration)}",
-        f"  end: {r.end_reason or '-'}",
+        f"  end: {r.end_reason or '-'}" + (f" (Vobiz: {r.hangup_cause})" if r.hangup_cause else ""),
     ]
     if r.barge_ins is not None:
         lines.append(f"  barge-ins {r.barge_ins}, false interruptions {r.false_interruptions}, "

@@ -30,6 +30,7 @@ from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
 from app.providers.registry import ProviderSet, ProviderSetupError, build_providers
 from app.records.listener import CallRecorder
+from app.records.owner import is_dead as owner_is_dead
 from app.records.store import CallStore, DatabaseURLError
 from app.telephony.rest import VobizClient
 from app.telephony.token import MIN_SECRET_BYTES, StreamClaims, new_secret
@@ -138,6 +139,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await records.migrate()  # call records: the schema is current before the first call
+        orphans = await records.end_orphans(owner_is_dead)  # calls of a process that died mid-call
+        if orphans:
+            log.warning("%d call record(s) left in progress by a dead process: ended", len(orphans))
         yield
         if vobiz is not None:
             await vobiz.aclose()
@@ -163,7 +167,7 @@ def create_app(
     except DatabaseURLError as exc:
         raise ConfigurationError(str(exc)) from None
     app.state.call_records = records
-    app.state.ctx.listeners.append(CallRecorder(records, clock))
+    app.state.ctx.listeners.append(CallRecorder(records, clock, app.state.ctx.wall_time))
     app.state.metrics = metrics = VoiceMetrics() if settings.metrics_enabled else None  # a registry per app
     app.state.ctx.listeners.append(CallObserver(metrics))
     app.include_router(health.router)

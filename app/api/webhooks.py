@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from agents.personas import is_valid_name
 from app.api.deps import AppContext, get_ctx
 from app.config import SignatureMode, phone_digits
+from app.pipeline.lifecycle import notify_hangup
 from app.telephony.signature import verify_signature
 from app.telephony.token import StreamClaims, issue_token
 from app.telephony.xml import StreamSettings, answer_xml, dial_xml, speak_hangup_xml
@@ -76,7 +77,7 @@ def choose_persona(ctx: AppContext, params: dict[str, str]) -> str:
 async def answer(request: Request, ctx: Ctx) -> Response:
     params = await vobiz_params(request)
     if is_hangup(params):
-        return _end_call(ctx, params)
+        return await _end_call(ctx, params)
     call_id = params.get("CallUUID", "").strip()
     if not call_id:
         raise HTTPException(status_code=400, detail="CallUUID is required")
@@ -103,17 +104,23 @@ async def answer(request: Request, ctx: Ctx) -> Response:
 
 @router.api_route("/hangup", methods=["GET", "POST"], dependencies=[Signed])
 async def hangup(request: Request, ctx: Ctx) -> Response:
-    return _end_call(ctx, await vobiz_params(request))
+    return await _end_call(ctx, await vobiz_params(request))
 
 
-def _end_call(ctx: AppContext, params: dict[str, str]) -> Response:
+async def _end_call(ctx: AppContext, params: dict[str, str]) -> Response:
     call_id = params.get("CallUUID", "")
     ended = ctx.registry.end(call_id, "hangup") if call_id else False
-    log.info(
-        "hangup callback",
-        extra={"call_id": call_id, "session_ended": ended, "cause": params.get("HangupCause", "")},
-    )
+    cause = params.get("HangupCause", "")[:64]
+    log.info("hangup callback", extra={"call_id": call_id, "session_ended": ended, "cause": cause})
+    if call_id and not ended:  # no session here: complete the record of a call whose process died
+        await notify_hangup(ctx.listeners, call_id, cause, _seconds(params.get("Duration", "")))
     return Response(status_code=204)
+
+
+def _seconds(text: str) -> float | None:
+    """Vobiz's ``Duration`` (whole seconds), or None when absent or not a sane number."""
+    text = text.strip()
+    return float(text) if text.isdigit() and len(text) <= 7 else None
 
 
 @router.api_route("/transfer/{persona}", methods=["GET", "POST"], dependencies=[Signed])

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,6 +20,7 @@ from app.clock import Clock, FakeClock
 from app.pipeline.conversation import Conversation
 from app.pipeline.latency import STAGES, TurnStamps
 from app.pipeline.lifecycle import CallInfo, CallOutcome
+from app.records.owner import this_process
 from app.records.record import COMPLETED, IN_PROGRESS, CallRecord, ToolUse, TranscriptLine, TurnLatency
 from app.records.store import CallStore
 
@@ -32,9 +34,10 @@ class RecordNotWritten(RuntimeError):
 
 
 class CallRecorder:
-    def __init__(self, store: CallStore, clock: Clock) -> None:
+    def __init__(self, store: CallStore, clock: Clock, wall_time: Callable[[], float] = time.time) -> None:
         self.store = store
         self._clock = clock
+        self._wall_time = wall_time
 
     async def call_started(self, call: CallInfo) -> None:
         with self._writing("start"):
@@ -45,6 +48,12 @@ class CallRecorder:
         with self._writing("end"):
             async with asyncio.timeout(END_TIMEOUT_S):
                 await self.store.save(ended_record(call, outcome))
+
+    async def hangup_reported(self, call_id: str, cause: str, duration_s: float | None) -> None:
+        """An orphaned call's record is completed from Vobiz's hang-up callback."""
+        with self._writing("hang-up"):
+            async with asyncio.timeout(START_TIMEOUT_S):
+                await self.store.complete_from_hangup(call_id, cause, duration_s, self._wall_time())
 
     @contextlib.contextmanager
     def _writing(self, when: str) -> Iterator[None]:
@@ -59,8 +68,16 @@ class CallRecorder:
 
 
 def started_record(call: CallInfo) -> CallRecord:
-    """The row inserted when the call starts."""
-    return CallRecord(call.call_id, IN_PROGRESS, call.persona, call.caller, call.called, call.started_at)
+    """The row inserted when the call starts: held by this process (``records.owner``)."""
+    return CallRecord(
+        call.call_id,
+        IN_PROGRESS,
+        call.persona,
+        call.caller,
+        call.called,
+        call.started_at,
+        owner=this_process(),
+    )
 
 
 def ended_record(call: CallInfo, outcome: CallOutcome) -> CallRecord:
@@ -70,6 +87,7 @@ def ended_record(call: CallInfo, outcome: CallOutcome) -> CallRecord:
     base = dataclasses.replace(
         started_record(call),
         status=COMPLETED,
+        owner="",  # no process holds an ended call
         ended_at=outcome.ended_at,
         end_reason=outcome.reason,
         agent=type(outcome.agent).__name__,

@@ -16,7 +16,10 @@ class CallRow(Base):
     """One call. Times are unix seconds; the JSON columns hold what ``app.records.record`` makes."""
 
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_started_at_call_id", "started_at", "call_id"),)
+    __table_args__ = (
+        Index("ix_calls_started_at_call_id", "started_at", "call_id"),
+        Index("ix_calls_status", "status"),
+    )
 
     call_id: Mapped[str] = mapped_column(String(), primary_key=True)
     status: Mapped[str] = mapped_column(String())  # "in-progress" until the call has ended
@@ -34,3 +37,5 @@ class CallRow(Base):
     transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     latency: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    owner: Mapped[str | None] = mapped_column(String())  # the process holding it (``records.owner``)
+    hangup_cause: Mapped[str | None] = mapped_column(String())  # from Vobiz's hang-up callback

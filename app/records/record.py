@@ -13,6 +13,8 @@ from typing import Any, TypedDict
 
 IN_PROGRESS = "in-progress"  # inserted at the start; a process that died mid-call leaves it so
 COMPLETED = "completed"  # the call ended, however it ended (``end_reason`` says how)
+PROCESS_DIED = "process-died"  # end reason of a call whose process died mid-call
+HANGUP = "hangup"  # end reason of a call completed from Vobiz's hang-up callback
 
 
 class TranscriptLine(TypedDict):
@@ -72,6 +74,8 @@ class CallRecord:
     transcript: tuple[TranscriptLine, ...] = ()
     tool_calls: tuple[ToolUse, ...] = ()
     latency: tuple[TurnLatency, ...] = ()
+    owner: str = ""  # the process holding the call while it is in progress (``records.owner``)
+    hangup_cause: str | None = None  # Vobiz's HangupCause, when its hang-up callback completed it
 
     @property
     def summary(self) -> CallSummary:
@@ -89,4 +93,5 @@ class CallRecord:
             "transcript": list(self.transcript),
             "tool_calls": list(self.tool_calls),
             "latency": list(self.latency),
+            "hangup_cause": self.hangup_cause,
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,16 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from app.config import Settings
 from app.records.models import CallRow
-from app.records.record import IN_PROGRESS, CallRecord, CallSummary, ToolUse, TranscriptLine
+from app.records.record import (
+    COMPLETED,
+    HANGUP,
+    IN_PROGRESS,
+    PROCESS_DIED,
+    CallRecord,
+    CallSummary,
+    ToolUse,
+    TranscriptLine,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DATABASE_FILE = "calls.sqlite3"  # in DATA_DIR, when DATABASE_URL is empty
@@ -120,7 +130,36 @@ class CallStore:
             if row is None:
                 session.add(_row(record))
             else:
-                row.status = IN_PROGRESS
+                row.status, row.owner = IN_PROGRESS, record.owner
+
+    async def end_orphans(self, is_dead: Callable[[str], bool]) -> list[str]:
+        """Mark the calls in progress whose owner ``is_dead`` as ended (``process-died``); their
+        end time is unknown (None). Returns their ids."""
+        await self.migrate()
+        async with self._sessions.begin() as session:
+            rows = (await session.scalars(select(CallRow).where(CallRow.status == IN_PROGRESS))).all()
+            dead = [row for row in rows if is_dead(row.owner or "")]
+            for row in dead:
+                row.status, row.end_reason = COMPLETED, PROCESS_DIED
+            return [row.call_id for row in dead]
+
+    async def complete_from_hangup(
+        self, call_id: str, cause: str, duration_s: float | None, now: float
+    ) -> bool:
+        """Vobiz's hang-up callback for a call no session here is carrying: a row still in
+        progress (its process died, or has not yet written the end) is completed as ``hangup``;
+        a ``process-died`` row gets the real end. The end is ``started_at + duration_s``, else
+        ``now``. Any other row never changes. True if a row was written."""
+        await self.migrate()
+        async with self._sessions.begin() as session:
+            row = await session.get(CallRow, call_id)
+            if row is None or not (row.status == IN_PROGRESS or row.end_reason == PROCESS_DIED):
+                return False
+            if row.status == IN_PROGRESS:
+                row.status, row.end_reason = COMPLETED, HANGUP
+            row.hangup_cause = cause
+            row.ended_at = now if duration_s is None else row.started_at + duration_s
+            return True
 
     async def save(self, record: CallRecord) -> None:
         """Write the whole record: insert it, or replace the row of the same call."""
@@ -213,6 +252,8 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "transcript": [dict(line) for line in record.transcript],
         "tool_calls": [dict(use) for use in record.tool_calls],
         "latency": [dict(turn) for turn in record.latency],
+        "owner": record.owner or None,
+        "hangup_cause": record.hangup_cause,
     }
 
 
@@ -243,4 +284,6 @@ def _record(row: CallRow) -> CallRecord:
             ToolUse(id=u["id"], name=u["name"], arguments=u["arguments"]) for u in row.tool_calls
         ),
         latency=tuple(dict(turn) for turn in row.latency),
+        owner=row.owner or "",
+        hangup_cause=row.hangup_cause,
     )
