@@ -484,6 +484,10 @@ async def test_timeout_is_a_connection_error(api: str, state: FakeVobizState) ->
             await c.start_stream(CALL, WS)
     assert isinstance(caught.value, VobizTimeoutError)
     assert "timed out" in str(caught.value)
+    for _ in range(200):  # the server still starts the stream: let it land in this test, not the next
+        if state.active_streams(CALL):
+            break
+        await asyncio.sleep(0.01)
 
 
 async def test_get_timeout_is_retried(api: str, state: FakeVobizState) -> None:
