@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.config import Settings
-from app.telephony.rest import Stream, VobizClient, VobizError
+from app.telephony.rest import Stream, VobizClient, VobizError, render_extra_headers
 
 streams_app = typer.Typer(help="Vobiz Audio Streams API.", no_args_is_help=True)
 call_app = typer.Typer(help="Vobiz call control.", no_args_is_help=True)
@@ -118,12 +118,17 @@ def _show(value: Any) -> str:
 
 
 def _parse_headers(pairs: list[str] | None) -> dict[str, str]:
+    """``--extra-header Name:Value`` options (the REST start's documented form) as a mapping."""
     headers: dict[str, str] = {}
     for pair in pairs or []:
-        key, sep, value = pair.partition("=")
+        key, sep, value = pair.partition(":")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r} is not k=v", param_hint="--extra-header")
+            raise typer.BadParameter(f"{pair!r} is not header:value", param_hint="--extra-header")
         headers[key.strip()] = value.strip()
+    try:
+        render_extra_headers(headers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--extra-header") from None
     return headers
 
 
@@ -144,7 +149,7 @@ def streams_start(
     ] = None,
     status_callback_url: Annotated[str | None, typer.Option(help="URL for stream status events.")] = None,
     status_callback_method: Annotated[Method, typer.Option(help="Method for status events.")] = Method.POST,
-    extra_header: Annotated[list[str] | None, typer.Option(help="k=v, repeatable.")] = None,
+    extra_header: Annotated[list[str] | None, typer.Option(help="Name:Value, repeatable.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Start an audio stream on a live call."""

@@ -58,8 +58,6 @@ async def media(websocket: WebSocket, token: str) -> None:
         log.warning("media socket refused: token %s", exc.reason)
         await websocket.close(code=1008)
         return
-    await websocket.accept()
-    tagged = bind_call_id(claims.call_id)  # every record logged by this call's tasks carries its id
     settings = ctx.settings
     session = CallSession(
         call_id=claims.call_id,
@@ -72,8 +70,20 @@ async def media(websocket: WebSocket, token: str) -> None:
             max_message_bytes=settings.max_message_bytes,
         ),
     )
+    if not ctx.registry.add(session):
+        # the call already has a live stream (a second REST stream, a replayed URL): it goes on
+        log.warning(
+            "media socket refused: the call already has a live stream", extra={"call_id": claims.call_id}
+        )
+        await websocket.close(code=1008)
+        return
+    try:
+        await websocket.accept()
+    except BaseException:
+        ctx.registry.discard(session)  # the peer went before the socket opened
+        raise
+    tagged = bind_call_id(claims.call_id)  # every record logged by this call's tasks carries its id
     call = CallInfo(claims.call_id, claims.persona, claims.caller, claims.called, ctx.wall_time())
-    ctx.registry.add(session)
     reason = "error"
     try:
         await notify_started(ctx.listeners, call)

@@ -15,6 +15,7 @@ from agents.personas import is_valid_name
 from app.api.deps import AppContext, get_ctx
 from app.config import SignatureMode, phone_digits
 from app.pipeline.lifecycle import notify_hangup
+from app.telephony.callback import CallbackFieldError, check_callback
 from app.telephony.signature import verify_signature
 from app.telephony.token import StreamClaims, issue_token
 from app.telephony.xml import StreamSettings, answer_xml, dial_xml, speak_hangup_xml
@@ -30,12 +31,17 @@ TRANSFER_PATH = "/vobiz/transfer"
 
 
 async def vobiz_params(request: Request) -> dict[str, str]:
-    """The callback's fields: the query string, overlaid by a form body on POST."""
+    """The callback's fields: the query string, overlaid by a form body on POST; 400 unless every
+    field is within bounds (``check_callback``)."""
     params = {k: v for k, v in request.query_params.items()}
     if request.method == "POST":
         form = await request.form()
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    return params
+    try:
+        return check_callback(params)
+    except CallbackFieldError as exc:
+        log.warning("webhook refused: %s", exc, extra={"path": request.url.path})
+        raise HTTPException(status_code=400, detail=str(exc)) from None
 
 
 async def check_signature(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> None:
@@ -123,7 +129,9 @@ def _seconds(text: str) -> float | None:
     return float(text) if text.isdigit() and len(text) <= 7 else None
 
 
-@router.api_route("/transfer/{persona}", methods=["GET", "POST"], dependencies=[Signed])
+@router.api_route(
+    "/transfer/{persona}", methods=["GET", "POST"], dependencies=[Signed, Depends(vobiz_params)]
+)
 async def transfer(persona: str, ctx: Ctx) -> Response:
     """Where ``transfer_call`` sends the call: dial the persona's transfer number."""
     found = ctx.personas.get(persona) if is_valid_name(persona) else None

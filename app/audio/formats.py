@@ -171,3 +171,20 @@ L16_24K = AudioFormat("l16", 24000)
 INBOUND_FORMATS: tuple[AudioFormat, ...] = (MULAW_8K, L16_8K, L16_16K)
 #: Formats Vobiz accepts in ``playAudio`` (outbound).
 OUTBOUND_FORMATS: tuple[AudioFormat, ...] = (MULAW_8K, L16_8K, L16_16K, L16_24K)
+#: Formats a ``start`` may announce: the ``<Stream contentType>`` values plus L16 24 kHz, which the
+#: REST start documents as a ``content_type`` "echoed in start.mediaFormat" (PROTOCOL.md §6.1, D2).
+STREAM_FORMATS: frozenset[tuple[Encoding, int]] = frozenset(
+    (f.encoding, f.sample_rate) for f in OUTBOUND_FORMATS
+)
+
+
+def check_stream_format(fmt: AudioFormat) -> AudioFormat:
+    """``fmt`` if a media stream may use it, else ``ValueError`` naming the documented set.
+
+    Only documented formats reach the call path: each (encoding, rate) pair costs one
+    resampler design, and an arbitrary rate (47999 Hz) would cost a filter of millions of taps.
+    """
+    if (fmt.encoding, fmt.sample_rate) not in STREAM_FORMATS:
+        documented = ", ".join(f.content_type for f in OUTBOUND_FORMATS)
+        raise ValueError(f"undocumented stream format {fmt.content_type} (documented: {documented})")
+    return fmt

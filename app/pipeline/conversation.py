@@ -280,7 +280,16 @@ class Conversation:
     async def _tick(self) -> None:
         while True:
             await self.clock.sleep(self.config.tick_s)
-            self._apply(self.turns.handle(tt.Tick(self.clock.now())))
+            now = self.clock.now()
+            first_loss = self.playout.acks_lost == 0
+            for segment in self.playout.expire_acks(now):  # playedStream lost: played by now
+                if first_loss:
+                    first_loss = False
+                    log.warning(
+                        "checkpoint never acknowledged; taken as played", extra={"call_id": self.call_id}
+                    )
+                self._check_done(segment.turn)
+            self._apply(self.turns.handle(tt.Tick(now)))
 
     # ── actions ──
 

@@ -39,6 +39,7 @@ class Segment:
     offset: int = 0  # first frame of ``audio`` this segment plays (after a cut: the unheard rest)
     sent: int = 0  # frames written to the socket
     first_index: int | None = None  # playout index of its first frame once sent
+    ack_due: float | None = None  # once its checkpoint is sent: when a missing ack counts as lost
 
     @property
     def total(self) -> int:
@@ -75,11 +76,14 @@ class Playout:
         on_written: Callable[[int], None] | None = None,
         lead_s: float = 0.16,
         backstop_s: float = 1.0,
+        ack_margin_s: float = 2.0,
     ) -> None:
         """``send_frame(frame, written)``: queue a frame for the socket; ``written`` (when not
         None) must run when the socket writer takes it, and not at all if a clear drops it.
         ``on_started(turn)``: the turn's first frame is being queued. ``on_written(turn)``: the
-        writer took the turn's first frame (after a clear dropped it: the first one that went)."""
+        writer took the turn's first frame (after a clear dropped it: the first one that went).
+        ``ack_margin_s``: how long after its audio should have played a segment's missing
+        ``playedStream`` is taken as lost (see ``expire_acks``)."""
         self._clock = clock
         self._send_frame = send_frame
         self._send_checkpoint = send_checkpoint
@@ -87,6 +91,8 @@ class Playout:
         self._on_started = on_started
         self.lead_s = lead_s
         self.backstop_s = backstop_s
+        self.ack_margin_s = ack_margin_s
+        self.acks_lost = 0  # segments taken as heard because their ack never came
         self._queue: deque[Segment] = deque()  # not yet fully sent
         self._unacked: dict[str, Segment] = {}  # sent (at least partly), not yet acknowledged
         self._heard: dict[int, list[str]] = {}  # turn -> texts of segments fully heard
@@ -151,6 +157,18 @@ class Playout:
         if segment is not None:
             self._heard.setdefault(segment.turn, []).append(segment.text)
         return segment
+
+    def expire_acks(self, now: float) -> list[Segment]:
+        """Segments whose ``playedStream`` is overdue at ``now``, taken as heard in full.
+
+        Vobiz may never ack a checkpoint (PROTOCOL.md §3.3); without this backstop the turn
+        would never finish, so no reprompt and no hang-up after a goodbye. A segment is due
+        ``ack_margin_s`` after its last frame should have played; call this every tick."""
+        late = [s for s in self._unacked.values() if s.ack_due is not None and s.ack_due <= now]
+        for segment in late:
+            self.acks_lost += 1
+            self.on_played(segment.name)
+        return late
 
     def on_cleared(self) -> None:
         self._hold_until = None
@@ -253,6 +271,9 @@ class Playout:
             if head.complete:
                 self._queue.popleft()
                 if head.sent:
+                    # its last frame plays when the burst's frames so far have played
+                    ends = self._burst_t0 + (self._index - self._burst_first) * FRAME_S
+                    head.ack_due = max(ends, self._clock.now()) + self.ack_margin_s
                     self._send_checkpoint(head.name)
                 continue  # a segment with no audio (a failed synthesis) was never heard
             return None  # the head is still being synthesized

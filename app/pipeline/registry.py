@@ -17,17 +17,29 @@ class CallRegistry:
     def __len__(self) -> int:
         return len(self._active)
 
-    def add(self, session: CallSession) -> None:
-        previous = self._active.get(session.call_id)
-        if previous is not None and previous is not session:
-            # a reconnect (maxRetries) opens a new socket for the same call: the old one is done
-            previous.end("replaced")
+    def get(self, call_id: str) -> CallSession | None:
+        """The live session of ``call_id`` in this process, if any."""
+        return self._active.get(call_id)
+
+    def add(self, session: CallSession) -> bool:
+        """Register ``session``; False (and nothing changes) if another session holds its call.
+
+        A second stream on a live call (a REST ``start`` with another URL, or a replayed stream
+        URL) must never evict the call's session: the caller of ``add`` refuses the newcomer."""
+        held = self._active.get(session.call_id)
+        if held is not None and held is not session:
+            return False
         self._active[session.call_id] = session
+        return True
 
     def remove(self, session: CallSession) -> None:
+        self.discard(session)
+        self.finished.append(session.stats)
+
+    def discard(self, session: CallSession) -> None:
+        """Unregister ``session`` without keeping its stats (its socket never opened)."""
         if self._active.get(session.call_id) is session:
             del self._active[session.call_id]
-        self.finished.append(session.stats)
 
     def end(self, call_id: str, reason: str) -> bool:
         """End the call's session if this process has it; True if it did."""

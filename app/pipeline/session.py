@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.audio.codec import detect_l16_byte_order
-from app.audio.formats import AudioFormat
+from app.audio.formats import AudioFormat, check_stream_format
 from app.audio.frames import InboundDecoder, OutboundEncoder
 from app.clock import Clock, run_within
 from app.logs import ContextLogger
@@ -43,6 +43,8 @@ BYTE_ORDER_PROBE_FRAMES = 25  # 0.5 s of inbound L16 decides the byte-order chec
 AGENT_HANGUP = "agent-hangup"
 # endings that follow the agent's own ``stop``: Vobiz closes the socket, posts the hang-up
 AFTER_STOP = frozenset({"socket-closed", "hangup", "stream-stopped"})
+MAX_UNKNOWN_EVENT_NAMES = 16  # distinct unknown event names counted per call; the rest: "other"
+UNKNOWN_OTHER = "other"
 
 
 class CallEnded(Exception):
@@ -346,9 +348,7 @@ class CallSession:
             case ev.StopEvent():
                 self.end("stream-stopped")
             case ev.UnknownEvent(event=name):
-                self.stats.unknown_events[name[:40]] += 1
-                if self.stats.unknown_events[name[:40]] == 1:
-                    self._log.info("unknown event ignored", extra={"event": name[:40]})
+                self._on_unknown(name)
             case _:
                 if type(event) is ev.PlayedStreamEvent:
                     self.stats.checkpoints_acked += 1
@@ -359,6 +359,19 @@ class CallSession:
                 else:
                     self.io.events.put_nowait(event)
 
+    def _on_unknown(self, name: str) -> None:
+        """Count an unknown event by name; past ``MAX_UNKNOWN_EVENT_NAMES`` names, under "other".
+
+        A peer chooses the names: the counter (kept in the call record) and the log lines
+        stay bounded however many distinct names it sends. Each counted name logs once."""
+        counts = self.stats.unknown_events
+        key = name[:40]
+        if key not in counts and len(counts) >= MAX_UNKNOWN_EVENT_NAMES:
+            key = UNKNOWN_OTHER
+        counts[key] += 1
+        if counts[key] == 1:
+            self._log.info("unknown event ignored", extra={"event": key})
+
     def _on_start(self, start: ev.StartEvent) -> None:
         if self.io is not None:
             self._protocol_error("duplicate-start", "second start on one socket ignored")
@@ -367,7 +380,9 @@ class CallSession:
             # the token named one call, the stream another: refuse to mix them up
             raise CallEnded("call-id-mismatch")
         try:
-            fmt = AudioFormat.from_media_format(start.encoding, start.sample_rate, self.config.l16_byte_order)
+            fmt = check_stream_format(
+                AudioFormat.from_media_format(start.encoding, start.sample_rate, self.config.l16_byte_order)
+            )
         except ValueError as exc:
             self._protocol_error("bad-media-format", str(exc))
             raise CallEnded("unsupported-media-format") from None

@@ -72,6 +72,7 @@ class PlatformConfig:
     l16_byte_order: str = "little"
     recording_rate: int = 16000
     clear_latency: float = 0.02  # seconds until clearedAudio
+    acks_checkpoints: bool = True  # False: every playedStream is lost (a fault Vobiz documents, §3.3)
     max_duration: float = 900.0  # seconds; the call is cut after this
     epoch: float = 1_767_225_600.0  # unix seconds of the wall clock when the platform is made (2026-01-01)
 

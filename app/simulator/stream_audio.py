@@ -142,6 +142,8 @@ class StreamAudio:
 
     async def send_acks(self) -> None:
         acked, self._acked = self._acked, ()
+        if not self.call.cfg.acks_checkpoints:
+            return  # lost: the app must not wait for them forever
         for name in acked:
             self.call.event("played_stream", name=name, **self.tag)
             await self._send(json.dumps({"event": "playedStream", "name": name}))

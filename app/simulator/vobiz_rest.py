@@ -30,6 +30,7 @@ from app.simulator.vobiz_rest_checks import (
     check_url,
     choice,
     error_envelope,
+    header_pairs,
     read_json,
     text,
 )
@@ -168,7 +169,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
             stream_timeout=as_int(body, "stream_timeout", 86400, minimum=1),
             status_callback_url=check_url(body, "status_callback_url", ("http", "https")),
             status_callback_method=check_method(body, "status_callback_method"),
-            extra_headers=text(body, "extra_headers"),
+            extra_headers=header_pairs(body, "extra_headers"),
         )
         await state.on_stream_started(stream)
         payload = {"api_id": _api_id(), "stream_id": stream.stream_id, "message": "Stream started"}

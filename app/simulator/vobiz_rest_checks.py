@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -132,3 +133,15 @@ def check_method(body: Mapping[str, Any], name: str) -> str:
     if method not in ("GET", "POST"):
         raise BadRequest(f"{name} must be GET or POST", {"field": name})
     return method
+
+
+_HEADER_PAIR = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^,\x00-\x1f\x7f]*")
+
+
+def header_pairs(body: Mapping[str, Any], name: str) -> str | None:
+    """``h1:v1,h2:v2`` exactly, as the REST start documents ``extra_headers`` (PROTOCOL.md §6.1):
+    each header name an HTTP token; ``k=v`` (the ``<Stream extraHeaders>`` form) is refused."""
+    value = text(body, name)
+    if value is not None and not all(_HEADER_PAIR.fullmatch(part) for part in value.split(",")):
+        raise BadRequest(f"{name} must be comma-separated header:value pairs", {"field": name})
+    return value

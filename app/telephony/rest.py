@@ -199,7 +199,7 @@ def _sampling_rate(explicit: Any, content_type: str | None) -> int | None:
 
 
 def _parse_extra_headers(value: Any) -> Mapping[str, str]:
-    """A dict, a JSON object in a string (D21), or ``k1=v1,k2=v2`` text."""
+    """A dict, a JSON object in a string (D21), or ``h1:v1,h2:v2`` text (``k=v`` pairs too)."""
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items()}
     if not isinstance(value, str) or not value.strip():
@@ -212,20 +212,42 @@ def _parse_extra_headers(value: Any) -> Mapping[str, str]:
             decoded = None
         if isinstance(decoded, dict):
             return {str(k): str(v) for k, v in decoded.items()}
-    pairs = (part.split("=", 1) for part in text.split(",") if "=" in part)
-    return {k.strip(): v.strip() for k, v in pairs if k.strip()}
+    found: dict[str, str] = {}
+    for part in text.split(","):
+        cut = min((i for i in (part.find(":"), part.find("=")) if i > 0), default=-1)
+        if cut > 0 and part[:cut].strip():
+            found[part[:cut].strip()] = part[cut + 1 :].strip()
+    return found
+
+
+# an HTTP header name is a token (RFC 9110 §5.1); a value here cannot hold the ',' separator
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[^,\x00-\x1f\x7f]*")
 
 
 def render_extra_headers(headers: Mapping[str, str] | str) -> str:
-    """``{"a": "1", "b": "2"}`` → ``"a=1,b=2"``; a string is sent as given."""
+    """``{"X-Session": "abc", "X-Agent": "7"}`` → ``"X-Session:abc,X-Agent:7"``.
+
+    The REST start documents ``extra_headers`` as comma-separated ``header:value`` pairs
+    (PROTOCOL.md §6.1; the ``<Stream extraHeaders>`` attribute is ``k=v`` instead). A string
+    must already be in that form. ``ValueError`` names a pair that is not: a name that is not an
+    HTTP token, or a ',' or control character in a value (it would split or inject headers).
+    """
     if isinstance(headers, str):
-        return headers
-    for key, value in headers.items():
-        if not key.strip() or "=" in key or "," in key or "," in value:
-            raise ValueError(
-                f"extra header {key!r} cannot be rendered as k=v (no ',' anywhere, no '=' in keys)"
-            )
-    return ",".join(f"{k}={v}" for k, v in headers.items())
+        pairs: list[tuple[str, str]] = []
+        for part in headers.split(","):
+            name, sep, value = part.partition(":")
+            if not sep:
+                raise ValueError(f"extra header {part!r} is not header:value")
+            pairs.append((name, value))
+    else:
+        pairs = list(headers.items())
+    for name, value in pairs:
+        if not HEADER_NAME.fullmatch(name):
+            raise ValueError(f"extra header name {name!r} is not an HTTP header name")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(f"extra header {name!r}: a value cannot hold ',' or control characters")
+    return ",".join(f"{name}:{value}" for name, value in pairs)
 
 
 # ── results ────────────────────────────────────────────────────────────────────
@@ -504,8 +526,9 @@ class VobizClient:
         """Fork the audio of a live call to ``service_url`` (ws:// or wss://). Never retried.
 
         ``audio_track`` is always sent (the default differs between doc revisions, D11) and
-        must be ``inbound`` when ``bidirectional``. ``extra_headers`` as a mapping is sent as
-        ``k1=v1,k2=v2``. ``status_callback_method`` is sent only with a callback URL.
+        must be ``inbound`` when ``bidirectional``. ``extra_headers`` is sent as
+        ``h1:v1,h2:v2`` (``render_extra_headers``). ``status_callback_method`` is sent only
+        with a callback URL.
         """
         body: dict[str, Any] = {
             "service_url": service_url,

@@ -107,13 +107,13 @@ async def test_start_stream_sends_the_documented_request(client: VobizClient, st
         content_type="audio/x-mulaw;rate=8000",
         stream_timeout=600,
         status_callback_url="https://agent.example.com/stream-status",
-        extra_headers={"session": "abc", "agent": "7"},
+        extra_headers={"X-Session": "abc", "X-Agent": "7"},
     )
     assert started.message == "Stream started"
     assert started.api_id
     [stream] = state.active_streams(CALL)
     assert started.stream_id == stream.stream_id
-    assert stream.extra_headers == "session=abc,agent=7"
+    assert stream.extra_headers == "X-Session:abc,X-Agent:7"  # header:value, PROTOCOL.md §6.1
     [request] = state.requests
     assert (request.method, request.raw_path) == ("POST", f"{ACCOUNT}/Call/{CALL}/Stream/")
     assert request.headers["x-auth-id"] == AUTH_ID
@@ -128,7 +128,7 @@ async def test_start_stream_sends_the_documented_request(client: VobizClient, st
         "stream_timeout": 600,
         "status_callback_url": "https://agent.example.com/stream-status",
         "status_callback_method": "POST",
-        "extra_headers": "session=abc,agent=7",
+        "extra_headers": "X-Session:abc,X-Agent:7",
     }
 
 
@@ -484,6 +484,10 @@ async def test_timeout_is_a_connection_error(api: str, state: FakeVobizState) ->
             await c.start_stream(CALL, WS)
     assert isinstance(caught.value, VobizTimeoutError)
     assert "timed out" in str(caught.value)
+    for _ in range(200):  # the server still starts the stream: let it land in this test, not the next
+        if state.active_streams(CALL):
+            break
+        await asyncio.sleep(0.01)
 
 
 async def test_get_timeout_is_retried(api: str, state: FakeVobizState) -> None:
@@ -619,10 +623,37 @@ async def test_path_segments_are_quoted() -> None:
 
 
 def test_extra_headers_rendering() -> None:
-    assert render_extra_headers({"a": "1", "b": "x=y"}) == "a=1,b=x=y"
-    assert render_extra_headers("raw=as,given=1") == "raw=as,given=1"
-    with pytest.raises(ValueError, match="k=v"):
+    assert render_extra_headers({"X-A": "1", "b": "x=y:z"}) == "X-A:1,b:x=y:z"
+    assert render_extra_headers("X-Raw:as,given:1") == "X-Raw:as,given:1"
+    with pytest.raises(ValueError, match="cannot hold ','"):
         render_extra_headers({"a": "1,2"})
+    with pytest.raises(ValueError, match="is not header:value"):
+        render_extra_headers("a=1,b=2")  # the <Stream extraHeaders> form
+    with pytest.raises(ValueError, match="not an HTTP header name"):
+        render_extra_headers({"X Session": "1"})
+    with pytest.raises(ValueError, match="control characters"):
+        render_extra_headers({"X-A": "1\r\nX-Injected: 1"})
+
+
+@pytest.mark.parametrize("value", ["a=1", "X-A:1,b=2", "X A:1", "X-A:1,", ":1", "X-A:a\tb"])
+async def test_the_fake_refuses_extra_headers_not_in_header_value_form(
+    api: str, state: FakeVobizState, value: str
+) -> None:
+    """A strict fake: the ``k=v`` form of ``<Stream extraHeaders>`` is not the REST form."""
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(
+            f"{api.removesuffix('/api/v1')}{ACCOUNT}/Call/{CALL}/Stream/",
+            json={"service_url": WS, "extra_headers": value},
+            headers={"X-Auth-ID": AUTH_ID, "X-Auth-Token": TOKEN},
+        )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["details"] == {"field": "extra_headers"}
+    assert state.active_streams(CALL) == []
+
+
+def test_stream_objects_parse_either_pair_form() -> None:
+    parsed = Stream.from_api({"stream_id": "s", "extra_headers": "X-A:1,b=2,X-C:http://x"})
+    assert parsed.extra_headers == {"X-A": "1", "b": "2", "X-C": "http://x"}
 
 
 # ── lifecycle, settings, logging ──

@@ -73,6 +73,7 @@ async def run_call(
     endpointing: bool = True,
     control: Callable[[CallControl], CallControl] | None = None,
     interim_words: bool = True,
+    acks_checkpoints: bool = True,
 ) -> Call:
     """One call. ``control`` wraps the call control (which can transfer, to the app's
     transfer webhook); ``endpointing=False``: the STT sends finals with no end-of-speech signal."""
@@ -107,7 +108,8 @@ async def run_call(
     )
     app = create_app(settings, clock=clock, agent_factory=factory, vobiz_http=rest_http)
     connector = AsgiConnector(app)
-    vobiz = FakeVobiz(connector, clock, PlatformConfig(auth_id=AUTH_ID, auth_token=AUTH_TOKEN))
+    platform = PlatformConfig(auth_id=AUTH_ID, auth_token=AUTH_TOKEN, acks_checkpoints=acks_checkpoints)
+    vobiz = FakeVobiz(connector, clock, platform)
     vobiz.attach_rest(state)
     audio = {i: say.audio for i, say in utterances(steps).items() if say.audio is not None}
     try:

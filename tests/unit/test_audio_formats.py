@@ -15,6 +15,7 @@ from app.audio.formats import (
     MULAW_8K,
     OUTBOUND_FORMATS,
     AudioFormat,
+    check_stream_format,
 )
 
 
@@ -187,3 +188,18 @@ def test_frozen_and_hashable() -> None:
         L16_16K.sample_rate = 8000  # type: ignore[misc]
     assert {AudioFormat("l16", 16000), L16_16K} == {L16_16K}
     assert AudioFormat("l16", 16000, "big") != L16_16K
+
+
+@pytest.mark.parametrize("fmt", OUTBOUND_FORMATS)
+def test_documented_stream_formats_pass(fmt: AudioFormat) -> None:
+    assert check_stream_format(fmt) is fmt
+    assert check_stream_format(dataclasses.replace(fmt, byte_order="big")).sample_rate == fmt.sample_rate
+
+
+@pytest.mark.parametrize("rate", [47999, 48000, 44100, 32000, 22050, 11025, 12000])
+def test_undocumented_stream_formats_are_refused(rate: int) -> None:
+    fmt = AudioFormat("l16", rate)  # a valid AudioFormat, but no stream is documented at this rate
+    with pytest.raises(
+        ValueError, match=rf"undocumented stream format audio/x-l16;rate={rate} \(documented: "
+    ):
+        check_stream_format(fmt)

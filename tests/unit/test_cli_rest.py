@@ -86,7 +86,17 @@ def start(state: FakeVobizState, url: str = WS) -> str:
 
 def test_streams_start(env: dict[str, str], state: FakeVobizState) -> None:
     out = ok(
-        env, "streams", "start", CALL, WS, "--extra-header", "a=1", "--extra-header", "b=2", "--timeout", "60"
+        env,
+        "streams",
+        "start",
+        CALL,
+        WS,
+        "--extra-header",
+        "X-A:1",
+        "--extra-header",
+        "X-B: 2",
+        "--timeout",
+        "60",
     )
     [stream] = state.active_streams(CALL)
     assert out.strip() == f"Stream started: {stream.stream_id}"
@@ -96,7 +106,7 @@ def test_streams_start(env: dict[str, str], state: FakeVobizState) -> None:
         "audio_track": "inbound",
         "content_type": "audio/x-l16;rate=8000",
         "stream_timeout": 60,
-        "extra_headers": "a=1,b=2",
+        "extra_headers": "X-A:1,X-B:2",
     }
     data = ok_json(env, "streams", "start", CALL, WS + "/2", "--content-type", "audio/x-mulaw;rate=8000")
     assert data["message"] == "Stream started"
@@ -260,5 +270,23 @@ def test_missing_credentials_exit_2(env: dict[str, str], state: FakeVobizState, 
 def test_bad_extra_header_is_a_usage_error(env: dict[str, str], state: FakeVobizState) -> None:
     result = run(env, "streams", "start", CALL, WS, "--extra-header", "novalue")
     assert result.exit_code == 2
-    assert "k=v" in result.stderr
+    assert "header:value" in result.stderr
+    assert state.requests == []
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("a=1", "'a=1' is not header:value"),  # the <Stream extraHeaders> form, not the REST one
+        ("X Bad:1", "is not an HTTP header name"),
+        ("X-Ok:a,b", "cannot hold ','"),
+    ],
+)
+def test_extra_headers_must_be_header_value(
+    env: dict[str, str], state: FakeVobizState, option: str, message: str
+) -> None:
+    result = run(env, "streams", "start", CALL, WS, "--extra-header", option)
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
     assert state.requests == []
