@@ -2,6 +2,8 @@
 
 Every route checks the webhook signature (``SIGNATURE_MODE``) against the PUBLIC URL
 Vobiz called (``PUBLIC_URL`` + path): behind a tunnel or proxy ``request.url`` differs.
+The signature covers only URL and nonce, so a signed request's nonce is good once
+(``app/api/guard.py``): a replay is refused like a bad signature.
 """
 
 from __future__ import annotations
@@ -44,11 +46,14 @@ async def check_signature(request: Request, ctx: Annotated[AppContext, Depends(g
         return
     url = ctx.settings.public_base + request.url.path
     result = verify_signature(request.headers, url, ctx.settings.vobiz_auth_token.get_secret_value())
+    reason: str = result.reason
     if result.ok:
-        return
-    log.warning("webhook signature %s", result.reason, extra={"path": request.url.path, "mode": mode.value})
+        if await ctx.guard.first_use(result.nonces):
+            return
+        reason = "replayed"  # a nonce accepted before: a captured request sent again
+    log.warning("webhook signature %s", reason, extra={"path": request.url.path, "mode": mode.value})
     if mode is SignatureMode.ENFORCE:
-        raise HTTPException(status_code=403, detail=f"webhook signature {result.reason}")
+        raise HTTPException(status_code=403, detail=f"webhook signature {reason}")
 
 
 Signed = Depends(check_signature)
@@ -76,10 +81,14 @@ def choose_persona(ctx: AppContext, params: dict[str, str]) -> str:
 async def answer(request: Request, ctx: Ctx) -> Response:
     params = await vobiz_params(request)
     if is_hangup(params):
-        return _end_call(ctx, params)
+        return await _end_call(ctx, params)
     call_id = params.get("CallUUID", "").strip()
     if not call_id:
         raise HTTPException(status_code=400, detail="CallUUID is required")
+    state = await ctx.guard.call_state(call_id)
+    if state != "new":  # a live call's stream is not minted twice, nor an ended call's again
+        log.warning("answer refused: the call is %s", state, extra={"call_id": call_id})
+        raise HTTPException(status_code=409, detail=f"call is {state}")
     settings = ctx.settings
     claims = StreamClaims(
         call_id=call_id,
@@ -103,11 +112,13 @@ async def answer(request: Request, ctx: Ctx) -> Response:
 
 @router.api_route("/hangup", methods=["GET", "POST"], dependencies=[Signed])
 async def hangup(request: Request, ctx: Ctx) -> Response:
-    return _end_call(ctx, await vobiz_params(request))
+    return await _end_call(ctx, await vobiz_params(request))
 
 
-def _end_call(ctx: AppContext, params: dict[str, str]) -> Response:
+async def _end_call(ctx: AppContext, params: dict[str, str]) -> Response:
     call_id = params.get("CallUUID", "")
+    if call_id:
+        await ctx.guard.call_ended(call_id, "hangup")  # authoritative: no socket opens for it again
     ended = ctx.registry.end(call_id, "hangup") if call_id else False
     log.info(
         "hangup callback",
