@@ -28,6 +28,7 @@ HANGUP_PATH = "/vobiz/hangup"
 STREAM_STATUS_PATH = "/vobiz/stream-status"
 MEDIA_PATH = "/vobiz/media"
 TRANSFER_PATH = "/vobiz/transfer"
+MOVED_EVENTS = ("Transfer", "Redirect")  # answer-URL requests for a call already under way
 
 
 async def vobiz_params(request: Request) -> dict[str, str]:
@@ -86,7 +87,9 @@ async def answer(request: Request, ctx: Ctx) -> Response:
     if not call_id:
         raise HTTPException(status_code=400, detail="CallUUID is required")
     state = await ctx.guard.call_state(call_id)
-    if state != "new":  # a live call's stream is not minted twice, nor an ended call's again
+    # a live call's stream is not minted twice, nor an ended call's again; but a live call moved
+    # here by a transfer (or redirect) fetches new XML: Vobiz ends the old stream, then opens this one
+    if state == "ended" or (state == "live" and params.get("Event") not in MOVED_EVENTS):
         log.warning("answer refused: the call is %s", state, extra={"call_id": call_id})
         raise HTTPException(status_code=409, detail=f"call is {state}")
     settings = ctx.settings

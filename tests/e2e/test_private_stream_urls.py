@@ -6,6 +6,7 @@ then no line holds the stream token or a phone number. uvicorn prints every requ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import httpx
@@ -39,7 +40,7 @@ async def one_call(base: str) -> str:
             await ws.send(start_frame("call-private", AudioFormat("mulaw", 8000)))
             await ws.send(media_frame(b"\xff" * 160))
             await next_play(ws)
-            with pytest.raises(InvalidStatus):
+            with contextlib.suppress(InvalidStatus):  # refused (test_stream_reuse.py): one more line
                 async with connect(url):
                     pass
         assert (await client.get(f"/vobiz/media/{token}")).status_code in (403, 404)
@@ -77,8 +78,7 @@ def test_no_stream_token_or_phone_number_in_the_output(
         **env,
     )
     output = "\n".join(lines)
+    for secret in (token, token[:12], token[-12:], CALLER, CALLED, CALLER[-10:], CALLED[-10:], AUTH_TOKEN):
+        assert secret not in output
     assert "/vobiz/media/<redacted>" in output  # the lines are there, and redacted
     assert output.count("/vobiz/media/") == output.count("/vobiz/media/<redacted>")
-    for secret in (token, token[:12], token[-12:], CALLER, CALLED, CALLER[-10:], CALLED[-10:]):
-        assert secret not in output
-    assert AUTH_TOKEN not in output
