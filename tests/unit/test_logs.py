@@ -62,4 +62,6 @@ def test_redaction_survives_uvicorns_own_log_config() -> None:
             assert [type(f) for f in logger.filters].count(RedactStreamPaths) == 1
     finally:  # uvicorn's config would keep its records from the other tests' log capture
         for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
-            logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
