@@ -57,7 +57,11 @@ class Settings(BaseSettings):
     # the embedded voice: "piper" (neural; falls back to eSpeak NG if not installed) or "espeak"
     offline_voice: Literal["piper", "espeak"] = "piper"
 
-    signature_mode: SignatureMode = SignatureMode.LOG
+    # enforce (the default) needs VOBIZ_AUTH_TOKEN; "off" only for local experiments
+    signature_mode: SignatureMode = SignatureMode.ENFORCE
+    # how long accepted webhook nonces and ended calls are remembered: a signed webhook replayed
+    # within this window is refused (and a stream URL of an ended call, whatever the window)
+    replay_window_seconds: Annotated[int, Field(ge=60)] = 6 * 3600
 
     # inbound (caller -> us) format asked for in <Stream contentType>
     stream_content_type: StreamContentType = "audio/x-mulaw;rate=8000"

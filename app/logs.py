@@ -10,6 +10,8 @@ its ``call_id`` (see ``app.observability.context``).
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
@@ -107,6 +109,46 @@ def configure_logging(
         logger.setLevel(level)
         logger.propagate = False
     return handler
+
+
+# the stream URL's path: /vobiz/media/<token> (see app.api.webhooks.MEDIA_PATH)
+_MEDIA_PATH = re.compile(r"(/vobiz/media/)[^\s\"']+")
+REDACTED = r"\1<redacted>"
+#: the loggers that print request paths: uvicorn's access lines, its WebSocket handshake lines
+#: (``"WebSocket /vobiz/media/…" [accepted]`` on ``uvicorn.error``) and the websockets library's
+PATH_LOGGERS = ("uvicorn.access", "uvicorn.error", "websockets.server", "websockets.protocol")
+
+
+class RedactStreamPaths(logging.Filter):
+    """Rewrites ``/vobiz/media/<token>`` as ``/vobiz/media/<redacted>`` in a record's message
+    and arguments: the token opens the call's stream while it is valid."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "/media/" in record.msg:
+            record.msg = _MEDIA_PATH.sub(REDACTED, record.msg)
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(_redacted(a) for a in args)
+        elif isinstance(args, Mapping):
+            record.args = {k: _redacted(v) for k, v in args.items()}
+        return True
+
+
+def _redacted(value: object) -> object:
+    if isinstance(value, str) and "/media/" in value:
+        return _MEDIA_PATH.sub(REDACTED, value)
+    return value
+
+
+def redact_stream_paths(loggers: tuple[str, ...] = PATH_LOGGERS) -> None:
+    """Put :class:`RedactStreamPaths` on ``loggers`` (once: calling again adds nothing).
+
+    A filter on the logger itself, not on a handler, so it holds whatever handlers a deployment
+    configures (``uvicorn --factory`` with its own log config included)."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactStreamPaths) for f in logger.filters):
+            logger.addFilter(RedactStreamPaths())
 
 
 class ContextLogger(logging.LoggerAdapter[logging.Logger]):

@@ -16,9 +16,12 @@ from agents.personas import PersonaError, load_personas
 from app.api import calls, health, media, webhooks
 from app.api import metrics as metrics_api
 from app.api.deps import AgentFactory, AppContext
+from app.api.guard import CallGuard
 from app.api.webhooks import TRANSFER_PATH
 from app.clock import Clock, FakeClock, SystemClock
 from app.config import Settings, SignatureMode
+from app.facts import MemoryFactStore
+from app.logs import redact_stream_paths
 from app.observability.calls import CallObserver, turn_hook
 from app.observability.metrics import VoiceMetrics
 from app.pipeline.control import VobizCallControl
@@ -98,8 +101,12 @@ def create_app(
     settings = settings if settings is not None else Settings()
     clock = clock or SystemClock()
     prompts_dir = prompts_dir or settings.prompts_dir
-    if settings.signature_mode is SignatureMode.ENFORCE and not settings.vobiz_auth_token.get_secret_value():
-        raise ConfigurationError("SIGNATURE_MODE=enforce needs VOBIZ_AUTH_TOKEN to check signatures")
+    if settings.signature_mode is not SignatureMode.OFF and not settings.vobiz_auth_token.get_secret_value():
+        raise ConfigurationError(
+            f"SIGNATURE_MODE={settings.signature_mode.value} needs VOBIZ_AUTH_TOKEN to check webhook "
+            "signatures: set VOBIZ_AUTH_TOKEN, or SIGNATURE_MODE=off for local experiments"
+        )
+    redact_stream_paths()  # the stream URL's token never reaches an access log line
     try:
         personas = load_personas(prompts_dir, frozenset(ALL_TOOLS))
     except PersonaError as exc:
@@ -159,6 +166,12 @@ def create_app(
         agent_factory=agent_factory,
         personas=personas,
         vobiz=vobiz,
+        guard=CallGuard(
+            MemoryFactStore(clock.now),
+            # an ended call is remembered at least as long as a token for it stays valid
+            replay_window=max(settings.replay_window_seconds, settings.stream_token_ttl_seconds),
+            socket_ttl=settings.stream_timeout_seconds + 60,
+        ),
         listeners=list(listeners),
     )
     # the service's own listeners (call records, metrics) are appended to ctx.listeners here

@@ -96,7 +96,8 @@ def serve_in_process(
     ``while_up(base_url, probe_response)``, stop it; returns that result and the process's output.
 
     The environment drops every ``*_API_KEY`` and sets the telephony-only agent, a token secret,
-    the project's personas and a ``DATA_DIR`` under ``cwd``; ``env`` adds or replaces settings.
+    the project's personas and a ``DATA_DIR`` under ``cwd``; ``env`` adds or replaces settings
+    (``{port}`` in a value is filled in too).
     """
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
@@ -108,7 +109,7 @@ def serve_in_process(
         DATA_DIR=str(cwd / "data"),
         SIGNATURE_MODE="off",
     )
-    environ.update(env)
+    environ.update({name: value.replace("{port}", str(port)) for name, value in env.items()})
     argv = [
         str(Path(sys.executable).parent / command[0]),
         *(a.replace("{port}", str(port)) for a in command[1:]),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Request, WebSocket
 
 from agents.personas import Persona
+from app.api.guard import CallGuard
 from app.clock import Clock
 from app.config import Settings
 from app.pipeline.lifecycle import CallListener
@@ -30,6 +31,7 @@ class AppContext:
     agent_factory: AgentFactory
     personas: dict[str, Persona]
     vobiz: VobizClient | None  # the REST API, when VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN are set
+    guard: CallGuard  # one live socket per call, ended calls, webhook nonces (app/api/guard.py)
     listeners: list[CallListener] = field(default_factory=list)  # told of each call's start and end
 
 

@@ -7,11 +7,12 @@ import logging
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.deps import ws_ctx
+from app.api.deps import AppContext, ws_ctx
+from app.api.guard import SocketLease
 from app.observability.context import bind_call_id, unbind_call_id
 from app.pipeline.lifecycle import CallInfo, CallOutcome, notify_ended, notify_started
 from app.pipeline.session import CallSession, SessionConfig, TransportClosed
-from app.telephony.token import TokenError, verify_token
+from app.telephony.token import StreamClaims, TokenError, verify_token
 
 log = logging.getLogger("app.media")
 router = APIRouter()
@@ -58,6 +59,21 @@ async def media(websocket: WebSocket, token: str) -> None:
         log.warning("media socket refused: token %s", exc.reason)
         await websocket.close(code=1008)
         return
+    # one live socket per call; an ended call's URL opens nothing (rules: app/api/guard.py)
+    lease = await ctx.guard.open_socket(claims.call_id)
+    if not isinstance(lease, SocketLease):
+        log.warning("media socket refused: the call is %s", lease, extra={"call_id": claims.call_id})
+        await websocket.close(code=1008)
+        return
+    reason = "error"
+    try:
+        reason = await _run_call(websocket, ctx, claims)
+    finally:
+        await ctx.guard.socket_ended(lease, reason)
+
+
+async def _run_call(websocket: WebSocket, ctx: AppContext, claims: StreamClaims) -> str:
+    """The call on its socket, from accept to its end; the end reason."""
     settings = ctx.settings
     session = CallSession(
         call_id=claims.call_id,
@@ -76,7 +92,7 @@ async def media(websocket: WebSocket, token: str) -> None:
             "media socket refused: the call already has a live stream", extra={"call_id": claims.call_id}
         )
         await websocket.close(code=1008)
-        return
+        return "error"  # a dropped-socket reason: the live call's facts stay as they are
     try:
         await websocket.accept()
     except BaseException:
@@ -93,3 +109,4 @@ async def media(websocket: WebSocket, token: str) -> None:
         outcome = CallOutcome(reason, ctx.wall_time(), session.stats, session.agent)
         await notify_ended(ctx.listeners, call, outcome)
         unbind_call_id(tagged)
+    return reason

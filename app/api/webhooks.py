@@ -2,6 +2,8 @@
 
 Every route checks the webhook signature (``SIGNATURE_MODE``) against the PUBLIC URL
 Vobiz called (``PUBLIC_URL`` + path): behind a tunnel or proxy ``request.url`` differs.
+The signature covers only URL and nonce, so a signed request's nonce is good once
+(``app/api/guard.py``): a replay is refused like a bad signature.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ HANGUP_PATH = "/vobiz/hangup"
 STREAM_STATUS_PATH = "/vobiz/stream-status"
 MEDIA_PATH = "/vobiz/media"
 TRANSFER_PATH = "/vobiz/transfer"
+MOVED_EVENTS = ("Transfer", "Redirect")  # answer-URL requests for a call already under way
 
 
 async def vobiz_params(request: Request) -> dict[str, str]:
@@ -51,11 +54,14 @@ async def check_signature(request: Request, ctx: Annotated[AppContext, Depends(g
         return
     url = ctx.settings.public_base + request.url.path
     result = verify_signature(request.headers, url, ctx.settings.vobiz_auth_token.get_secret_value())
+    reason: str = result.reason
     if result.ok:
-        return
-    log.warning("webhook signature %s", result.reason, extra={"path": request.url.path, "mode": mode.value})
+        if await ctx.guard.first_use(result.nonces):
+            return
+        reason = "replayed"  # a nonce accepted before: a captured request sent again
+    log.warning("webhook signature %s", reason, extra={"path": request.url.path, "mode": mode.value})
     if mode is SignatureMode.ENFORCE:
-        raise HTTPException(status_code=403, detail=f"webhook signature {result.reason}")
+        raise HTTPException(status_code=403, detail=f"webhook signature {reason}")
 
 
 Signed = Depends(check_signature)
@@ -87,6 +93,12 @@ async def answer(request: Request, ctx: Ctx) -> Response:
     call_id = params.get("CallUUID", "").strip()
     if not call_id:
         raise HTTPException(status_code=400, detail="CallUUID is required")
+    state = await ctx.guard.call_state(call_id)
+    # a live call's stream is not minted twice, nor an ended call's again; but a live call moved
+    # here by a transfer (or redirect) fetches new XML: Vobiz ends the old stream, then opens this one
+    if state == "ended" or (state == "live" and params.get("Event") not in MOVED_EVENTS):
+        log.warning("answer refused: the call is %s", state, extra={"call_id": call_id})
+        raise HTTPException(status_code=409, detail=f"call is {state}")
     settings = ctx.settings
     claims = StreamClaims(
         call_id=call_id,
@@ -115,6 +127,8 @@ async def hangup(request: Request, ctx: Ctx) -> Response:
 
 async def _end_call(ctx: AppContext, params: dict[str, str]) -> Response:
     call_id = params.get("CallUUID", "")
+    if call_id:
+        await ctx.guard.call_ended(call_id, "hangup")  # authoritative: no socket opens for it again
     ended = ctx.registry.end(call_id, "hangup") if call_id else False
     cause = params.get("HangupCause", "")[:64]
     log.info("hangup callback", extra={"call_id": call_id, "session_ended": ended, "cause": cause})

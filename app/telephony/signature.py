@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,11 +42,14 @@ class SignatureResult:
     ``version`` names the header that validated (``None`` unless ``ok``). ``reason`` is ``"valid"``,
     ``"missing"`` (no signature header at all), ``"missing-nonce"`` (signatures but no nonce to
     check them with), ``"no-token"`` (no non-empty token to check with) or ``"mismatch"``.
+    ``nonces`` are the nonces of every signature that validated (V2 and V3 carry one each): a
+    replay keeps any one of them, so remembering them all catches a replay that drops a header.
     """
 
     ok: bool
     version: SignatureVersion | None
     reason: SignatureReason
+    nonces: tuple[str, ...] = field(default=(), compare=False)  # the verdict is the value
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +108,8 @@ def verify_signature(
     """
     lowered = {name.lower(): value for name, value in headers.items()}
     seen_signature = seen_nonce = seen_key = False
-    for scheme in _SCHEMES:
+    valid: list[tuple[SignatureVersion, str]] = []
+    for scheme in _SCHEMES:  # every scheme, not the first valid: see ``SignatureResult.nonces``
         provided = lowered.get(scheme.header.lower(), "").strip()
         if not provided:
             continue
@@ -123,7 +127,10 @@ def verify_signature(
         seen_key = True
         expected = _digest(key, url, nonce, dotted=scheme.dotted)
         if _matches(provided, expected):
-            return SignatureResult(ok=True, version=scheme.version, reason="valid")
+            valid.append((scheme.version, nonce))
+    if valid:
+        nonces = tuple(dict.fromkeys(nonce for _, nonce in valid))
+        return SignatureResult(ok=True, version=valid[0][0], reason="valid", nonces=nonces)
     if not seen_signature:
         return SignatureResult(ok=False, version=None, reason="missing")
     if not seen_nonce:

@@ -4,22 +4,25 @@ Vobiz sends no headers of its own on the socket (PROTOCOL.md §9), so the answer
 token and puts it in the ``<Stream>`` URL path; the socket handler verifies it before ``accept()``.
 Pure functions, no I/O, no shared state: any replica holding the same secret can verify a token.
 
-Format (ASCII, URL-safe, at most :data:`MAX_TOKEN_LENGTH` characters)::
+The URL shows up in proxy and access logs, so the token is encrypted (AEAD): it reveals nothing
+of the call (numbers, persona, call id), only its rough length. Format (ASCII, URL-safe, at most
+:data:`MAX_TOKEN_LENGTH` characters)::
 
-    base64url(payload) "." base64url(tag)            (both without "=" padding)
-    payload = UTF-8 compact JSON array [1, call_id, persona, expires_at] (+ caller, called)
-    tag     = HMAC-SHA256(secret, b"vobiz-stream-token." + base64url(payload))[:16]
+    base64url(version || nonce || AES-256-GCM(key, nonce, padded payload, aad=DOMAIN || version))
+    version = 0x02 (one byte); nonce = 12 random bytes; base64url without "=" padding
+    key     = HKDF-SHA256(secret, salt=none, info=DOMAIN, 32 bytes)
+    payload = UTF-8 compact JSON array [2, call_id, persona, expires_at] (+ caller, called),
+              then spaces: 30 less the numbers' length (numbers up to 15 digits, whatever
+              their length, give tokens of one length), then more to a multiple of 32 bytes
 
-The tag covers the *encoded* payload, so it is checked (in constant time) before anything is
-decoded. ``expires_at`` is unix seconds; a token is expired from that instant on.
+The GCM tag is checked before anything is decoded. ``expires_at`` is unix seconds; a token is
+expired from that instant on.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import hmac
+import functools
 import json
 import math
 import re
@@ -27,17 +30,26 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 TokenErrorReason = Literal["malformed", "bad-signature", "expired"]
 
 #: Longest token :func:`verify_token` looks at (characters); :func:`issue_token` never exceeds it.
 MAX_TOKEN_LENGTH = 1024
 #: Shortest secret accepted (bytes).
 MIN_SECRET_BYTES = 16
+FORMAT_VERSION = 2
+NONCE_BYTES = 12
 TAG_BYTES = 16
-FORMAT_VERSION = 1
-_DOMAIN = b"vobiz-stream-token."
-_TAG_CHARS = len(base64.urlsafe_b64encode(b"\0" * TAG_BYTES).rstrip(b"="))
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+PAD_TO = 32
+NUMBER_DIGITS = 15  # E.164's longest number: shorter ones are padded up to it
+DOMAIN = b"vobiz-stream-token/aes-256-gcm"
+_VERSION = bytes([FORMAT_VERSION])
+_SHORTEST = 1 + NONCE_BYTES + PAD_TO + TAG_BYTES  # bytes: the shortest payload pads to 32
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +77,11 @@ def new_secret() -> bytes:
 
 
 def issue_token(secret: bytes, claims: StreamClaims) -> str:
-    """A token for ``claims``: only ``[A-Za-z0-9_.-]``, safe in a URL path segment as is.
+    """A token for ``claims``: only ``[A-Za-z0-9_-]``, safe in a URL path segment as is.
 
-    Raises ``ValueError`` for a short secret, claims of the wrong type, strings that are not valid
-    Unicode (lone surrogates) or claims too long to fit in :data:`MAX_TOKEN_LENGTH`.
+    Each call gives a different token (a random nonce). Raises ``ValueError`` for a short secret,
+    claims of the wrong type, strings that are not valid Unicode (lone surrogates) or claims too
+    long to fit in :data:`MAX_TOKEN_LENGTH`.
     """
     _check_secret(secret)
     if not all(isinstance(v, str) for v in (claims.call_id, claims.persona, claims.caller, claims.called)):
@@ -84,8 +97,11 @@ def issue_token(secret: bytes, claims: StreamClaims) -> str:
         payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(f"claims are not valid Unicode: {exc}") from None
-    segment = _b64encode(payload)
-    token = f"{segment}.{_tag(secret, segment)}"
+    payload += b" " * max(0, 2 * NUMBER_DIGITS - len(claims.caller) - len(claims.called))
+    payload += b" " * (-len(payload) % PAD_TO)
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    sealed = _aead(secret).encrypt(nonce, payload, DOMAIN + _VERSION)
+    token = base64.urlsafe_b64encode(_VERSION + nonce + sealed).rstrip(b"=").decode("ascii")
     if len(token) > MAX_TOKEN_LENGTH:
         raise ValueError(f"claims too long: token would be {len(token)} > {MAX_TOKEN_LENGTH} characters")
     return token
@@ -94,8 +110,9 @@ def issue_token(secret: bytes, claims: StreamClaims) -> str:
 def verify_token(secret: bytes, token: str, *, now: float) -> StreamClaims:
     """The claims of a genuine, unexpired ``token``; ``now`` is unix seconds.
 
-    Raises :class:`TokenError` with ``reason`` ``"malformed"`` (wrong shape, checked before any
-    crypto, or a signed payload that does not decode), ``"bad-signature"`` or ``"expired"``.
+    Raises :class:`TokenError` with ``reason`` ``"malformed"`` (wrong shape or version, checked
+    before any crypto, or an authentic payload that does not decode), ``"bad-signature"`` (the
+    AEAD tag fails: forged, altered or another secret's) or ``"expired"``.
     Raises plain ``ValueError`` for a misconfiguration: a secret shorter than
     :data:`MIN_SECRET_BYTES`, or a ``now`` that is NaN/infinite (NaN would compare as "not expired").
     """
@@ -106,14 +123,19 @@ def verify_token(secret: bytes, token: str, *, now: float) -> StreamClaims:
         raise TokenError("malformed", "empty token")
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenError("malformed", f"token longer than {MAX_TOKEN_LENGTH} characters")
-    segment, dot, tag = token.partition(".")
-    if not dot or not _SEGMENT.fullmatch(segment) or not _SEGMENT.fullmatch(tag):
-        raise TokenError("malformed", "expected two base64url segments joined by '.'")
-    if len(tag) != _TAG_CHARS or len(segment) % 4 == 1:
-        raise TokenError("malformed", "segment lengths are impossible")
-    if not hmac.compare_digest(tag.encode("ascii"), _tag(secret, segment).encode("ascii")):
-        raise TokenError("bad-signature", "tag does not match")
-    claims = _decode_claims(segment)
+    if not _TOKEN.fullmatch(token) or len(token) % 4 == 1:
+        raise TokenError("malformed", "not one unpadded base64url segment")
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    if len(raw) < _SHORTEST or (len(raw) - 1 - NONCE_BYTES - TAG_BYTES) % PAD_TO:
+        raise TokenError("malformed", "impossible length")
+    if raw[:1] != _VERSION:
+        raise TokenError("malformed", f"unknown format version {raw[0]}")
+    nonce, sealed = raw[1 : 1 + NONCE_BYTES], raw[1 + NONCE_BYTES :]
+    try:
+        payload = _aead(secret).decrypt(nonce, sealed, DOMAIN + _VERSION)
+    except InvalidTag:
+        raise TokenError("bad-signature", "authentication tag does not match") from None
+    claims = _decode_claims(payload)
     if now >= claims.expires_at:
         raise TokenError("expired", f"expired at {claims.expires_at}, now {now:.0f}")
     return claims
@@ -124,21 +146,18 @@ def _check_secret(secret: bytes) -> None:
         raise ValueError(f"stream token secret must be at least {MIN_SECRET_BYTES} bytes")
 
 
-def _tag(secret: bytes, segment: str) -> str:
-    mac = hmac.new(secret, _DOMAIN + segment.encode("ascii"), hashlib.sha256).digest()
-    return _b64encode(mac[:TAG_BYTES])
+@functools.lru_cache(maxsize=8)
+def _aead(secret: bytes) -> AESGCM:
+    """The cipher for ``secret`` (the key derivation runs once per secret, not per token)."""
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DOMAIN).derive(secret)
+    return AESGCM(key)
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _decode_claims(segment: str) -> StreamClaims:
-    """Strict decode of a payload whose tag already verified."""
+def _decode_claims(payload: bytes) -> StreamClaims:
+    """Strict decode of a payload that already authenticated."""
     try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        document: Any = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        document: Any = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise TokenError("malformed", f"payload does not decode: {exc}") from None
     if not (
         isinstance(document, list)
@@ -150,7 +169,7 @@ def _decode_claims(segment: str) -> StreamClaims:
         and type(document[3]) is int
         and all(isinstance(extra, str) for extra in document[4:])
     ):
-        raise TokenError("malformed", "payload is not [1, call_id, persona, expires_at(, caller(, called))]")
+        raise TokenError("malformed", "payload is not [2, call_id, persona, expires_at(, caller(, called))]")
     caller, called = (*document[4:], "", "")[:2]
     return StreamClaims(document[1], document[2], document[3], caller=caller, called=called)
 

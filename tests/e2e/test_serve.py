@@ -1,15 +1,20 @@
 """The two documented ways to start the service really serve: ``voice-agent serve`` and
 ``uvicorn --factory app.main:create_app``, each in a process of its own, settings from the
-environment."""
+environment; and they are secure by default (signatures enforced, no start without the token)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import ROOT, serve_in_process
+from app.config import Settings, SignatureMode
+from app.main import create_app
+from tests.servers import ROOT, free_port, serve_in_process
 
 
 @pytest.mark.parametrize(
@@ -30,3 +35,42 @@ def test_the_service_starts_and_answers(command: list[str], tmp_path: Path) -> N
         assert f">wss://agent.example.com:{port}/vobiz/media/" in answer.text
 
     serve_in_process(command, ROOT, "/healthz", check, DATA_DIR=str(tmp_path / "data"))
+
+
+def test_serve_without_a_vobiz_token_refuses_to_start_in_one_line(tmp_path: Path) -> None:
+    """Secure by default: SIGNATURE_MODE is enforce unless set, and enforce needs the token."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env |= {
+        "PROMPTS_DIR": str(ROOT / "prompts"),
+        "DATA_DIR": str(tmp_path / "data"),
+        "PROVIDERS": "echo",
+    }
+    serve = str(Path(sys.executable).parent / "voice-agent")
+    proc = subprocess.run(
+        [serve, "serve", "--host", "127.0.0.1", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60, check=False, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    assert "VOBIZ_AUTH_TOKEN" in errors[0]
+    assert "SIGNATURE_MODE=off" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+async def test_an_unsigned_hangup_is_refused_by_default(tmp_path: Path) -> None:
+    """With the token set and SIGNATURE_MODE left alone, an unsigned webhook gets 403."""
+    settings = Settings(
+        _env_file=None,
+        vobiz_auth_token="default-mode-token",
+        stream_token_secret="test-secret-0123456789",
+        providers="echo",
+        data_dir=tmp_path / "data",
+        prompts_dir=ROOT / "prompts",
+    )
+    assert settings.signature_mode is SignatureMode.ENFORCE
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        hangup = await client.post("/vobiz/hangup", data={"CallUUID": "c-1", "Event": "Hangup"})
+        answer = await client.post("/vobiz/answer", data={"CallUUID": "c-1"})
+    assert (hangup.status_code, answer.status_code) == (403, 403)

@@ -272,7 +272,8 @@ from app.simulator.platform import FakeVobiz, PlatformConfig
 async def main() -> None:
     clock = FakeClock()
     settings = Settings(_env_file=None, database_url=sys.argv[1], data_dir=sys.argv[2], providers="echo",
-                        stream_token_secret="test-secret-0123456789", public_url="https://agent.example.com")
+                        stream_token_secret="test-secret-0123456789", public_url="https://agent.example.com",
+                        signature_mode="off")
     app = create_app(settings, clock=clock)
     vobiz = FakeVobiz(AsgiConnector(app), clock, PlatformConfig())
 

@@ -77,7 +77,7 @@ def test_env_example_documents_every_setting() -> None:
 def test_env_example_loads_as_settings() -> None:
     settings = Settings(_env_file=str(ROOT / ".env.example"))
     assert settings.stream_content_type == "audio/x-mulaw;rate=8000"
-    assert settings.signature_mode.value == "log"
+    assert settings.signature_mode.value == "enforce"
 
 
 def test_bad_playback_rate_is_a_clear_error() -> None:

@@ -1,17 +1,21 @@
-"""Per-call stream tokens: round trip, every rejection reason, URL-safety."""
+"""Per-call stream tokens: round trip, every rejection reason, URL-safety, and privacy: the
+token is encrypted, nothing of the call can be read from it."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+import binascii
+import contextlib
 import json
 import random
 import re
 import string
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.telephony.token import (
     MAX_TOKEN_LENGTH,
@@ -28,18 +32,35 @@ NOW = 1_750_000_000.0
 CLAIMS = StreamClaims(
     call_id="3f6a1c9e-0b7d-4c2e-9a51-2d8e7f4b6c10", persona="receptionist", expires_at=1_750_000_300
 )
-URL_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
+URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+DOMAIN = b"vobiz-stream-token/aes-256-gcm"
 
 
 def b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def forge(secret: bytes, payload: bytes) -> str:
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def key_of(secret: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DOMAIN).derive(secret)
+
+
+def forge(secret: bytes, payload: bytes, *, version: int = 2, pad: bool = True) -> str:
     """A token for an arbitrary payload, built from the documented format (not the module's code)."""
-    segment = b64url(payload)
-    tag = hmac.new(secret, b"vobiz-stream-token." + segment.encode(), hashlib.sha256).digest()[:16]
-    return f"{segment}.{b64url(tag)}"
+    if pad:
+        payload += b" " * (-len(payload) % 32)
+    nonce = bytes(range(12))
+    sealed = AESGCM(key_of(secret)).encrypt(nonce, payload, DOMAIN + bytes([version]))
+    return b64url(bytes([version]) + nonce + sealed)
+
+
+def open_token(secret: bytes, token: str) -> bytes:
+    """The payload of a token, decrypted from the documented format (not the module's code)."""
+    raw = unb64url(token)
+    return AESGCM(key_of(secret)).decrypt(raw[1:13], raw[13:], DOMAIN + raw[:1])
 
 
 def reason_of(token: str, *, secret: bytes = SECRET, now: float = NOW) -> str:
@@ -55,8 +76,52 @@ def test_round_trip() -> None:
 
 
 def test_format_is_the_documented_one() -> None:
-    payload = json.dumps([1, CLAIMS.call_id, CLAIMS.persona, CLAIMS.expires_at], separators=(",", ":"))
-    assert issue_token(SECRET, CLAIMS) == forge(SECRET, payload.encode())
+    token = issue_token(SECRET, CLAIMS)
+    assert unb64url(token)[0] == 2
+    payload = json.dumps([2, CLAIMS.call_id, CLAIMS.persona, CLAIMS.expires_at], separators=(",", ":"))
+    padded = open_token(SECRET, token)
+    assert len(padded) % 32 == 0
+    assert padded.rstrip(b" ") == payload.encode()
+    assert verify_token(SECRET, forge(SECRET, payload.encode()), now=NOW) == CLAIMS
+
+
+def test_each_token_is_different() -> None:
+    tokens = {issue_token(SECRET, CLAIMS) for _ in range(20)}
+    assert len(tokens) == 20
+    assert all(verify_token(SECRET, t, now=NOW) == CLAIMS for t in tokens)
+
+
+def readings(token: str) -> list[bytes]:
+    """Every way someone holding only the URL might read the token."""
+    found = [token.encode(), unquote(token).encode()]
+    for text in (token, token.replace("-", "+").replace("_", "/")):
+        for cut in range(4):  # a reader may split it anywhere and decode the pieces
+            piece = text[cut:]
+            piece = piece[: len(piece) - len(piece) % 4]
+            for decode in (base64.urlsafe_b64decode, base64.b64decode):
+                with contextlib.suppress(binascii.Error, ValueError):
+                    found.append(decode(piece))
+    with contextlib.suppress(binascii.Error, ValueError):
+        found.append(base64.b32decode(token.upper() + "=" * (-len(token) % 8)))
+    return found
+
+
+def test_the_token_reveals_nothing_of_the_call() -> None:
+    """Numbers, persona and call id are nowhere in the token, however it is decoded."""
+    claims = StreamClaims(
+        call_id="8c1d2e3f-call-uuid", persona="clinic", expires_at=1_750_000_300,
+        caller="14155550100", called="919876543210",
+    )  # fmt: skip
+    token = issue_token(SECRET, claims)
+    secrets_of_the_call = [claims.caller, claims.called, claims.persona, claims.call_id, "4155550100"]
+    for reading in readings(token):
+        for text in (reading, reading.lower()):
+            for secret in secrets_of_the_call:
+                assert secret.encode() not in text
+    # a longer number gives no longer token (the payload is padded to 32 bytes)
+    shorter = issue_token(SECRET, StreamClaims(claims.call_id, claims.persona, 1_750_000_300, "1", "2"))
+    assert len(shorter) == len(token)
+    assert verify_token(SECRET, token, now=NOW) == claims
 
 
 def test_any_replica_with_the_secret_verifies() -> None:
@@ -80,25 +145,23 @@ def test_non_finite_now_refused(now: float) -> None:
 
 
 def test_forged_tag() -> None:
-    token = issue_token(SECRET, CLAIMS)
-    segment, _, tag = token.partition(".")
-    flipped = ("A" if tag[0] != "A" else "B") + tag[1:]
-    assert reason_of(f"{segment}.{flipped}") == "bad-signature"
-    assert reason_of(f"{segment}.{b64url(bytes(16))}") == "bad-signature"
+    raw = bytearray(unb64url(issue_token(SECRET, CLAIMS)))
+    raw[-1] ^= 1  # the GCM tag
+    assert reason_of(b64url(bytes(raw))) == "bad-signature"
 
 
 def test_tampered_payload() -> None:
-    token = issue_token(SECRET, CLAIMS)
-    _, _, tag = token.partition(".")
-    other = StreamClaims(call_id=CLAIMS.call_id, persona="admin", expires_at=CLAIMS.expires_at + 10**6)
-    other_segment = issue_token(SECRET, other).partition(".")[0]
-    assert reason_of(f"{other_segment}.{tag}") == "bad-signature"
+    raw = unb64url(issue_token(SECRET, CLAIMS))
+    for position in (1, 12, 13, 20, len(raw) - 17):  # nonce, ciphertext
+        flipped = bytearray(raw)
+        flipped[position] ^= 0x40
+        assert reason_of(b64url(bytes(flipped))) == "bad-signature"
 
 
 def test_wrong_secret() -> None:
     token = issue_token(SECRET, CLAIMS)
     assert reason_of(token, secret=OTHER_SECRET) == "bad-signature"
-    assert reason_of(forge(OTHER_SECRET, b'[1,"c","p",9999999999]')) == "bad-signature"
+    assert reason_of(forge(OTHER_SECRET, b'[2,"c","p",9999999999]')) == "bad-signature"
 
 
 def test_signature_checked_before_expiry() -> None:
@@ -113,18 +176,18 @@ def test_signature_checked_before_expiry() -> None:
         "",
         ".",
         "abc",
-        "abc.",
-        ".abc",
-        "a.b.c",
+        "abc.def",
         "not a token",
         "eyJ.abc/def",
-        "eyJhbGciOiJIUzI1NiJ9.AAAAAAAAAAAAAAAAAAAAAA==",  # padding is not part of the format
-        "eyJh+GciOiJIUzI1NiJ9.AAAAAAAAAAAAAAAAAAAAAA",  # '+' is not base64url
-        "eyJhb.AAAAAAAAAAAAAAAAAAAAAA",  # 5 base64 chars cannot encode whole bytes
-        "eyJhbGciOiJIUzI1NiJ9.AAAA",  # tag of the wrong length
-        "ünïcödé.AAAAAAAAAAAAAAAAAAAAAA",
+        "A" * 60 + "==",  # padding is not part of the format
+        "A" * 30 + "+" + "A" * 30,  # '+' is not base64url
+        "A" * 61,  # 61 base64 chars cannot encode whole bytes
+        "A" * 80,  # 60 bytes: no payload can be that short after padding
+        "ünïcödé" + "A" * 80,
         "A" * (MAX_TOKEN_LENGTH + 1),
         "A" * 2000 + "." + "A" * 22,
+        forge(SECRET, b'[2,"c","p",9999999999]', version=1),  # an old or unknown format version
+        forge(SECRET, b'[2,"c","p",9999999999]', pad=False),  # not padded: impossible length
     ],
 )
 def test_junk_is_malformed(junk: str) -> None:
@@ -138,27 +201,27 @@ def test_junk_is_malformed(junk: str) -> None:
         b"\xff\xfe not utf-8",
         b"not json",
         b'{"call_id":"c","persona":"p","expires_at":9999999999}',
-        b'[1,"c","p"]',
-        b'[1,"c","p",9999999999,"c",6]',
-        b'[2,"c","p",9999999999]',  # unknown format version
+        b'[2,"c","p"]',
+        b'[2,"c","p",9999999999,"c",6]',
+        b'[1,"c","p",9999999999]',  # the old format's version inside
         b'[true,"c","p",9999999999]',
-        b'[1,42,"p",9999999999]',
-        b'[1,"c",null,9999999999]',
-        b'[1,"c","p","9999999999"]',
-        b'[1,"c","p",9999999999.0]',
-        b'[1,"c","p",true]',
-        b'[1,"c","p",Infinity]',
-        b'[1,"c","p",NaN]',
-        b'"[1,\\"c\\",\\"p\\",9999999999]"',
+        b'[2,42,"p",9999999999]',
+        b'[2,"c",null,9999999999]',
+        b'[2,"c","p","9999999999"]',
+        b'[2,"c","p",9999999999.0]',
+        b'[2,"c","p",true]',
+        b'[2,"c","p",Infinity]',
+        b'[2,"c","p",NaN]',
+        b'"[2,\\"c\\",\\"p\\",9999999999]"',
     ],
 )
-def test_signed_but_wrongly_typed_payload_is_malformed(payload: bytes) -> None:
+def test_authentic_but_wrongly_typed_payload_is_malformed(payload: bytes) -> None:
     assert reason_of(forge(SECRET, payload)) == "malformed"
 
 
 def test_strict_decoder_accepts_the_exact_shape() -> None:
     # the control case for the table above: same construction, well-typed payload
-    token = forge(SECRET, '[1,"c é","p",9999999999]'.encode())
+    token = forge(SECRET, '[2,"c é","p",9999999999]'.encode())
     assert verify_token(SECRET, token, now=NOW) == StreamClaims("c é", "p", 9_999_999_999)
 
 
@@ -189,7 +252,7 @@ def test_short_or_wrongly_typed_secret_refused(secret: bytes) -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         issue_token(secret, CLAIMS)
     with pytest.raises(ValueError, match="at least 16 bytes"):
-        verify_token(secret, "abc.def", now=NOW)
+        verify_token(secret, "abcdef", now=NOW)
 
 
 def test_new_secret() -> None:
@@ -212,7 +275,7 @@ def test_url_safe_over_random_claims() -> None:
         secret = rng.randbytes(32)
         token = issue_token(secret, claims)
         assert URL_SAFE.fullmatch(token), token
-        assert not set(token) & set("&/?=+%# ")
+        assert not set(token) & set("&/?=+%#. ")
         assert quote(token, safe="") == token  # survives as a URL path segment unchanged
         assert verify_token(secret, token, now=float(claims.expires_at) - 1) == claims
 
@@ -221,10 +284,10 @@ def test_the_callers_number_travels_in_the_token() -> None:
     claims = StreamClaims(call_id="c-1", persona="clinic", expires_at=1_750_000_300, caller="14155550100")
     assert verify_token(SECRET, issue_token(SECRET, claims), now=NOW) == claims
     # the documented payload with the optional fifth element, built without the module
-    token = forge(SECRET, b'[1,"c-2","clinic",1750000300,"14155550100"]')
+    token = forge(SECRET, b'[2,"c-2","clinic",1750000300,"14155550100"]')
     assert verify_token(SECRET, token, now=NOW).caller == "14155550100"
     assert verify_token(SECRET, issue_token(SECRET, CLAIMS), now=NOW).caller == ""
-    assert reason_of(forge(SECRET, b'[1,"c","p",9999999999,5]')) == "malformed"
+    assert reason_of(forge(SECRET, b'[2,"c","p",9999999999,5]')) == "malformed"
     both = StreamClaims("c-3", "clinic", 1_750_000_300, caller="14155550100", called="14155550199")
     assert verify_token(SECRET, issue_token(SECRET, both), now=NOW) == both
     only_called = StreamClaims("c-4", "clinic", 1_750_000_300, called="14155550199")
