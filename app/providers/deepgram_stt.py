@@ -34,6 +34,7 @@ from deepgram.listen.v1.types import (
 )
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from app.clock import Clock, SystemClock
 from app.providers.base import (
     PCM,
     ProviderError,
@@ -95,6 +96,11 @@ def map_deepgram_error(exc: BaseException, during: str) -> ProviderError:
     return ProviderError(PROVIDER, f"{during}: {type(exc).__name__}", retryable=True)
 
 
+def backoff(failures: int) -> float:
+    """Seconds before the reconnect after ``failures`` drops in a row: 0.1, 0.2, 0.4 … ≤ 2."""
+    return min(0.1 * 2.0 ** (failures - 1), 2.0)
+
+
 class _ReplayBuffer:
     """The audio bytes sent since sample ``start`` of the stream (at most ``_MAX_REPLAY_SECONDS``)."""
 
@@ -125,8 +131,10 @@ class _ReplayBuffer:
 
 class DeepgramSTT:
     """``SpeechToText`` on Deepgram live streaming. ``sample_rate``: Hz of the int16 mono audio;
-    ``keepalive_seconds``: idle time before a ``KeepAlive``; ``reconnect_attempts``: reopenings
-    tried after a drop before ``events()`` raises ``ProviderError(retryable=True)``."""
+    ``keepalive_seconds``: time without audio sent before a ``KeepAlive``; ``reconnect_attempts``:
+    reopenings tried after a drop (0.1 s, 0.2 s, 0.4 s … at most 2 s apart) before ``events()``
+    raises ``ProviderError(retryable=True)``. ``clock`` times the keep-alives and the back-off
+    (default: a ``SystemClock``)."""
 
     name = PROVIDER
 
@@ -138,12 +146,14 @@ class DeepgramSTT:
         sample_rate: int = 16000,
         keepalive_seconds: float = 5.0,
         reconnect_attempts: int = 3,
+        clock: Clock | None = None,
     ) -> None:
         if sample_rate <= 0 or keepalive_seconds <= 0 or reconnect_attempts < 0:
             raise ValueError("sample_rate and keepalive_seconds must be > 0, reconnect_attempts >= 0")
         self.sample_rate = sample_rate
         self._client = make_client(api_key, base_url)
         self._keepalive, self._attempts = keepalive_seconds, reconnect_attempts
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     def connect_args(self, options: STTOptions) -> dict[str, Any]:
         """The v1 listen query parameters for ``options`` (model default ``nova-3``)."""
@@ -168,7 +178,8 @@ class DeepgramSTT:
 
     async def open(self, options: STTOptions) -> STTStream:
         """Connect; raises ``ProviderError`` (``retryable=False`` on a refused key)."""
-        stream = _DeepgramStream(self._client, self.connect_args(options), self.sample_rate, self._keepalive)
+        args = self.connect_args(options)
+        stream = _DeepgramStream(self._client, args, self.sample_rate, self._keepalive, self._clock)
         await stream.start(self._attempts)
         return stream
 
@@ -178,8 +189,10 @@ class _DeepgramStream:
     ``start``, exited in ``aclose``); each socket's sender task lives in a group nested in the
     supervisor. The supervisor never raises, so the group never cancels the task that opened it."""
 
-    def __init__(self, client: AsyncDeepgramClient, args: dict[str, Any], rate: int, keepalive: float):
-        self._client, self._args, self._keepalive = client, args, keepalive
+    def __init__(
+        self, client: AsyncDeepgramClient, args: dict[str, Any], rate: int, keepalive: float, clock: Clock
+    ):
+        self._client, self._args, self._keepalive, self._clock = client, args, keepalive, clock
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_AUDIO_QUEUE_CHUNKS)
         self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
         self._replay = _ReplayBuffer(rate)
@@ -192,6 +205,7 @@ class _DeepgramStream:
         self._progress = False  # the current socket gave a final result
         self._ended = False  # the supervisor queued its last event
         self._floor = 0.0  # end (stream seconds) of the last final result
+        self._last_sent = 0.0  # clock time something last went out on the current socket
         self._dropped = 0
 
     async def start(self, attempts: int) -> None:
@@ -251,10 +265,10 @@ class _DeepgramStream:
 
     async def _run(self, attempts: int) -> None:
         """The supervisor: one socket after another, until CloseStream is answered or it gives up."""
-        loop, failures = asyncio.get_running_loop(), 0
+        clock, failures = self._clock, 0
         while True:
             base, replay = self._replay.snapshot()
-            opened = loop.time()
+            opened = clock.now()
             try:
                 async with self._client.listen.v1.connect(**self._args) as sock:
                     if not self._ready.done():
@@ -262,7 +276,7 @@ class _DeepgramStream:
                     self._progress = False
                     if await self._pump(sock, base, replay):
                         return self._end(None)  # the server closed after our CloseStream
-                if self._progress or loop.time() - opened >= _HEALTHY_SECONDS:
+                if self._progress or clock.now() - opened >= _HEALTHY_SECONDS:
                     failures = 0
                 error = ProviderError(PROVIDER, "connection lost", retryable=True)
             except (ApiError, OSError, TimeoutError, WebSocketException) as exc:
@@ -282,13 +296,15 @@ class _DeepgramStream:
                     )
                 return self._end(error)
             log.warning("%s; reconnecting (%d of %d)", error, failures, attempts)
-            await asyncio.sleep(min(0.1 * 2 ** (failures - 1), 2.0))
+            await clock.sleep(backoff(failures))
 
     async def _pump(self, sock: AsyncV1SocketClient, base: float, replay: list[bytes]) -> bool:
         """Run one socket until it closes; True when it closed normally after our CloseStream."""
         self._close_sent, code = False, 1006
+        self._last_sent = self._clock.now()
         async with asyncio.TaskGroup() as tg:
             sender = tg.create_task(self._send_loop(sock, replay), name="deepgram-stt-send")
+            keeper = tg.create_task(self._keep_alive(sock), name="deepgram-stt-keepalive")
             try:
                 while True:
                     self._on_message(await sock.recv(), base)
@@ -296,30 +312,42 @@ class _DeepgramStream:
                 code = exc.rcvd.code if exc.rcvd is not None else 1006
             finally:
                 sender.cancel()
+                keeper.cancel()
         return self._close_sent and code == 1000
 
     async def _send_loop(self, sock: AsyncV1SocketClient, replay: list[bytes]) -> None:
-        """Replay, then queued audio in order; ``KeepAlive`` after ``keepalive`` s without any."""
+        """Replay, then queued audio in order."""
+        clock = self._clock
         with contextlib.suppress(ConnectionClosed):
             for data in replay:
                 await sock.send_media(data)
+                self._last_sent = clock.now()
             while not self._close_taken:
-                try:
-                    async with asyncio.timeout(self._keepalive):
-                        item = await self._audio.get()
-                except TimeoutError:
-                    await sock.send_keep_alive()
-                    continue
+                item = await self._audio.get()
                 if item is None:
                     self._close_taken = True
                 else:
                     self._replay.append(item)  # kept before sending: a failed send is replayed
                     await sock.send_media(item)
+                    self._last_sent = clock.now()
             # Finalize first: everything heard becomes a final result (``from_finalize``), read
             # before CloseStream's close, so the caller's last words are never lost at a hang-up
             await sock.send_finalize()
             self._close_sent = True
             await sock.send_close_stream()
+
+    async def _keep_alive(self, sock: AsyncV1SocketClient) -> None:
+        """``KeepAlive`` once ``keepalive`` s of clock time passed with nothing sent, and again
+        every ``keepalive`` s while nothing is; none once the end of the audio was taken."""
+        clock = self._clock
+        with contextlib.suppress(ConnectionClosed):
+            while not self._close_taken:
+                due = self._last_sent + self._keepalive
+                if clock.now() < due:
+                    await clock.sleep(due - clock.now())
+                    continue
+                await sock.send_keep_alive()
+                self._last_sent = clock.now()
 
     def _on_message(self, msg: object, base: float) -> None:
         if isinstance(msg, ListenV1Results):

@@ -14,7 +14,6 @@ seconds of stream audio since the stream opened (samples passed to ``send`` / 16
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import importlib
 import importlib.resources
@@ -32,7 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from app.clock import Clock, FakeClock
+from app.clock import Clock, SystemClock
 from app.providers.base import (
     PCM,
     ProviderError,
@@ -264,8 +263,8 @@ class WhisperSTT:
     """``SpeechToText`` on the bundled Whisper model; ``sample_rate`` 16000 Hz.
 
     ``model`` defaults to :func:`load_whisper` (loaded by the first ``open`` if not before: call
-    it at start-up), ``executor`` to :func:`default_executor`. ``clock``: with a ``FakeClock``,
-    each transcription runs inside ``clock.hold()``. VAD: ``vad_aggressiveness`` 0-3; an
+    it at start-up), ``executor`` to :func:`default_executor`. Each transcription runs inside
+    ``clock.hold()`` (virtual time stands still meanwhile). VAD: ``vad_aggressiveness`` 0-3; an
     utterance ends after ``end_silence_s`` seconds of non-voiced audio, is cut every
     ``max_utterance_s`` (≤ 30 s; parts before the last have ``speech_final=False``), and is
     dropped with less than ``min_speech_s`` of voiced audio. Immutable; any number of streams.
@@ -290,7 +289,7 @@ class WhisperSTT:
             raise ValueError("need end_silence_s > 0, 0 < max_utterance_s <= 30, 0 <= min_speech_s < max")
         WebRtcVad(vad_aggressiveness)  # validates
         self._model, self._executor = model, executor
-        self._hold = clock.hold if isinstance(clock, FakeClock) else contextlib.nullcontext
+        self._hold = (clock if clock is not None else SystemClock()).hold
         self._vad_args = (vad_aggressiveness, end_silence_s, max_utterance_s, min_speech_s)
 
     @property

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from app.clock import FakeClock
 from app.providers.base import (
     PCM,
     ProviderError,
@@ -163,6 +164,46 @@ async def test_keepalive_only_when_no_audio_flows(served: Served) -> None:
     await asyncio.sleep(0.5)  # silence: a KeepAlive every 0.15 s
     await stream.aclose()
     assert 2 <= served.fake.listens[0].keepalives <= 4
+
+
+async def test_keepalives_on_the_clock_count_from_the_last_audio_sent(served: Served) -> None:
+    clock = FakeClock()
+    served.fake.now = clock.now  # stamps, read while the test holds time still
+    stt = DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=5.0, clock=clock)
+    stream = await stt.open(STTOptions())
+    await stream.send(quiet(0.02))
+    await until(lambda: served.fake.listens[0].bytes_received == 640)
+    await clock.advance(4.9)
+    await stream.send(quiet(0.02))  # audio at 4.9 s: the next KeepAlive is due at 9.9 s, not 5 s
+    await until(lambda: served.fake.listens[0].bytes_received == 1280)
+    for keepalives in (1, 2):
+        await clock.advance(5.0)
+        await until(lambda: served.fake.listens[0].keepalives >= keepalives)  # noqa: B023
+    await stream.aclose()
+    listen = served.fake.listens[0]
+    assert listen.opened_at == 0.0
+    assert [round(t, 6) for t in listen.keepalive_at] == [9.9, 14.9]
+
+
+async def test_reconnect_back_off_doubles_on_the_clock(served: Served) -> None:
+    clock = FakeClock()
+    served.fake.now = clock.now
+    served.fake.drop_after_bytes = [3200] * 10  # every socket drops 0.1 s into the audio
+    stt = DeepgramSTT(KEY, base_url=served.url, reconnect_attempts=3, keepalive_seconds=1000, clock=clock)
+    stream = await stt.open(STTOptions())
+    await send_all(stream, loud(1.0))
+    waits = []
+    for _ in range(3):
+        await until(lambda: any(t < 100 for t in clock.deadlines()))  # the back-off, not a keep-alive
+        wake = min(clock.deadlines())
+        waits.append(round(wake - clock.now(), 6))
+        await clock.advance(wake - clock.now())
+    with pytest.raises(ProviderError, match="gave up after 3 reconnects"):
+        await collect(stream)
+    await stream.aclose()
+    assert waits == [0.1, 0.2, 0.4]
+    assert [rec.opened_at for rec in served.fake.listens] == pytest.approx([0.0, 0.1, 0.3, 0.7])
+    assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
 async def test_reconnect_replays_the_utterance_in_progress_with_monotonic_times(served: Served) -> None:
