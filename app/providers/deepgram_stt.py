@@ -20,6 +20,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import numpy as np
@@ -39,12 +40,13 @@ from app.providers.base import (
     PCM,
     ProviderError,
     SpeechStarted,
+    STTCapabilities,
     STTEvent,
     STTOptions,
-    STTStream,
     Transcript,
     UtteranceEnd,
 )
+from app.providers.streaming import owned
 
 with warnings.catch_warnings():
     # deepgram-sdk 7.x's socket modules import websockets' deprecated legacy client and
@@ -64,7 +66,7 @@ log = logging.getLogger("app.providers.deepgram")
 _AUDIO_QUEUE_CHUNKS = 500  # queued ``send`` calls: 10 s of 20 ms frames
 _MAX_REPLAY_SECONDS = 30.0  # replay buffer bound
 _HEALTHY_SECONDS = 10.0  # a socket that lived this long (or gave a final) resets the failure count
-_CLOSE_TIMEOUT = 5.0  # seconds ``aclose`` waits for the final results
+_CLOSE_TIMEOUT = 5.0  # seconds ``end_input`` waits for the final results
 _NOT_RETRYABLE_STATUS = frozenset({400, 401, 402, 403, 404, 422})
 
 
@@ -151,6 +153,7 @@ class DeepgramSTT:
         if sample_rate <= 0 or keepalive_seconds <= 0 or reconnect_attempts < 0:
             raise ValueError("sample_rate and keepalive_seconds must be > 0, reconnect_attempts >= 0")
         self.sample_rate = sample_rate
+        self.capabilities = STTCapabilities(interim_words=True, sample_rates=(sample_rate,))
         self._client = make_client(api_key, base_url)
         self._keepalive, self._attempts = keepalive_seconds, reconnect_attempts
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -176,30 +179,32 @@ class DeepgramSTT:
             args["keyterm" if model.startswith("nova-3") else "keywords"] = list(options.keywords)
         return args
 
-    async def open(self, options: STTOptions) -> STTStream:
-        """Connect; raises ``ProviderError`` (``retryable=False`` on a refused key)."""
+    def stream(self, options: STTOptions) -> AbstractAsyncContextManager[_DeepgramStream]:
+        """A live stream for an ``async with`` block. Entering connects and raises
+        ``ProviderError`` (``retryable=False`` on a refused key); leaving ends the input (the
+        last results arrive, ≤ 5 s) and stops every task of the stream."""
         args = self.connect_args(options)
         stream = _DeepgramStream(self._client, args, self.sample_rate, self._keepalive, self._clock)
-        await stream.start(self._attempts)
-        return stream
+        stream.attempts = self._attempts
+        return owned(stream, "deepgram-stt")
 
 
 class _DeepgramStream:
-    """One live stream. Its supervisor task lives in a TaskGroup the stream owns (entered in
-    ``start``, exited in ``aclose``); each socket's sender task lives in a group nested in the
-    supervisor. The supervisor never raises, so the group never cancels the task that opened it."""
+    """One live stream. Its supervisor task (``work``) lives in the TaskGroup of
+    :func:`~app.providers.streaming.owned`; each socket's sender and keep-alive tasks live in a
+    group nested in the supervisor. The supervisor never raises."""
 
     def __init__(
         self, client: AsyncDeepgramClient, args: dict[str, Any], rate: int, keepalive: float, clock: Clock
     ):
         self._client, self._args, self._keepalive, self._clock = client, args, keepalive, clock
+        self.attempts = 3
+        self.task: asyncio.Task[None] | None = None
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_AUDIO_QUEUE_CHUNKS)
         self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
         self._replay = _ReplayBuffer(rate)
-        self._tg = asyncio.TaskGroup()
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._closing = False  # ``aclose`` was called: ``send`` ignores audio
+        self._closing = False  # ``end_input`` was called: ``send`` ignores audio
         self._close_taken = False  # the sender took the end-of-audio marker: CloseStream is due
         self._close_sent = False  # CloseStream went out on the current socket
         self._progress = False  # the current socket gave a final result
@@ -208,19 +213,13 @@ class _DeepgramStream:
         self._last_sent = 0.0  # clock time something last went out on the current socket
         self._dropped = 0
 
-    async def start(self, attempts: int) -> None:
-        await self._tg.__aenter__()
-        self._supervisor = self._tg.create_task(self._run(attempts), name="deepgram-stt")
-        try:
-            await self._ready
-        except BaseException:
-            self._supervisor.cancel()
-            await self._tg.__aexit__(None, None, None)
-            raise
+    async def wait_ready(self) -> None:
+        await self._ready
 
-    async def send(self, pcm: PCM) -> None:
+    async def send(self, pcm: PCM, voiced: bool | None = None) -> None:
         """Queue int16 audio (no I/O); when full, the oldest queued chunk is dropped. Audio after
-        ``aclose`` or after the stream failed is ignored."""
+        ``end_input`` or after the stream failed is ignored. ``voiced`` is not needed: Deepgram
+        has its own voice activity detection."""
         if not (self._closing or self._ended):
             self._put(np.asarray(pcm, dtype="<i2").tobytes())
 
@@ -233,7 +232,7 @@ class _DeepgramStream:
         self._audio.put_nowait(item)
 
     async def events(self) -> AsyncIterator[STTEvent]:
-        """Events in arrival order. Ends after ``aclose`` (once the final results are in); raises
+        """Events in arrival order. Ends after ``end_input`` (once the final results are in); raises
         ``ProviderError`` when the stream fails. Unread events queue up without bound."""
         while True:
             item = await self._events.get()
@@ -244,18 +243,18 @@ class _DeepgramStream:
                 return
             yield item
 
-    async def aclose(self) -> None:
+    async def end_input(self) -> None:
         """Send ``Finalize`` and ``CloseStream`` after the queued audio, wait (≤ 5 s) for the last
-        results (the server closes once they are out), stop every task. Idempotent."""
-        if self._closing or self._supervisor is None:
+        results (the server closes once they are out), stop the supervisor; ``events`` then
+        ends. Idempotent."""
+        if self._closing or self.task is None:
             return
         self._closing = True
         self._put(None)
         try:
-            await asyncio.wait({self._supervisor}, timeout=_CLOSE_TIMEOUT)
+            await asyncio.wait({self.task}, timeout=_CLOSE_TIMEOUT)
         finally:
-            self._supervisor.cancel()
-            await self._tg.__aexit__(None, None, None)
+            self.task.cancel()
             self._end(None)
 
     def _end(self, item: ProviderError | None) -> None:
@@ -263,9 +262,9 @@ class _DeepgramStream:
             self._ended = True
             self._events.put_nowait(item)
 
-    async def _run(self, attempts: int) -> None:
+    async def work(self) -> None:
         """The supervisor: one socket after another, until CloseStream is answered or it gives up."""
-        clock, failures = self._clock, 0
+        clock, failures, attempts = self._clock, 0, self.attempts
         while True:
             base, replay = self._replay.snapshot()
             opened = clock.now()
