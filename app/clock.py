@@ -1,4 +1,9 @@
-"""Time, injected. The call path reads time and sleeps only through a ``Clock``."""
+"""Time, injected. The call path reads time and sleeps only through a ``Clock``.
+
+Two clocks: :class:`SystemClock` (real time) and :class:`FakeClock` (virtual time, for tests and
+the simulator's ``--virtual``). Code takes a ``Clock`` and never asks which one it has: what
+differs between them (wall time, work off the loop) is a method of the protocol.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import heapq
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Executor
+from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -18,32 +25,57 @@ class Clock(Protocol):
         """Monotonic seconds."""
         ...
 
+    def wall(self) -> float:
+        """Unix seconds (tokens, call records). Moves with ``now``."""
+        ...
+
     async def sleep(self, seconds: float) -> None: ...
+
+    def hold(self) -> AbstractContextManager[None]:
+        """Enter around work off the event loop (a thread, a database driver): the clock does not
+        run ahead while it is pending. Time still passes on a real clock: there it does nothing."""
+        ...
 
 
 class SystemClock:
     def now(self) -> float:
         return time.monotonic()
 
+    def wall(self) -> float:
+        return time.time()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    def hold(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 class FakeClock:
     """A virtual clock: ``sleep`` parks until ``advance`` moves time past the deadline.
 
     Sleepers wake in deadline order, and each wake-up gets a chance to run before
-    time moves on, so timings observed by the code under test are exact.
+    time moves on, so timings observed by the code under test are exact. Wall time is the
+    system's wall time when the clock was made (or ``wall_start``), advanced by virtual time:
+    a simulated minute is a minute in a call's record.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, wall_start: float | None = None) -> None:
         self._now = start
+        self._wall_base = (time.time() if wall_start is None else wall_start) - start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._holds = 0
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> float:
+        return self._wall_base + self._now
+
+    def deadlines(self) -> list[float]:
+        """When the pending sleepers wake, earliest first (for tests that step time by hand)."""
+        return sorted(deadline for deadline, _, fut in self._sleepers if not fut.done())
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
@@ -146,10 +178,11 @@ async def _awaited(work: Awaitable[None]) -> None:
     await work
 
 
-async def run_blocking(clock: Clock, work: Callable[[], T]) -> T:
-    """``work()`` in a worker thread, off the event loop; a ``FakeClock`` stands still meanwhile,
-    so blocking work (a database, a model) takes no virtual time, as it takes little real time."""
-    if isinstance(clock, FakeClock):
-        with clock.hold():
-            return await asyncio.to_thread(work)
-    return await asyncio.to_thread(work)
+async def run_blocking(clock: Clock, work: Callable[[], T], executor: Executor | None = None) -> T:
+    """``work()`` in a worker thread of ``executor`` (None: the loop's default), off the event
+    loop, inside ``clock.hold()``: blocking work (a database, a model) takes no virtual time, as
+    it takes little real time. Cancelling the caller abandons the thread's result, not the work."""
+    with clock.hold():
+        if executor is None:
+            return await asyncio.to_thread(work)  # context variables go along
+        return await asyncio.get_running_loop().run_in_executor(executor, work)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ from app.api import metrics as metrics_api
 from app.api.deps import AgentFactory, AppContext
 from app.api.guard import CallGuard
 from app.api.webhooks import TRANSFER_PATH
-from app.clock import Clock, FakeClock, SystemClock
+from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
 from app.facts import MemoryFactStore
 from app.logs import redact_stream_paths
@@ -75,15 +74,6 @@ def conversation_factory(
     return make
 
 
-def _wall_time(clock: Clock) -> Callable[[], float]:
-    """Unix time for tokens and call records: the system's, or on a virtual clock the time the
-    app was made plus virtual time, so a simulated minute is a minute in its record."""
-    if isinstance(clock, FakeClock):
-        base = time.time() - clock.now()
-        return lambda: base + clock.now()
-    return time.time
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -93,10 +83,12 @@ def create_app(
     vobiz_http: httpx.AsyncClient | None = None,
     observer: ConversationObserver | None = None,
     listeners: Sequence[CallListener] = (),
+    voice_variation: bool = True,
 ) -> FastAPI:
     """The service. ``clock``, ``agent_factory``, ``vobiz_http`` (the REST API's HTTP client) and
     ``observer`` (sees each call's transcript grow and its end) and ``listeners`` (told of each
-    call's start and end, beside the service's own) are for tests and the simulator;
+    call's start and end, beside the service's own) are for tests and the simulator, and so is
+    ``voice_variation=False`` (the offline voice without random prosody: a run repeats exactly);
     production passes settings only. Offline models load here, once per process."""
     settings = settings if settings is not None else Settings()
     clock = clock or SystemClock()
@@ -133,7 +125,7 @@ def create_app(
     providers: ProviderSet | None = None
     if agent_factory is None:
         try:
-            providers = build_providers(settings, clock)
+            providers = build_providers(settings, clock, voice_variation=voice_variation)
         except ProviderSetupError as exc:
             raise ConfigurationError(str(exc)) from None
         if providers is None:
@@ -162,7 +154,7 @@ def create_app(
         token_secret=secret,
         registry=CallRegistry(),
         clock=clock,
-        wall_time=_wall_time(clock),
+        wall_time=clock.wall,  # on a virtual clock, wall time follows virtual time
         agent_factory=agent_factory,
         personas=personas,
         vobiz=vobiz,
@@ -180,7 +172,7 @@ def create_app(
     except DatabaseURLError as exc:
         raise ConfigurationError(str(exc)) from None
     app.state.call_records = records
-    app.state.ctx.listeners.append(CallRecorder(records, clock, app.state.ctx.wall_time))
+    app.state.ctx.listeners.append(CallRecorder(records, clock))
     app.state.metrics = metrics = VoiceMetrics() if settings.metrics_enabled else None  # a registry per app
     app.state.ctx.listeners.append(CallObserver(metrics))
     app.include_router(health.router)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from app.audio.wavio import through_phone_line
-from app.providers.base import PCM, STTOptions, Transcript
+from app.providers.base import PCM, STTOptions, STTStream, Transcript
 from app.providers.espeak import EspeakTTS
 from app.providers.whisper_stt import WhisperSTT, load_whisper
 from app.simulator.accuracy import word_errors, words
@@ -58,8 +58,13 @@ async def run(versions: dict[str, list[tuple[str, PCM]]]) -> dict[str, Any]:
     stt = WhisperSTT(model=load_whisper())
     lateness: list[tuple[float, float]] = []  # (when, ms late)
 
-    stream = await stt.open(STTOptions())
+    async with stt.stream(STTOptions()) as stream:
+        return await _measure(stream, versions, lateness)
 
+
+async def _measure(
+    stream: STTStream, versions: dict[str, list[tuple[str, PCM]]], lateness: list[tuple[float, float]]
+) -> dict[str, Any]:
     async def next_transcript() -> str:
         async for event in stream.events():
             if isinstance(event, Transcript):
@@ -90,7 +95,6 @@ async def run(versions: dict[str, list[tuple[str, PCM]]]) -> dict[str, Any]:
         tick.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tick
-        await stream.aclose()
     results["ticker_lateness_ms"] = [ms for _, ms in lateness]
     return results
 

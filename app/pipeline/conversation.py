@@ -5,7 +5,7 @@ has the floor. Every task belongs to one ``TaskGroup`` that ends with the call.
 
 When the call ends, however it ends, the session awaits ``finish`` (bounded) before it cancels
 ``run``: the reply in flight is settled (what was heard, marked interrupted), the recogniser is
-flushed (``STTStream.aclose``) and its last words are written down; nothing new is spoken and
+flushed (``STTStream.end_input``) and its last words are written down; nothing new is spoken and
 no tool runs.
 """
 
@@ -42,7 +42,7 @@ from app.providers.base import (
     TTSOptions,
     UtteranceEnd,
 )
-from app.providers.vad import WebRtcVad
+from app.providers.vad import VoiceActivityDetector, WebRtcVad
 from app.telephony import events as ev
 
 log = logging.getLogger("app.conversation")
@@ -128,7 +128,7 @@ class Conversation:
         self.call_id = call_id
         self.persona = persona
         policy = config.policy
-        if not getattr(providers.stt, "interim_words", True):
+        if not providers.stt.capabilities.interim_words:
             # words only when the caller stops (Whisper): a long sentence over the agent would
             # look like wordless noise and the agent would talk over it
             policy = dataclasses.replace(policy, max_pause_s=None)
@@ -171,7 +171,8 @@ class Conversation:
             on_written=self._on_audio_written,
         )
         self.out_format = fmt
-        self.vad = WebRtcVad(self.config.vad_aggressiveness, call.pipeline_rate)
+        # the call's one VAD: its verdicts go to the turn-taker and to the recogniser
+        self.vad: VoiceActivityDetector = WebRtcVad(self.config.vad_aggressiveness, call.pipeline_rate)
         self.tool_ctx = ToolContext(
             call_id=self.call_id,
             persona=self.persona,
@@ -183,19 +184,15 @@ class Conversation:
             clock=self.clock,
         )
         try:
-            stt = await self.providers.stt.open(self.config.stt)
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    self._tg = tg
-                    tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
-                    self._pump = tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
-                    self._stt_reader = tg.create_task(self._read_stt(stt), name=f"conv-{self.call_id}-stt")
-                    tg.create_task(self._read_control(), name=f"conv-{self.call_id}-control")
-                    tg.create_task(self._tick(), name=f"conv-{self.call_id}-tick")
-                    self._stt = stt
-                    self._apply(self.turns.start(self.clock.now(), self.config.greeting))
-            finally:
-                await stt.aclose()
+            async with self.providers.stt.stream(self.config.stt) as stt, asyncio.TaskGroup() as tg:
+                self._tg = tg
+                tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
+                self._pump = tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
+                self._stt_reader = tg.create_task(self._read_stt(stt), name=f"conv-{self.call_id}-stt")
+                tg.create_task(self._read_control(), name=f"conv-{self.call_id}-control")
+                tg.create_task(self._tick(), name=f"conv-{self.call_id}-tick")
+                self._stt = stt
+                self._apply(self.turns.start(self.clock.now(), self.config.greeting))
         finally:
             self._settle_replies()  # ended without ``finish`` (an error): keep what was heard
             if self._observer is not None:
@@ -213,8 +210,9 @@ class Conversation:
         await asyncio.wait({pump})
         audio_in = self.call.audio_in
         while not audio_in.empty():  # caller audio that arrived before the end, not yet heard
-            await stt.send(audio_in.get_nowait())
-        await stt.aclose()  # the recogniser's last results arrive, then its events end
+            pcm = audio_in.get_nowait()
+            await stt.send(pcm, self.vad.is_voiced(pcm))
+        await stt.end_input()  # the recogniser's last results arrive, then its events end
         await asyncio.wait({reader})
         self._apply(self.turns.handle(tt.CallOver(self.clock.now())))
         if self._hanging_up is not None:
@@ -240,7 +238,7 @@ class Conversation:
             if voiced:
                 self._last_voiced = now
             self._apply(self.turns.handle(tt.Voice(now, voiced)))
-            await stt.send(pcm)
+            await stt.send(pcm, voiced)
 
     async def _read_stt(self, stt: STTStream) -> None:
         try:

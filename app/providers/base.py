@@ -10,6 +10,7 @@ Audio crossing these interfaces is mono int16 numpy at the implementation's ``sa
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -69,26 +70,43 @@ class STTOptions:
     interim_results: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class STTCapabilities:
+    """What a recogniser can do. ``interim_words``: words arrive while the caller is still
+    talking (False: only once an utterance ends, as with Whisper). ``languages``: language tags
+    it understands (empty: any it is asked for). ``sample_rates``: Hz of audio it takes."""
+
+    interim_words: bool = True
+    languages: tuple[str, ...] = ()
+    sample_rates: tuple[int, ...] = (16000,)
+
+
 class STTStream(Protocol):
-    async def send(self, pcm: PCM) -> None:
-        """Queue caller audio (int16 at the provider's ``sample_rate``). Never blocks for long."""
+    async def send(self, pcm: PCM, voiced: bool | None = None) -> None:
+        """Queue caller audio (int16 at the provider's ``sample_rate``). Never blocks for long.
+
+        ``voiced``: the call's voice activity verdict for this audio (one 20 ms frame), so a
+        recogniser that segments by voice need not run a detector of its own (None: unknown)."""
         ...
 
     def events(self) -> AsyncIterator[STTEvent]:
-        """Recognition results in order; ends when the stream is closed."""
+        """Recognition results in order; ends after ``end_input`` or when the stream closes."""
         ...
 
-    async def aclose(self) -> None:
-        """Finish: flush pending audio, then close. Safe to call twice."""
+    async def end_input(self) -> None:
+        """No more audio: the recogniser finalises what it heard, its last results arrive
+        (bounded in time), then ``events`` ends. Later audio is ignored. Safe to call twice."""
         ...
 
 
 class SpeechToText(Protocol):
     name: str
     sample_rate: int  # Hz of the audio ``send`` takes
+    capabilities: STTCapabilities
 
-    async def open(self, options: STTOptions) -> STTStream:
-        """Open a live recognition stream; raises ``ProviderError`` if it cannot."""
+    def stream(self, options: STTOptions) -> AbstractAsyncContextManager[STTStream]:
+        """A live recognition stream for ``async with``: entering opens it (``ProviderError`` if
+        it cannot), leaving ends the input as ``end_input`` does and stops its every task."""
         ...
 
 

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import numpy as np
@@ -34,16 +35,18 @@ from deepgram.listen.v1.types import (
 )
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from app.clock import Clock, SystemClock
 from app.providers.base import (
     PCM,
     ProviderError,
     SpeechStarted,
+    STTCapabilities,
     STTEvent,
     STTOptions,
-    STTStream,
     Transcript,
     UtteranceEnd,
 )
+from app.providers.streaming import owned
 
 with warnings.catch_warnings():
     # deepgram-sdk 7.x's socket modules import websockets' deprecated legacy client and
@@ -63,7 +66,7 @@ log = logging.getLogger("app.providers.deepgram")
 _AUDIO_QUEUE_CHUNKS = 500  # queued ``send`` calls: 10 s of 20 ms frames
 _MAX_REPLAY_SECONDS = 30.0  # replay buffer bound
 _HEALTHY_SECONDS = 10.0  # a socket that lived this long (or gave a final) resets the failure count
-_CLOSE_TIMEOUT = 5.0  # seconds ``aclose`` waits for the final results
+_CLOSE_TIMEOUT = 5.0  # seconds ``end_input`` waits for the final results
 _NOT_RETRYABLE_STATUS = frozenset({400, 401, 402, 403, 404, 422})
 
 
@@ -93,6 +96,11 @@ def map_deepgram_error(exc: BaseException, during: str) -> ProviderError:
         code = exc.rcvd.code if exc.rcvd is not None else 1006
         return ProviderError(PROVIDER, f"{during}: connection closed ({code})", retryable=code != 1008)
     return ProviderError(PROVIDER, f"{during}: {type(exc).__name__}", retryable=True)
+
+
+def backoff(failures: int) -> float:
+    """Seconds before the reconnect after ``failures`` drops in a row: 0.1, 0.2, 0.4 … ≤ 2."""
+    return min(0.1 * 2.0 ** (failures - 1), 2.0)
 
 
 class _ReplayBuffer:
@@ -125,8 +133,10 @@ class _ReplayBuffer:
 
 class DeepgramSTT:
     """``SpeechToText`` on Deepgram live streaming. ``sample_rate``: Hz of the int16 mono audio;
-    ``keepalive_seconds``: idle time before a ``KeepAlive``; ``reconnect_attempts``: reopenings
-    tried after a drop before ``events()`` raises ``ProviderError(retryable=True)``."""
+    ``keepalive_seconds``: time without audio sent before a ``KeepAlive``; ``reconnect_attempts``:
+    reopenings tried after a drop (0.1 s, 0.2 s, 0.4 s … at most 2 s apart) before ``events()``
+    raises ``ProviderError(retryable=True)``. ``clock`` times the keep-alives and the back-off
+    (default: a ``SystemClock``)."""
 
     name = PROVIDER
 
@@ -138,12 +148,15 @@ class DeepgramSTT:
         sample_rate: int = 16000,
         keepalive_seconds: float = 5.0,
         reconnect_attempts: int = 3,
+        clock: Clock | None = None,
     ) -> None:
         if sample_rate <= 0 or keepalive_seconds <= 0 or reconnect_attempts < 0:
             raise ValueError("sample_rate and keepalive_seconds must be > 0, reconnect_attempts >= 0")
         self.sample_rate = sample_rate
+        self.capabilities = STTCapabilities(interim_words=True, sample_rates=(sample_rate,))
         self._client = make_client(api_key, base_url)
         self._keepalive, self._attempts = keepalive_seconds, reconnect_attempts
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     def connect_args(self, options: STTOptions) -> dict[str, Any]:
         """The v1 listen query parameters for ``options`` (model default ``nova-3``)."""
@@ -166,47 +179,47 @@ class DeepgramSTT:
             args["keyterm" if model.startswith("nova-3") else "keywords"] = list(options.keywords)
         return args
 
-    async def open(self, options: STTOptions) -> STTStream:
-        """Connect; raises ``ProviderError`` (``retryable=False`` on a refused key)."""
-        stream = _DeepgramStream(self._client, self.connect_args(options), self.sample_rate, self._keepalive)
-        await stream.start(self._attempts)
-        return stream
+    def stream(self, options: STTOptions) -> AbstractAsyncContextManager[_DeepgramStream]:
+        """A live stream for an ``async with`` block. Entering connects and raises
+        ``ProviderError`` (``retryable=False`` on a refused key); leaving ends the input (the
+        last results arrive, ≤ 5 s) and stops every task of the stream."""
+        args = self.connect_args(options)
+        stream = _DeepgramStream(self._client, args, self.sample_rate, self._keepalive, self._clock)
+        stream.attempts = self._attempts
+        return owned(stream, "deepgram-stt")
 
 
 class _DeepgramStream:
-    """One live stream. Its supervisor task lives in a TaskGroup the stream owns (entered in
-    ``start``, exited in ``aclose``); each socket's sender task lives in a group nested in the
-    supervisor. The supervisor never raises, so the group never cancels the task that opened it."""
+    """One live stream. Its supervisor task (``work``) lives in the TaskGroup of
+    :func:`~app.providers.streaming.owned`; each socket's sender and keep-alive tasks live in a
+    group nested in the supervisor. The supervisor never raises."""
 
-    def __init__(self, client: AsyncDeepgramClient, args: dict[str, Any], rate: int, keepalive: float):
-        self._client, self._args, self._keepalive = client, args, keepalive
+    def __init__(
+        self, client: AsyncDeepgramClient, args: dict[str, Any], rate: int, keepalive: float, clock: Clock
+    ):
+        self._client, self._args, self._keepalive, self._clock = client, args, keepalive, clock
+        self.attempts = 3
+        self.task: asyncio.Task[None] | None = None
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_AUDIO_QUEUE_CHUNKS)
         self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
         self._replay = _ReplayBuffer(rate)
-        self._tg = asyncio.TaskGroup()
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._closing = False  # ``aclose`` was called: ``send`` ignores audio
+        self._closing = False  # ``end_input`` was called: ``send`` ignores audio
         self._close_taken = False  # the sender took the end-of-audio marker: CloseStream is due
         self._close_sent = False  # CloseStream went out on the current socket
         self._progress = False  # the current socket gave a final result
         self._ended = False  # the supervisor queued its last event
         self._floor = 0.0  # end (stream seconds) of the last final result
+        self._last_sent = 0.0  # clock time something last went out on the current socket
         self._dropped = 0
 
-    async def start(self, attempts: int) -> None:
-        await self._tg.__aenter__()
-        self._supervisor = self._tg.create_task(self._run(attempts), name="deepgram-stt")
-        try:
-            await self._ready
-        except BaseException:
-            self._supervisor.cancel()
-            await self._tg.__aexit__(None, None, None)
-            raise
+    async def wait_ready(self) -> None:
+        await self._ready
 
-    async def send(self, pcm: PCM) -> None:
+    async def send(self, pcm: PCM, voiced: bool | None = None) -> None:
         """Queue int16 audio (no I/O); when full, the oldest queued chunk is dropped. Audio after
-        ``aclose`` or after the stream failed is ignored."""
+        ``end_input`` or after the stream failed is ignored. ``voiced`` is not needed: Deepgram
+        has its own voice activity detection."""
         if not (self._closing or self._ended):
             self._put(np.asarray(pcm, dtype="<i2").tobytes())
 
@@ -219,7 +232,7 @@ class _DeepgramStream:
         self._audio.put_nowait(item)
 
     async def events(self) -> AsyncIterator[STTEvent]:
-        """Events in arrival order. Ends after ``aclose`` (once the final results are in); raises
+        """Events in arrival order. Ends after ``end_input`` (once the final results are in); raises
         ``ProviderError`` when the stream fails. Unread events queue up without bound."""
         while True:
             item = await self._events.get()
@@ -230,18 +243,18 @@ class _DeepgramStream:
                 return
             yield item
 
-    async def aclose(self) -> None:
+    async def end_input(self) -> None:
         """Send ``Finalize`` and ``CloseStream`` after the queued audio, wait (≤ 5 s) for the last
-        results (the server closes once they are out), stop every task. Idempotent."""
-        if self._closing or self._supervisor is None:
+        results (the server closes once they are out), stop the supervisor; ``events`` then
+        ends. Idempotent."""
+        if self._closing or self.task is None:
             return
         self._closing = True
         self._put(None)
         try:
-            await asyncio.wait({self._supervisor}, timeout=_CLOSE_TIMEOUT)
+            await asyncio.wait({self.task}, timeout=_CLOSE_TIMEOUT)
         finally:
-            self._supervisor.cancel()
-            await self._tg.__aexit__(None, None, None)
+            self.task.cancel()
             self._end(None)
 
     def _end(self, item: ProviderError | None) -> None:
@@ -249,12 +262,12 @@ class _DeepgramStream:
             self._ended = True
             self._events.put_nowait(item)
 
-    async def _run(self, attempts: int) -> None:
+    async def work(self) -> None:
         """The supervisor: one socket after another, until CloseStream is answered or it gives up."""
-        loop, failures = asyncio.get_running_loop(), 0
+        clock, failures, attempts = self._clock, 0, self.attempts
         while True:
             base, replay = self._replay.snapshot()
-            opened = loop.time()
+            opened = clock.now()
             try:
                 async with self._client.listen.v1.connect(**self._args) as sock:
                     if not self._ready.done():
@@ -262,7 +275,7 @@ class _DeepgramStream:
                     self._progress = False
                     if await self._pump(sock, base, replay):
                         return self._end(None)  # the server closed after our CloseStream
-                if self._progress or loop.time() - opened >= _HEALTHY_SECONDS:
+                if self._progress or clock.now() - opened >= _HEALTHY_SECONDS:
                     failures = 0
                 error = ProviderError(PROVIDER, "connection lost", retryable=True)
             except (ApiError, OSError, TimeoutError, WebSocketException) as exc:
@@ -282,13 +295,15 @@ class _DeepgramStream:
                     )
                 return self._end(error)
             log.warning("%s; reconnecting (%d of %d)", error, failures, attempts)
-            await asyncio.sleep(min(0.1 * 2 ** (failures - 1), 2.0))
+            await clock.sleep(backoff(failures))
 
     async def _pump(self, sock: AsyncV1SocketClient, base: float, replay: list[bytes]) -> bool:
         """Run one socket until it closes; True when it closed normally after our CloseStream."""
         self._close_sent, code = False, 1006
+        self._last_sent = self._clock.now()
         async with asyncio.TaskGroup() as tg:
             sender = tg.create_task(self._send_loop(sock, replay), name="deepgram-stt-send")
+            keeper = tg.create_task(self._keep_alive(sock), name="deepgram-stt-keepalive")
             try:
                 while True:
                     self._on_message(await sock.recv(), base)
@@ -296,30 +311,42 @@ class _DeepgramStream:
                 code = exc.rcvd.code if exc.rcvd is not None else 1006
             finally:
                 sender.cancel()
+                keeper.cancel()
         return self._close_sent and code == 1000
 
     async def _send_loop(self, sock: AsyncV1SocketClient, replay: list[bytes]) -> None:
-        """Replay, then queued audio in order; ``KeepAlive`` after ``keepalive`` s without any."""
+        """Replay, then queued audio in order."""
+        clock = self._clock
         with contextlib.suppress(ConnectionClosed):
             for data in replay:
                 await sock.send_media(data)
+                self._last_sent = clock.now()
             while not self._close_taken:
-                try:
-                    async with asyncio.timeout(self._keepalive):
-                        item = await self._audio.get()
-                except TimeoutError:
-                    await sock.send_keep_alive()
-                    continue
+                item = await self._audio.get()
                 if item is None:
                     self._close_taken = True
                 else:
                     self._replay.append(item)  # kept before sending: a failed send is replayed
                     await sock.send_media(item)
+                    self._last_sent = clock.now()
             # Finalize first: everything heard becomes a final result (``from_finalize``), read
             # before CloseStream's close, so the caller's last words are never lost at a hang-up
             await sock.send_finalize()
             self._close_sent = True
             await sock.send_close_stream()
+
+    async def _keep_alive(self, sock: AsyncV1SocketClient) -> None:
+        """``KeepAlive`` once ``keepalive`` s of clock time passed with nothing sent, and again
+        every ``keepalive`` s while nothing is; none once the end of the audio was taken."""
+        clock = self._clock
+        with contextlib.suppress(ConnectionClosed):
+            while not self._close_taken:
+                due = self._last_sent + self._keepalive
+                if clock.now() < due:
+                    await clock.sleep(due - clock.now())
+                    continue
+                await sock.send_keep_alive()
+                self._last_sent = clock.now()
 
     def _on_message(self, msg: object, base: float) -> None:
         if isinstance(msg, ListenV1Results):

@@ -26,7 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from app.clock import Clock, FakeClock
+from app.clock import Clock, SystemClock
 from app.providers.base import PCM, ProviderError, SpeechSynthesizer, TTSOptions
 from app.providers.tts import MissingEngineError, TextToSpeech, TTSError
 
@@ -71,9 +71,9 @@ class ThreadedSynthesizer:
     """Streaming :class:`SpeechSynthesizer` over a blocking engine run in ``executor``.
 
     ``name`` defaults to the engine's; ``sample_rate`` (Hz) is the engine's. ``executor``
-    defaults to :data:`DEFAULT_EXECUTOR`. With a :class:`~app.clock.FakeClock`, each piece
-    of off-loop work is done inside ``clock.hold()``, so virtual time stands still while
-    the engine works. ``piece_seconds`` caps the length of each yielded chunk (None: as the
+    defaults to :data:`DEFAULT_EXECUTOR`. Each piece of off-loop work is done inside
+    ``clock.hold()`` (default: a ``SystemClock``), so virtual time stands still while the
+    engine works. ``piece_seconds`` caps the length of each yielded chunk (None: as the
     engine made it). The engine's voice and speed are fixed when it is built: ``TTSOptions``
     are not applied (a cloud voice name means nothing to an offline engine).
 
@@ -96,7 +96,7 @@ class ThreadedSynthesizer:
         self.name: str = name or engine.name
         self.sample_rate: int = engine.sample_rate
         self._executor = executor if executor is not None else DEFAULT_EXECUTOR
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._piece = None if piece_seconds is None else max(1, round(piece_seconds * self.sample_rate))
 
     def __repr__(self) -> str:
@@ -145,10 +145,9 @@ class ThreadedSynthesizer:
         self, loop: asyncio.AbstractEventLoop, chunks: Iterator[PCM], cancel: threading.Event
     ) -> asyncio.Future[PCM | None]:
         future = loop.run_in_executor(self._executor, _step, chunks, cancel)
-        if isinstance(self._clock, FakeClock):
-            hold = contextlib.ExitStack()
-            hold.enter_context(self._clock.hold())
-            future.add_done_callback(lambda _: hold.close())
+        hold = contextlib.ExitStack()  # released when the thread is done, not when the consumer goes
+        hold.enter_context(self._clock.hold())
+        future.add_done_callback(lambda _: hold.close())
         return future
 
     def _pieces(self, chunk: PCM) -> Iterator[PCM]:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.clock import Clock, FakeClock
+from app.clock import Clock
 from app.config import Settings
 from app.providers.base import LanguageModel, SpeechSynthesizer, SpeechToText
 from app.providers.tts import MissingEngineError
@@ -46,14 +46,17 @@ class ProviderSet:
         return f"speech-to-text: {self.stt.name}; language model: {llm}; voices: {voices}"
 
 
-def build_providers(settings: Settings, clock: Clock | None = None) -> ProviderSet | None:
+def build_providers(
+    settings: Settings, clock: Clock | None = None, *, voice_variation: bool = True
+) -> ProviderSet | None:
     """The providers ``settings.providers`` asks for; ``None`` for ``echo``.
 
     ``auto``: Deepgram speech-to-text with ``DEEPGRAM_API_KEY``, else Whisper; OpenAI (or the
     server at ``OPENAI_BASE_URL``) as the language model, else each persona's intents; voices:
     every cloud one with a key, plus the embedded voice as the fallback. ``offline`` ignores the
     keys; ``cloud`` needs them. Offline models are loaded here, blocking (about 1.5 s, once per
-    process). ``clock``: a ``FakeClock`` stands still while an offline engine works. Raises
+    process). ``clock``: the offline engines' work is held on it (virtual time stands still).
+    ``voice_variation``: the offline voice's random prosody (off: a run repeats exactly). Raises
     :class:`ProviderSetupError` naming the missing key or the extra to install.
     """
     choice: Choice = settings.providers
@@ -74,7 +77,7 @@ def build_providers(settings: Settings, clock: Clock | None = None) -> ProviderS
         from app.providers.deepgram_tts import DeepgramTTS
 
         deepgram_base = settings.deepgram_base_url or None
-        stt = DeepgramSTT(deepgram, base_url=deepgram_base)
+        stt = DeepgramSTT(deepgram, base_url=deepgram_base, clock=clock)
         tts["deepgram"] = DeepgramTTS(deepgram, base_url=deepgram_base)
     else:
         stt = _offline_stt(clock)
@@ -88,7 +91,7 @@ def build_providers(settings: Settings, clock: Clock | None = None) -> ProviderS
         from app.providers.openai_tts import OpenAITTS
 
         tts["openai"] = OpenAITTS(openai_key, base_url=llm_base)
-    offline_voice = _offline_voice(settings, clock, required=not tts)
+    offline_voice = _offline_voice(settings, clock, required=not tts, variation=voice_variation)
     if offline_voice is not None:
         tts["offline"] = offline_voice
     return ProviderSet(stt=stt, llm=llm, tts=tts)
@@ -107,7 +110,9 @@ def _offline_stt(clock: Clock | None) -> SpeechToText:
     return WhisperSTT(model=model, clock=clock)
 
 
-def _offline_voice(settings: Settings, clock: Clock | None, *, required: bool) -> SpeechSynthesizer | None:
+def _offline_voice(
+    settings: Settings, clock: Clock | None, *, required: bool, variation: bool
+) -> SpeechSynthesizer | None:
     """The embedded voice; ``None`` when it is not installed and a cloud voice exists."""
     from app.providers.espeak import EspeakTTS
     from app.providers.offline_tts import ThreadedSynthesizer, best_offline_tts
@@ -120,8 +125,7 @@ def _offline_voice(settings: Settings, clock: Clock | None, *, required: bool) -
             engine.load()
             voice: SpeechSynthesizer = ThreadedSynthesizer(engine, clock=clock)
         else:
-            # on the virtual clock a run must repeat exactly: no random prosody
-            voice = best_offline_tts(clock, variation=not isinstance(clock, FakeClock))
+            voice = best_offline_tts(clock, variation=variation)
     except MissingEngineError as exc:
         if required:
             no_key = "no cloud voice key (DEEPGRAM_API_KEY, OPENAI_API_KEY)"

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections import deque
@@ -28,6 +29,7 @@ from app.providers.base import (
     LLMOptions,
     Message,
     ProviderError,
+    STTCapabilities,
     STTEvent,
     STTOptions,
     TextDelta,
@@ -59,17 +61,23 @@ class ScriptedSTT:
     ) -> None:
         self.utterances: deque[str] = deque(utterances)
         self.endpointing = endpointing
-        self.interim_words = interim_words  # False: like Whisper, words only once the caller stops
+        # interim_words=False: like Whisper, words only once the caller stops
+        self.capabilities = STTCapabilities(interim_words=interim_words)
         self.threshold = threshold
         self.endpoint_s = endpoint_s
         self.interim_after_s = interim_after_s
         self.min_word_s = min_word_s
         self.streams: list[ScriptedSTTStream] = []
 
-    async def open(self, options: STTOptions) -> ScriptedSTTStream:
+    @contextlib.asynccontextmanager
+    async def stream(self, options: STTOptions) -> AsyncIterator[ScriptedSTTStream]:
+        """No task: leaving the block ends the input (``end_input``), as every stream's does."""
         stream = ScriptedSTTStream(self, options)
         self.streams.append(stream)
-        return stream
+        try:
+            yield stream
+        finally:
+            await stream.end_input()
 
 
 class ScriptedSTTStream:
@@ -84,7 +92,8 @@ class ScriptedSTTStream:
         self._interim_sent = False
         self.closed = False
 
-    async def send(self, pcm: PCM) -> None:
+    async def send(self, pcm: PCM, voiced: bool | None = None) -> None:
+        """``voiced`` is not used: loudness decides (``threshold``)."""
         p = self._p
         step = len(pcm) / p.sample_rate
         self._t += step
@@ -94,7 +103,7 @@ class ScriptedSTTStream:
             self._voiced += step
             self._quiet = 0.0
             if (
-                p.interim_words
+                p.capabilities.interim_words
                 and not self._interim_sent
                 and self._voiced >= p.interim_after_s
                 and p.utterances
@@ -131,7 +140,7 @@ class ScriptedSTTStream:
                 return
             yield item
 
-    async def aclose(self) -> None:
+    async def end_input(self) -> None:
         """An utterance in progress becomes final (not ``speech_final``: the caller was cut off,
         as Deepgram's ``Finalize`` answers), then ``events`` ends."""
         if not self.closed:

@@ -1,10 +1,24 @@
-"""Voice activity detection on 20 ms frames (WebRTC VAD, via ``webrtcvad-wheels``)."""
+"""Voice activity detection on 20 ms frames (WebRTC VAD, via ``webrtcvad-wheels``).
+
+A call runs one detector on every inbound frame; its verdicts go to the turn-taker and to the
+recogniser (``STTStream.send(pcm, voiced)``), so no frame is judged twice.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import webrtcvad
 
 from app.providers.base import PCM
+
+
+class VoiceActivityDetector(Protocol):
+    sample_rate: int  # Hz of the frames ``is_voiced`` takes
+
+    def is_voiced(self, pcm: PCM) -> bool:
+        """Whether one frame (10/20/30 ms) holds speech. Stateful: frames in order, one stream."""
+        ...
 
 
 class WebRtcVad:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.clock import Clock, FakeClock
+from app.clock import Clock
 from app.pipeline.conversation import Conversation
 from app.pipeline.latency import STAGES, TurnStamps
 from app.pipeline.lifecycle import CallInfo, CallOutcome
@@ -34,10 +33,9 @@ class RecordNotWritten(RuntimeError):
 
 
 class CallRecorder:
-    def __init__(self, store: CallStore, clock: Clock, wall_time: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: CallStore, clock: Clock) -> None:
         self.store = store
         self._clock = clock
-        self._wall_time = wall_time
 
     async def call_started(self, call: CallInfo) -> None:
         with self._writing("start"):
@@ -53,15 +51,15 @@ class CallRecorder:
         """An orphaned call's record is completed from Vobiz's hang-up callback."""
         with self._writing("hang-up"):
             async with asyncio.timeout(START_TIMEOUT_S):
-                await self.store.complete_from_hangup(call_id, cause, duration_s, self._wall_time())
+                await self.store.complete_from_hangup(call_id, cause, duration_s, self._clock.wall())
 
     @contextlib.contextmanager
     def _writing(self, when: str) -> Iterator[None]:
-        """On the virtual clock a write takes no call time, as it takes little real time (the
-        driver's work is off the loop, where ``FakeClock.run`` would otherwise jump ahead)."""
-        hold = self._clock.hold() if isinstance(self._clock, FakeClock) else contextlib.nullcontext()
+        """The write is held on the clock: on a virtual clock it takes no call time, as it takes
+        little real time (the driver's work is off the loop, where virtual time would otherwise
+        jump ahead)."""
         try:
-            with hold:
+            with self._clock.hold():
                 yield
         except (SQLAlchemyError, OSError) as exc:  # OSError: the server cannot be reached
             raise RecordNotWritten(f"call record not written at the {when}: {type(exc).__name__}") from None

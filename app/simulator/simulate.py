@@ -216,6 +216,7 @@ async def run_simulation(
             clock=clock,
             vobiz_http=rest_http,
             observer=view,
+            voice_variation=False,  # a virtual run repeats exactly: no random prosody
         )
         vobiz = FakeVobiz(AsgiConnector(app), clock, config)
         vobiz.attach_rest(state)

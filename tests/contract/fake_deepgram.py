@@ -18,6 +18,9 @@ status; ``speak_drop_after_bytes`` closes a speak socket (1011) in the middle of
 ``/v1/speak`` answers ``Speak`` + ``Flush`` with :func:`tone` (length proportional to the text)
 in ``speak_chunk_bytes`` pieces, then ``Flushed``. When ``speak_gate`` is set, the last piece
 waits (≤ 2 s) for the gate, so a test can prove audio arrives while synthesis is in progress.
+
+``now``: when set (a test's clock, e.g. a ``FakeClock`` it steps by hand), each listen socket
+notes when it opened (``opened_at``) and when each ``KeepAlive`` arrived (``keepalive_at``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +64,8 @@ class ListenSocket:
     close_stream: bool = False
     dropped: bool = False
     sent: list[Message] = field(default_factory=list)
+    opened_at: float | None = None  # ``FakeDeepgram.now`` when the socket was accepted
+    keepalive_at: list[float] = field(default_factory=list)
 
     def param(self, name: str) -> str | None:
         return next((v for k, v in self.query if k == name), None)
@@ -86,6 +92,7 @@ class FakeDeepgram:
     speak_drop_after_bytes: int | None = None  # close (1011) once this much audio went out
     listens: list[ListenSocket] = field(default_factory=list)
     speaks: list[SpeakSocket] = field(default_factory=list)
+    now: Callable[[], float] | None = None
 
     def reset(self) -> None:
         """Back to a fresh fake with the same key, for a server shared between tests."""
@@ -110,6 +117,7 @@ class FakeDeepgram:
         if problem:
             return await self._refuse(ws, 401 if not rec.authorized else 400, problem)
         await ws.accept()
+        rec.opened_at = self.now() if self.now is not None else None
         drop = self.drop_after_bytes[index] if index < len(self.drop_after_bytes) else None
         recogniser = _Recogniser(rec, self)
 
@@ -130,6 +138,8 @@ class FakeDeepgram:
                 kind = json.loads(msg["text"]).get("type")
                 if kind == "KeepAlive":
                     rec.keepalives += 1
+                    if self.now is not None:
+                        rec.keepalive_at.append(self.now())
                 elif kind == "Finalize":
                     rec.finalizes += 1
                     await emit(recogniser.flush())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from app.clock import FakeClock
 from app.providers.base import (
     PCM,
     ProviderError,
@@ -75,11 +76,11 @@ async def collect(stream: STTStream) -> list[STTEvent]:
 
 
 async def run(stream: STTStream, *parts: PCM) -> list[STTEvent]:
-    """Send the audio, close (which waits for the last results), and return every event."""
+    """Send the audio, end the input (which waits for the last results), return every event."""
     async with asyncio.TaskGroup() as tg:
         reader = tg.create_task(collect(stream))
         await send_all(stream, *parts)
-        await stream.aclose()
+        await stream.end_input()
     return reader.result()
 
 
@@ -99,8 +100,8 @@ async def test_results_map_to_speech_started_interim_final_and_utterance_end(ser
     served.fake.utterances = ["Hello there, how are you?"]
     stt = DeepgramSTT(KEY, base_url=served.url)
     assert (stt.name, stt.sample_rate) == ("deepgram", RATE)
-    stream = await stt.open(STTOptions(endpointing_ms=300, utterance_end_ms=1000))
-    events = await run(stream, quiet(0.2), loud(0.5), quiet(1.5))
+    async with stt.stream(STTOptions(endpointing_ms=300, utterance_end_ms=1000)) as stream:
+        events = await run(stream, quiet(0.2), loud(0.5), quiet(1.5))
 
     assert [type(e) for e in events] == [SpeechStarted, Transcript, Transcript, UtteranceEnd]
     started, interim, final, utterance_end = events
@@ -120,10 +121,13 @@ async def test_results_map_to_speech_started_interim_final_and_utterance_end(ser
 async def test_query_parameters_and_auth_header(served: Served) -> None:
     stt = DeepgramSTT(KEY, base_url=served.url)
     options = STTOptions(language="en-IN", keywords=("Vobiz", "booking id"), endpointing_ms=250)
-    await (await stt.open(options)).aclose()
+    async with stt.stream(options):
+        pass
     options = STTOptions(model="nova-2-phonecall", keywords=("Vobiz:2",), utterance_end_ms=1500)
-    await (await stt.open(options)).aclose()
-    await (await stt.open(STTOptions(interim_results=False, endpointing_ms=0))).aclose()
+    async with stt.stream(options):
+        pass
+    async with stt.stream(STTOptions(interim_results=False, endpointing_ms=0)):
+        pass
 
     nova3, nova2, plain = served.fake.listens
     assert all(rec.authorized for rec in served.fake.listens)
@@ -154,23 +158,60 @@ async def test_query_parameters_and_auth_header(served: Served) -> None:
 
 
 async def test_keepalive_only_when_no_audio_flows(served: Served) -> None:
-    stream = await DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=0.15).open(STTOptions())
-    for _ in range(15):  # 0.3 s of 20 ms frames, paced: never 0.15 s without audio
-        await stream.send(quiet(0.02))
-        await asyncio.sleep(0.02)
-    await until(lambda: served.fake.listens[0].bytes_received >= 15 * 640)
-    assert served.fake.listens[0].keepalives == 0
-    await asyncio.sleep(0.5)  # silence: a KeepAlive every 0.15 s
-    await stream.aclose()
+    async with DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=0.15).stream(STTOptions()) as stream:
+        for _ in range(15):  # 0.3 s of 20 ms frames, paced: never 0.15 s without audio
+            await stream.send(quiet(0.02))
+            await asyncio.sleep(0.02)
+        await until(lambda: served.fake.listens[0].bytes_received >= 15 * 640)
+        assert served.fake.listens[0].keepalives == 0
+        await asyncio.sleep(0.5)  # silence: a KeepAlive every 0.15 s
     assert 2 <= served.fake.listens[0].keepalives <= 4
+
+
+async def test_keepalives_on_the_clock_count_from_the_last_audio_sent(served: Served) -> None:
+    clock = FakeClock()
+    served.fake.now = clock.now  # stamps, read while the test holds time still
+    stt = DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=5.0, clock=clock)
+    async with stt.stream(STTOptions()) as stream:
+        await stream.send(quiet(0.02))
+        await until(lambda: served.fake.listens[0].bytes_received == 640)
+        await clock.advance(4.9)
+        await stream.send(quiet(0.02))  # audio at 4.9 s: the next KeepAlive is due at 9.9 s, not 5 s
+        await until(lambda: served.fake.listens[0].bytes_received == 1280)
+        for keepalives in (1, 2):
+            await clock.advance(5.0)
+            await until(lambda: served.fake.listens[0].keepalives >= keepalives)  # noqa: B023
+    listen = served.fake.listens[0]
+    assert listen.opened_at == 0.0
+    assert [round(t, 6) for t in listen.keepalive_at] == [9.9, 14.9]
+
+
+async def test_reconnect_back_off_doubles_on_the_clock(served: Served) -> None:
+    clock = FakeClock()
+    served.fake.now = clock.now
+    served.fake.drop_after_bytes = [3200] * 10  # every socket drops 0.1 s into the audio
+    stt = DeepgramSTT(KEY, base_url=served.url, reconnect_attempts=3, keepalive_seconds=1000, clock=clock)
+    async with stt.stream(STTOptions()) as stream:
+        await send_all(stream, loud(1.0))
+        waits = []
+        for _ in range(3):
+            await until(lambda: any(t < 100 for t in clock.deadlines()))  # the back-off, not a keep-alive
+            wake = min(clock.deadlines())
+            waits.append(round(wake - clock.now(), 6))
+            await clock.advance(wake - clock.now())
+        with pytest.raises(ProviderError, match="gave up after 3 reconnects"):
+            await collect(stream)
+    assert waits == [0.1, 0.2, 0.4]
+    assert [rec.opened_at for rec in served.fake.listens] == pytest.approx([0.0, 0.1, 0.3, 0.7])
+    assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
 async def test_reconnect_replays_the_utterance_in_progress_with_monotonic_times(served: Served) -> None:
     served.fake.utterances = ["first one", "second utterance here"]
     # the first socket drops 1.25 s in, in the middle of the second utterance (1.1 s .. 1.4 s)
     served.fake.drop_after_bytes = [round(1.25 * 2 * RATE)]
-    stream = await DeepgramSTT(KEY, base_url=served.url).open(STTOptions(endpointing_ms=300))
-    events = await run(stream, quiet(0.2), loud(0.4), quiet(0.5), loud(0.3), quiet(1.3))
+    async with DeepgramSTT(KEY, base_url=served.url).stream(STTOptions(endpointing_ms=300)) as stream:
+        events = await run(stream, quiet(0.2), loud(0.4), quiet(0.5), loud(0.3), quiet(1.3))
 
     first, second = served.fake.listens
     assert first.dropped
@@ -192,27 +233,27 @@ async def test_reconnect_replays_the_utterance_in_progress_with_monotonic_times(
     assert [e.timestamp for e in events if isinstance(e, SpeechStarted)] == [0.2, 1.1, 1.1]
 
 
-async def test_aclose_flushes_final_results_and_leaves_no_tasks(served: Served) -> None:
+async def test_end_input_flushes_final_results_and_leaves_no_tasks(served: Served) -> None:
     served.fake.utterances = ["cut short"]
-    stream = await DeepgramSTT(KEY, base_url=served.url).open(STTOptions())
-    await send_all(stream, quiet(0.1), loud(0.4))  # no trailing silence: no endpoint yet
-    await stream.aclose()
-    await stream.aclose()  # twice is fine
-    await stream.send(loud(0.1))  # ignored after close
-    events = await collect(stream)
+    async with DeepgramSTT(KEY, base_url=served.url).stream(STTOptions()) as stream:
+        await send_all(stream, quiet(0.1), loud(0.4))  # no trailing silence: no endpoint yet
+        await stream.end_input()
+        await stream.end_input()  # twice is fine
+        await stream.send(loud(0.1))  # ignored after the end
+        events = await collect(stream)
     assert [(t.text, t.is_final, t.speech_final) for t in finals(events)] == [("cut short", True, False)]
     assert served.fake.listens[0].close_stream
     assert asyncio.all_tasks() == {asyncio.current_task()}
     assert await collect(stream) == []  # a second reader sees the end too
 
 
-async def test_aclose_finalizes_so_the_last_words_come_from_finalize(served: Served) -> None:
+async def test_end_input_finalizes_so_the_last_words_come_from_finalize(served: Served) -> None:
     # a caller hangs up mid-sentence: Finalize makes Deepgram's held words final before the close
     served.fake.utterances = ["make that four people"]
-    stream = await DeepgramSTT(KEY, base_url=served.url).open(STTOptions())
-    await send_all(stream, quiet(0.1), loud(0.6))
-    await stream.aclose()
-    events = await collect(stream)
+    async with DeepgramSTT(KEY, base_url=served.url).stream(STTOptions()) as stream:
+        await send_all(stream, quiet(0.1), loud(0.6))
+        await stream.end_input()
+        events = await collect(stream)
     assert [t.text for t in finals(events)] == ["make that four people"]
     listen = served.fake.listens[0]
     assert (listen.finalizes, listen.close_stream) == (1, True)
@@ -226,7 +267,8 @@ async def test_auth_failure_is_not_retryable_and_hides_the_key(
     caplog.set_level(logging.DEBUG)
     stt = DeepgramSTT("wrong-secret-key", base_url=served.url)
     with pytest.raises(ProviderError) as info:
-        await stt.open(STTOptions())
+        async with stt.stream(STTOptions()):
+            pass
     assert info.value.retryable is False
     assert info.value.provider == "deepgram"
     assert "401" in str(info.value)
@@ -237,14 +279,13 @@ async def test_auth_failure_is_not_retryable_and_hides_the_key(
 
 async def test_repeated_drops_end_in_a_retryable_error(served: Served) -> None:
     served.fake.drop_after_bytes = [8000] * 10
-    stream = await DeepgramSTT(KEY, base_url=served.url, reconnect_attempts=2).open(STTOptions())
-    await send_all(stream, loud(1.0))
-    with pytest.raises(ProviderError) as info:
-        await collect(stream)
-    assert info.value.retryable is True
-    assert "gave up after 2 reconnects" in str(info.value)
-    assert len(served.fake.listens) == 3  # the first socket and two reconnects
-    await stream.aclose()
+    async with DeepgramSTT(KEY, base_url=served.url, reconnect_attempts=2).stream(STTOptions()) as stream:
+        await send_all(stream, loud(1.0))
+        with pytest.raises(ProviderError) as info:
+            await collect(stream)
+        assert info.value.retryable is True
+        assert "gave up after 2 reconnects" in str(info.value)
+        assert len(served.fake.listens) == 3  # the first socket and two reconnects
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
@@ -253,15 +294,34 @@ async def test_unreachable_server_is_retryable() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(ProviderError) as info:
-        await DeepgramSTT(KEY, base_url=f"http://127.0.0.1:{port}").open(STTOptions())
+        async with DeepgramSTT(KEY, base_url=f"http://127.0.0.1:{port}").stream(STTOptions()):
+            pass
     assert info.value.retryable is True
 
 
 async def test_send_never_blocks_and_drops_the_oldest_audio_when_the_queue_is_full(served: Served) -> None:
-    stream = await DeepgramSTT(KEY, base_url=served.url).open(STTOptions())
     frame = quiet(0.02)
-    for _ in range(2000):  # 40 s of audio without yielding to the sender: must not block
-        await stream.send(frame)
-    await stream.aclose()
+    async with DeepgramSTT(KEY, base_url=served.url).stream(STTOptions()) as stream:
+        for _ in range(2000):  # 40 s of audio without yielding to the sender: must not block
+            await stream.send(frame)
     # the newest 10 s, less one frame that made room for the end-of-audio marker
     assert served.fake.listens[0].bytes_received == 499 * 640
+
+
+async def test_an_error_in_the_block_propagates_as_itself_after_the_stream_stopped(served: Served) -> None:
+    served.fake.utterances = ["still heard"]
+    stt = DeepgramSTT(KEY, base_url=served.url)
+    streams: list[STTStream] = []
+
+    async def broken() -> None:
+        async with stt.stream(STTOptions()) as stream:
+            streams.append(stream)
+            await send_all(stream, quiet(0.1), loud(0.4))
+            raise LookupError("the caller's code broke")  # not wrapped in an ExceptionGroup
+
+    with pytest.raises(LookupError, match="the caller's code broke"):
+        await broken()
+    [stream] = streams
+    assert served.fake.listens[0].close_stream  # leaving ended the input, as end_input does
+    assert [t.text for t in finals(await collect(stream))] == ["still heard"]
+    assert asyncio.all_tasks() == {asyncio.current_task()}

