@@ -2,8 +2,10 @@
 
 Tasks (all in one ``asyncio.TaskGroup``):
 - ``reader``: socket → ``parse_inbound`` → decoder → the agent's inbound queue;
-- ``writer``: the ``Outbox`` → socket (control before audio);
-- ``agent``: started on ``start``; talks to the call only through ``CallIO``;
+- ``writer``: the ``Outbox`` → socket (control before audio); when it takes a frame the agent
+  marked, the agent gets ``AudioWritten`` on its event queue;
+- ``agent``: started on ``start``; talks to the call only through ``CallIO``, which is given
+  what it needs (the outbox, the counters, the end flag) and nothing else of the session;
 - ``watch-end``: waits for ``end()`` (the socket closed, the hangup webhook, ``stop``, the
   agent's hang-up), lets the agent finish (``EndingAgent.finish``, at most ``end_grace_s``),
   then raises ``CallEnded``.
@@ -21,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -33,7 +34,7 @@ from app.audio.formats import AudioFormat, check_stream_format
 from app.audio.frames import InboundDecoder, OutboundEncoder
 from app.clock import Clock, run_within
 from app.logs import ContextLogger
-from app.pipeline.outbox import Outbox
+from app.pipeline.outbox import Marked, Outbox
 from app.telephony import events as ev
 
 log = logging.getLogger("app.call")
@@ -113,6 +114,17 @@ class CallStats:
     protocol_errors: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True, slots=True)
+class AudioWritten:
+    """The socket writer took a frame the agent marked (``CallIO.send_frame(..., mark)``)."""
+
+    mark: int
+    t: float  # when, on the call's clock
+
+
+AgentEvent = ev.InboundEvent | AudioWritten  # what the agent reads from ``CallIO.events``
+
+
 def outbound_format(inbound: AudioFormat, playback_rate: int) -> AudioFormat:
     """The playAudio format: the inbound one unless a playback rate is configured."""
     if playback_rate in (0, inbound.sample_rate):
@@ -123,17 +135,37 @@ def outbound_format(inbound: AudioFormat, playback_rate: int) -> AudioFormat:
 
 
 class CallIO:
-    """What an agent may do with the call. Created by the session on ``start``."""
+    """What an agent may do with the call. Created by the session on ``start``; it is the
+    agent's ``AudioSink``."""
 
-    def __init__(self, session: CallSession, start: ev.StartEvent, inbound_fmt: AudioFormat) -> None:
-        self._session = session
+    def __init__(
+        self,
+        start: ev.StartEvent,
+        inbound_fmt: AudioFormat,
+        *,
+        config: SessionConfig,
+        outbox: Outbox,
+        stats: CallStats,
+        ended: asyncio.Event,
+    ) -> None:
+        """``outbox``: what the socket writer sends; ``stats``: the call's counters (frames out);
+        ``ended``: set once the call's end was asked for."""
         self.start = start
         self.inbound_format = inbound_fmt
-        self.outbound_format = outbound_format(inbound_fmt, session.config.playback_rate)
-        self.pipeline_rate = session.config.pipeline_rate
-        self.audio_in: asyncio.Queue[PCM] = asyncio.Queue(session.config.inbound_queue_frames)
-        self.events: asyncio.Queue[ev.InboundEvent] = asyncio.Queue(256)
+        self.outbound_format = outbound_format(inbound_fmt, config.playback_rate)
+        self.pipeline_rate = config.pipeline_rate
+        self.audio_in: asyncio.Queue[PCM] = asyncio.Queue(config.inbound_queue_frames)
+        self.events: asyncio.Queue[AgentEvent] = asyncio.Queue(256)
+        self.stop_sent = False  # the agent sent ``stop``: it hung up
+        self._outbox = outbox
+        self._stats = stats
+        self._ended = ended
         self._encoders: dict[int, OutboundEncoder] = {}
+
+    @property
+    def ending(self) -> bool:
+        """The call is ending: nothing new is spoken, the agent only finishes what it had."""
+        return self._ended.is_set()
 
     def _encoder(self, rate: int) -> OutboundEncoder:
         enc = self._encoders.get(rate)
@@ -151,35 +183,35 @@ class CallIO:
         for frame in self._encoder(rate).flush():
             await self.send_frame(frame)
 
-    async def send_frame(self, payload: bytes, on_written: Callable[[], None] | None = None) -> None:
+    async def send_frame(self, payload: bytes, mark: int | None = None) -> None:
         """Queue one already-encoded frame (in ``outbound_format``) as a ``playAudio``.
 
-        ``on_written`` runs when the socket writer takes it; a frame dropped by a ``clear``
-        while it waited for room is never sent (and never runs it)."""
-        if self._session.ending:
+        With a ``mark``, ``AudioWritten(mark, t)`` arrives on ``events`` when the socket writer
+        takes the frame; a frame dropped by a ``clear`` (even while it waited for room) is never
+        sent and never reported."""
+        if self._ended.is_set():
             return  # the call is over: nothing new is spoken
         fmt = self.outbound_format
         message = ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload)
-        if await self._session.outbox.put_audio(message, on_written):
-            self._session.stats.frames_out += 1
+        if await self._outbox.put_audio(message, mark):
+            self._stats.frames_out += 1
 
     def checkpoint(self, name: str) -> None:
         """Mark the end of the audio queued so far; Vobiz acks with ``playedStream``."""
-        self._session.outbox.put_audio_after_audio(ev.checkpoint(self.start.stream_id, name))
+        self._outbox.put_audio_after_audio(ev.checkpoint(self.start.stream_id, name))
 
-    def clear(self) -> int:
+    def clear(self) -> None:
         """Barge-in: drop unsent audio and tell Vobiz to flush what it queued."""
         for enc in self._encoders.values():
             enc.clear()
-        dropped = self._session.outbox.drop_audio()
-        self._session.outbox.put_control(ev.clear_audio(self.start.stream_id))
-        return dropped
+        self._outbox.drop_audio()
+        self._outbox.put_control(ev.clear_audio(self.start.stream_id))
 
     def stop(self) -> None:
         """End the stream (Vobiz then runs the next XML verb or hangs up). The call's end that
         follows (the socket closed, the hang-up callback) is recorded as ``agent-hangup``."""
-        self._session.stop_sent = True
-        self._session.outbox.put_control(ev.stop(self.start.stream_id))
+        self.stop_sent = True
+        self._outbox.put_control(ev.stop(self.start.stream_id))
 
 
 class CallSession:
@@ -207,7 +239,6 @@ class CallSession:
         self._end_requested = asyncio.Event()
         self._end_reason = "ended"
         self._socket_open = True
-        self.stop_sent = False  # the agent sent ``stop``: it hung up
         self._log = ContextLogger(log, {"call_id": call_id})
 
     @property
@@ -224,7 +255,8 @@ class CallSession:
         """Ask the call to end (safe to call from any task on the loop, more than once; the
         first reason counts)."""
         if not self._end_requested.is_set():
-            self._end_reason = AGENT_HANGUP if self.stop_sent and reason in AFTER_STOP else reason
+            stop_sent = self.io is not None and self.io.stop_sent
+            self._end_reason = AGENT_HANGUP if stop_sent and reason in AFTER_STOP else reason
             self._end_requested.set()
 
     async def run(self) -> str:
@@ -272,14 +304,30 @@ class CallSession:
         raise CallEnded(self._end_reason)
 
     async def _write(self) -> None:
+        outbox = self.outbox
         while True:
-            message = await self.outbox.get()
+            item = await outbox.get()
+            if isinstance(item, str):
+                message = item
+            else:
+                message = item.message
+                self._written(item)
             try:
                 await self._transport.send(message)
             except TransportClosed:
                 self._socket_open = False
                 self.end("socket-closed")
                 return
+
+    def _written(self, item: Marked) -> None:
+        """The writer takes a marked frame: tell the agent, stamped now."""
+        io = self.io
+        if io is None:
+            return
+        if io.events.full():
+            self._protocol_error("events-overflow", "agent not reading control events")
+        else:
+            io.events.put_nowait(AudioWritten(item.mark, self._clock.now()))
 
     async def _read(self) -> None:
         limit = self.config.max_message_bytes
@@ -390,7 +438,9 @@ class CallSession:
         if fmt.encoding == "l16":
             self._byte_order_probe = []
         self.stats.stream_id = start.stream_id
-        self.io = CallIO(self, start, fmt)
+        self.io = CallIO(
+            start, fmt, config=self.config, outbox=self.outbox, stats=self.stats, ended=self._end_requested
+        )
         self._log.info(
             "stream started",
             extra={"encoding": fmt.encoding, "sample_rate": fmt.sample_rate},
