@@ -4,7 +4,7 @@ It wires the pieces and executes the ``TurnTaker``'s actions; it decides nothing
 has the floor. Every task belongs to one ``TaskGroup`` that ends with the call.
 
 One owner per question: who has the floor (speaking, paused, closing) is ``self.turns``; how
-far reply N has got is ``self._replies[N]`` (a ``Reply``); whether the call is ending is
+far reply N has got is ``self.replies[N]`` (a ``Reply``); whether the call is ending is
 ``self.call.ending`` (the session's).
 
 When the call ends, however it ends, the session awaits ``finish`` (bounded) before it cancels
@@ -148,7 +148,7 @@ class Conversation:
         self._on_turn = on_turn
         self._observer = observer
         self._data_dir, self._caller_number = data_dir, caller_number
-        self._replies: dict[int, Reply] = {}  # by turn
+        self.replies: dict[int, Reply] = {}  # by turn
         self._last_voiced = 0.0
         self._stt: STTStream | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -216,7 +216,7 @@ class Conversation:
         """The call ended with replies unfinished: stop them (no tool runs on) and keep what the
         caller heard; a reply not fully heard is interrupted."""
         paused = self.turns.floor is tt.Floor.PAUSED
-        for turn, reply in sorted(self._replies.items()):
+        for turn, reply in sorted(self.replies.items()):
             if reply.done:
                 continue
             if reply.state is ReplyState.PRODUCED and not self.playout.pending(turn) and not paused:
@@ -312,7 +312,7 @@ class Conversation:
                     self._start_turn_reply(turn, fixed=text)
                 case tt.Silence(turn=turn):
                     cut = self.playout.cut()
-                    reply = self._replies.get(turn)
+                    reply = self.replies.get(turn)
                     if cut is not None and reply is not None:
                         reply.cut = cut
                     self.barge_ins += 1
@@ -337,7 +337,7 @@ class Conversation:
             apology=self.config.apology,
             fallback_tts=self.providers.fallback_tts,
         )
-        reply = self._replies[turn] = Reply(turn, responder, user_index)
+        reply = self.replies[turn] = Reply(turn, responder, user_index)
         name = f"conv-{self.call_id}-reply-{turn}"
         reply.task = self._tg.create_task(self._run_reply(reply, fixed), name=name)
 
@@ -371,7 +371,7 @@ class Conversation:
 
     def _check_done(self, turn: int) -> None:
         """Reply ``turn`` is finished once produced and heard in full, unless cut and not yet decided."""
-        reply = self._replies.get(turn)
+        reply = self.replies.get(turn)
         if reply is None or reply.state is not ReplyState.PRODUCED or self.playout.pending(turn):
             return
         if self.turns.floor is tt.Floor.PAUSED:
@@ -380,7 +380,7 @@ class Conversation:
         self._apply(self.turns.handle(tt.AudioDone(self.clock.now(), turn)))
 
     def _cancel(self, turn: int) -> None:
-        reply = self._replies.get(turn)
+        reply = self.replies.get(turn)
         cut = None
         if reply is not None:
             if reply.task is not None and not reply.task.done():
@@ -424,7 +424,7 @@ class Conversation:
 
     def _on_audio_written(self, turn: int, t: float) -> None:
         """The socket writer took a segment's first frame at ``t``: the reply is audible."""
-        reply = self._replies.get(turn)
+        reply = self.replies.get(turn)
         if reply is None or reply.audible:
             return
         reply.audible = True

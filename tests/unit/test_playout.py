@@ -148,3 +148,27 @@ async def test_played_segments_count_as_heard_even_before_their_ack() -> None:
         task.cancel()
     assert cut is not None
     assert cut.heard == "First sentence. Second"
+
+
+async def test_nothing_is_sent_while_the_floor_is_paused_even_with_nothing_cut() -> None:
+    # the floor, not a copy in the playout, says when the agent is paused: audio queued after a
+    # cut that found nothing to silence still waits for the turn-taker's decision
+    clock, wire, playout = make()
+    wire.floor = Floor.PAUSED
+    assert playout.cut() is None  # nothing audible or queued
+    audio = playout.open_segment(6, "t6-s1", "Later words")
+    playout.add_frames(audio, frames("f", 10))
+    playout.close_segment(audio)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(playout.run())
+        await asyncio.sleep(0)
+        await clock.advance(0.5)
+        assert wire.log == []
+        wire.floor = Floor.SPEAKING
+        playout.resume()
+        await asyncio.sleep(0)
+        await clock.advance(0.5)
+        task.cancel()
+    sent = [t for t, what in wire.log if what.startswith("f")]
+    assert len(sent) == 10
+    assert sent[0] == pytest.approx(0.5)  # at once on the resume
