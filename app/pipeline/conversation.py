@@ -3,9 +3,8 @@
 It wires the pieces and executes the ``TurnTaker``'s actions; it decides nothing about who
 has the floor. Every task belongs to one ``TaskGroup`` that ends with the call.
 
-One owner per question: who has the floor (speaking, paused, closing) is ``self.turns``; how
-far reply N has got is ``self.replies[N]`` (a ``Reply``); whether the call is ending is
-``self.call.ending`` (the session's).
+One owner per question: the floor (speaking, paused, closing) is ``self.turns``'s; reply N's
+progress is ``self.replies[N]`` (a ``Reply``); the call's end is ``self.call.ending``.
 
 When the call ends, however it ends, the session awaits ``finish`` (bounded) before it cancels
 ``run``: the reply in flight is settled (what was heard, marked interrupted), the recogniser is
