@@ -3,6 +3,9 @@
 It wires the pieces and executes the ``TurnTaker``'s actions; it decides nothing about who
 has the floor. Every task belongs to one ``TaskGroup`` that ends with the call.
 
+One owner per question: the floor (speaking, paused, closing) is ``self.turns``'s; reply N's
+progress is ``self.replies[N]`` (a ``Reply``); the call's end is ``self.call.ending``.
+
 When the call ends, however it ends, the session awaits ``finish`` (bounded) before it cancels
 ``run``: the reply in flight is settled (what was heard, marked interrupted), the recogniser is
 flushed (``STTStream.end_input``) and its last words are written down; nothing new is spoken and
@@ -25,9 +28,10 @@ from app.pipeline import turns as tt
 from app.pipeline.history import INTERRUPTED_MARK as INTERRUPTED_MARK
 from app.pipeline.history import heard_history
 from app.pipeline.latency import LatencyLog, TurnStamps
-from app.pipeline.playout import Cut, Playout
+from app.pipeline.playout import Playout
+from app.pipeline.reply import Reply, ReplyState
 from app.pipeline.responder import Responder
-from app.pipeline.session import CallIO
+from app.pipeline.session import AudioWritten, CallIO
 from app.providers.base import (
     LanguageModel,
     LLMOptions,
@@ -143,15 +147,8 @@ class Conversation:
         self._on_turn = on_turn
         self._observer = observer
         self._data_dir, self._caller_number = data_dir, caller_number
-        self._responders: dict[int, Responder] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._produced: set[int] = set()
-        self._finished: set[int] = set()
-        self._user_index: dict[int, int] = {}
-        self._cuts: dict[int, Cut] = {}
+        self.replies: dict[int, Reply] = {}  # by turn
         self._last_voiced = 0.0
-        self._ended = False
-        self._ending = False  # the call is over: write down what comes, answer nothing
         self._stt: STTStream | None = None
         self._pump: asyncio.Task[None] | None = None
         self._stt_reader: asyncio.Task[None] | None = None
@@ -162,14 +159,7 @@ class Conversation:
     async def run(self, call: CallIO) -> None:
         self.call = call
         fmt = call.outbound_format
-        self.playout = Playout(
-            clock=self.clock,
-            send_frame=call.send_frame,
-            send_checkpoint=call.checkpoint,
-            send_clear=call.clear,
-            on_started=self._on_audio_started,
-            on_written=self._on_audio_written,
-        )
+        self.playout = Playout(clock=self.clock, sink=call, turns=self.turns)
         self.out_format = fmt
         # the call's one VAD: its verdicts go to the turn-taker and to the recogniser
         self.vad: VoiceActivityDetector = WebRtcVad(self.config.vad_aggressiveness, call.pipeline_rate)
@@ -202,9 +192,10 @@ class Conversation:
         """The call is ending (see the module docstring). The session bounds it in time and
         then cancels ``run``; whatever was done by then is kept."""
         stt, pump, reader = self._stt, self._pump, self._stt_reader
-        if stt is None or pump is None or reader is None or self._ending:
+        if stt is None or pump is None or reader is None:
             return  # not started yet: nothing was said
-        self._ending = True
+        if pump.done() or pump.cancelling():
+            return  # finishing already
         self._settle_replies()
         pump.cancel()
         await asyncio.wait({pump})
@@ -221,10 +212,12 @@ class Conversation:
     def _settle_replies(self) -> None:
         """The call ended with replies unfinished: stop them (no tool runs on) and keep what the
         caller heard; a reply not fully heard is interrupted."""
-        for turn in sorted(set(self._responders) - self._finished):
-            heard_all = turn in self._produced and not self.playout.pending(turn)
-            if heard_all and not self.playout.paused:
-                self._finish(turn, interrupted=False)
+        paused = self.turns.floor is tt.Floor.PAUSED
+        for turn, reply in sorted(self.replies.items()):
+            if reply.done:
+                continue
+            if reply.state is ReplyState.PRODUCED and not self.playout.pending(turn) and not paused:
+                self._finish(reply, interrupted=False)  # heard in full
             else:
                 self._cancel(turn)
 
@@ -254,7 +247,7 @@ class Conversation:
         except ProviderError as exc:
             self.provider_errors += 1
             log.error("speech recognition failed: %s", exc.provider, extra={"call_id": self.call_id})
-            if self._ending:
+            if self.call.ending:
                 return  # the call is over: nothing to apologise to
             self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), "speech recognition failed")))
             self._start_turn_reply(self.turns.turn + 1, fixed=self.config.apology + " " + self.config.goodbye)
@@ -267,6 +260,8 @@ class Conversation:
                     segment = self.playout.on_played(name)
                     if segment is not None:
                         self._check_done(segment.turn)
+                case AudioWritten(mark=turn, t=t):
+                    self._on_audio_written(turn, t)
                 case ev.ClearedAudioEvent():
                     self.playout.on_cleared()
                 case ev.DtmfEvent():
@@ -294,12 +289,11 @@ class Conversation:
     def _apply(self, actions: list[tt.TurnAction]) -> None:
         for action in actions:
             match action:
-                case tt.Respond(turn=turn, text=text) if self._ending:
+                case tt.Respond(text=text) if self.call.ending:
                     # the caller's last words, after the end: written down, never answered
-                    self._user_index[turn] = len(self.history)
                     self.history.append(Message("user", text))
                     self._record(TranscriptEntry(self.clock.now(), "caller", text))
-                case tt.Speak() | tt.HangUp() if self._ending:
+                case tt.Speak() | tt.HangUp() if self.call.ending:
                     pass  # nothing new is spoken after the end
                 case tt.Respond(turn=turn, text=text, final_at=final_at):
                     now = self.clock.now()
@@ -307,26 +301,28 @@ class Conversation:
                     stamps.stamp("speech_end", self._last_voiced + 0.02)
                     stamps.stamp("stt_final", final_at if final_at is not None else now)
                     stamps.stamp("turn_end", now)
-                    self._user_index[turn] = len(self.history)
+                    user_index = len(self.history)
                     self.history.append(Message("user", text))
                     self._record(TranscriptEntry(now, "caller", text))
-                    self._start_turn_reply(turn)
+                    self._start_turn_reply(turn, user_index=user_index)
                 case tt.Speak(turn=turn, text=text):
                     self._start_turn_reply(turn, fixed=text)
                 case tt.Silence(turn=turn):
                     cut = self.playout.cut()
-                    if cut is not None:
-                        self._cuts[turn] = cut
+                    reply = self.replies.get(turn)
+                    if cut is not None and reply is not None:
+                        reply.cut = cut
                     self.barge_ins += 1
-                case tt.Resume():
+                case tt.Resume(turn=turn):
                     self.false_interruptions += 1
                     self.playout.resume()
+                    self._check_done(turn)  # it may have been heard in full before the cut
                 case tt.Cancel(turn=turn):
                     self._cancel(turn)
                 case tt.HangUp(reason=reason):
                     self._hang_up(reason)
 
-    def _start_turn_reply(self, turn: int, fixed: str | None = None) -> None:
+    def _start_turn_reply(self, turn: int, fixed: str | None = None, user_index: int | None = None) -> None:
         responder = Responder(
             turn=turn,
             playout=self.playout,
@@ -338,13 +334,12 @@ class Conversation:
             apology=self.config.apology,
             fallback_tts=self.providers.fallback_tts,
         )
-        self._responders[turn] = responder
-        self._tasks[turn] = self._tg.create_task(
-            self._run_reply(responder, fixed), name=f"conv-{self.call_id}-reply-{turn}"
-        )
+        reply = self.replies[turn] = Reply(turn, responder, user_index)
+        name = f"conv-{self.call_id}-reply-{turn}"
+        reply.task = self._tg.create_task(self._run_reply(reply, fixed), name=name)
 
-    async def _run_reply(self, responder: Responder, fixed: str | None) -> None:
-        turn = responder.turn
+    async def _run_reply(self, reply: Reply, fixed: str | None) -> None:
+        turn, responder = reply.turn, reply.responder
         try:
             if fixed is not None:
                 await responder.say(fixed)
@@ -356,57 +351,63 @@ class Conversation:
                     self.config.llm,
                     responder.tool_runner(self.tools, self.tool_ctx, self.config.tool_filler_after_s),
                 )
-                if self._ended and not responder.result.spoke:
+                if self.turns.closing and not responder.result.spoke:
                     await responder.say(self.config.goodbye)
         except ProviderError as exc:
             self.provider_errors += 1
             log.warning("could not speak: %s", exc.provider, extra={"call_id": self.call_id})
         if responder.result.failed:
             self.provider_errors += 1
-        self._produced.add(turn)
+        if reply.state is ReplyState.GENERATING:
+            reply.state = ReplyState.PRODUCED
         if not responder.result.spoke:
-            self._finish(turn, interrupted=False)
+            self._finish(reply, interrupted=False)
             self._apply(self.turns.handle(tt.ReplyEmpty(self.clock.now(), turn)))
         else:
             self._check_done(turn)
 
     def _check_done(self, turn: int) -> None:
-        if turn in self._produced and turn not in self._finished and not self.playout.pending(turn):
-            if self.playout.paused:
-                return  # cut and not yet decided
-            self._finish(turn, interrupted=False)
-            self._apply(self.turns.handle(tt.AudioDone(self.clock.now(), turn)))
+        """Reply ``turn`` is finished once produced and heard in full, unless cut and not yet decided."""
+        reply = self.replies.get(turn)
+        if reply is None or reply.state is not ReplyState.PRODUCED or self.playout.pending(turn):
+            return
+        if self.turns.floor is tt.Floor.PAUSED:
+            return  # cut and not yet decided
+        self._finish(reply, interrupted=False)
+        self._apply(self.turns.handle(tt.AudioDone(self.clock.now(), turn)))
 
     def _cancel(self, turn: int) -> None:
-        task = self._tasks.get(turn)
-        if task is not None and not task.done():
-            task.cancel()
-        cut = self._cuts.pop(turn, None)
+        reply = self.replies.get(turn)
+        cut = None
+        if reply is not None:
+            if reply.task is not None and not reply.task.done():
+                reply.task.cancel()
+            cut, reply.cut = reply.cut, None
         if cut is None and self.playout.pending(turn):
             cut = self.playout.cut()  # audible but not yet cut: silence it now
         self.playout.drop_turn(turn)
-        heard = cut.heard if cut is not None else self.playout.heard_text(turn)
-        self._finish(turn, interrupted=True, heard=heard)
+        if reply is not None:
+            heard = cut.heard if cut is not None else self.playout.heard_text(turn)
+            self._finish(reply, interrupted=True, heard=heard)
         stamps = self.latency.turns.get(turn)
         if stamps is not None:
             stamps.interrupted = True
 
-    def _finish(self, turn: int, *, interrupted: bool, heard: str | None = None) -> None:
-        if turn in self._finished:
+    def _finish(self, reply: Reply, *, interrupted: bool, heard: str | None = None) -> None:
+        """Reply done (``interrupted``: cancelled): the history and transcript get what was heard."""
+        if reply.done:
             return
-        self._finished.add(turn)
-        responder = self._responders.get(turn)
-        text = heard if heard is not None else self.playout.heard_text(turn)
-        rounds = responder.result.rounds if responder is not None else []
-        if not text and interrupted and not rounds and turn in self._user_index:
+        reply.state = ReplyState.CANCELLED if interrupted else ReplyState.FINISHED
+        turn, result = reply.turn, reply.responder.result
+        text = reply.heard = heard if heard is not None else self.playout.heard_text(turn)
+        if not text and interrupted and not result.rounds and reply.user_index is not None:
             # nothing was heard, no tool ran, and the caller went on: their words join the next turn
-            index = self._user_index.pop(turn)
+            index, reply.user_index = reply.user_index, None
             if index < len(self.history) and self.history[index].role == "user":
                 del self.history[index]
             return
         # the history gets what the caller heard: tool calls and results where they happened
-        spoken = responder.result.spoken if responder is not None else [(0, text)]
-        self.history.extend(heard_history(text, spoken, rounds, interrupted=interrupted))
+        self.history.extend(heard_history(text, result.spoken, result.rounds, interrupted=interrupted))
         if text:
             stamps = self.latency.turns.get(turn)
             started = stamps.first_play_audio if stamps is not None else None
@@ -418,13 +419,15 @@ class Conversation:
         if self._observer is not None:
             self._observer.on_transcript(self, entry)
 
-    def _on_audio_started(self, turn: int) -> None:
+    def _on_audio_written(self, turn: int, t: float) -> None:
+        """The socket writer took a segment's first frame at ``t``: the reply is audible."""
+        reply = self.replies.get(turn)
+        if reply is None or reply.audible:
+            return
+        reply.audible = True
         self._apply(self.turns.handle(tt.AudioStarted(self.clock.now(), turn)))
-
-    def _on_audio_written(self, turn: int) -> None:
-        """The socket writer took the turn's first frame (once per turn; no I/O here)."""
         stamps = self.latency.turn(turn)
-        stamps.stamp("first_play_audio", self.clock.now())
+        stamps.stamp("first_play_audio", t)
         if self._on_turn is not None and stamps.speech_end is not None:
             self._on_turn(stamps)
 
@@ -437,7 +440,6 @@ class Conversation:
         return await self.control.transfer()
 
     def _end_call(self, reason: str) -> None:
-        self._ended = True
         self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), reason)))
 
     def _hang_up(self, reason: str) -> None:

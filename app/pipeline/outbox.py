@@ -3,15 +3,25 @@
 Control commands (``clearAudio``, ``checkpoint``, ``stop``) never wait behind queued
 audio; ``drop_audio`` discards audio that has not been written yet (barge-in), including a
 frame still waiting for room in ``put_audio``: it was made before the clear and must not follow it.
+
+A frame may carry a ``mark`` (the agent's tag for "the first frame of a segment"): ``get`` then
+returns it as a ``Marked`` so the writer can tell the agent when it took the frame. Unmarked
+frames are queued as plain strings: nothing is allocated for them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from dataclasses import dataclass
 
-Written = Callable[[], None]
+
+@dataclass(frozen=True, slots=True)
+class Marked:
+    """A ``playAudio`` message whose writing the agent wants to hear about."""
+
+    message: str
+    mark: int
 
 
 class Outbox:
@@ -19,7 +29,7 @@ class Outbox:
 
     def __init__(self, max_audio: int = 50) -> None:
         self._control: deque[str] = deque()
-        self._audio: deque[str | tuple[str, Written]] = deque()
+        self._audio: deque[str | Marked] = deque()
         self._max_audio = max_audio
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
@@ -30,12 +40,12 @@ class Outbox:
         self._control.append(message)
         self._ready.set()
 
-    async def put_audio(self, message: str, on_written: Written | None = None) -> bool:
+    async def put_audio(self, message: str, mark: int | None = None) -> bool:
         """Queue one ``playAudio`` frame, waiting while the audio queue is full.
 
         Returns False, and forgets the frame, if ``drop_audio`` ran while it waited: the room
-        the drop made is for audio after the clear. ``on_written`` runs when the writer takes
-        the frame (the moment it is handed to the socket).
+        the drop made is for audio after the clear. A ``mark`` comes back from ``get`` with the
+        frame (see ``Marked``).
         """
         epoch = self._epoch
         while len(self._audio) >= self._max_audio:
@@ -43,7 +53,7 @@ class Outbox:
             await self._room.wait()
             if self._epoch != epoch:
                 return False
-        self._audio.append(message if on_written is None else (message, on_written))
+        self._audio.append(message if mark is None else Marked(message, mark))
         self._ready.set()
         return True
 
@@ -64,7 +74,7 @@ class Outbox:
     def audio_backlog(self) -> int:
         return len(self._audio)
 
-    async def get(self) -> str:
+    async def get(self) -> str | Marked:
         """The next message to write: any control message before any audio."""
         while True:
             if self._control:
@@ -73,10 +83,6 @@ class Outbox:
                 item = self._audio.popleft()
                 if len(self._audio) < self._max_audio:
                     self._room.set()
-                if isinstance(item, str):
-                    return item
-                message, on_written = item
-                on_written()
-                return message
+                return item
             self._ready.clear()
             await self._ready.wait()

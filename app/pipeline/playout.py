@@ -6,7 +6,12 @@ sentence is one ``Segment`` followed by a ``checkpoint``; Vobiz's ``playedStream
 was heard. On a cut the played share of the current segment is estimated from elapsed time.
 
 After a cut, new audio is held until ``clearedAudio`` (or a ``backstop_s`` timeout), because
-audio sent into an in-flight flush is partly dropped.
+audio sent into an in-flight flush is partly dropped. While the ``TurnTaker``'s floor is
+``PAUSED`` (a cut, not yet decided) nothing is sent: the floor is read, never copied.
+
+The playout writes through one ``AudioSink`` (frame, checkpoint, clear). The first frame of
+each segment carries its turn as a ``mark``; the sink reports when the socket writer takes a
+marked frame (the moment the turn became audible), so the playout keeps no per-turn state.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from app.clock import Clock
+from app.pipeline.turns import Floor
 
 FRAME_S = 0.02
 
@@ -57,6 +63,30 @@ class Cut:
     dropped_s: float  # seconds of audio that were queued but not heard
 
 
+class AudioSink(Protocol):
+    """Where the playout's audio goes (the call's socket, through ``CallIO``)."""
+
+    async def send_frame(self, payload: bytes, mark: int | None = None) -> None:
+        """Queue one encoded 20 ms frame. A ``mark`` is reported back to the agent when the
+        socket writer takes the frame, and never if a ``clear`` drops it first."""
+        ...
+
+    def checkpoint(self, name: str) -> None:
+        """After the audio queued so far; Vobiz acks it with ``playedStream``."""
+        ...
+
+    def clear(self) -> None:
+        """Drop unsent audio and have Vobiz flush what it queued."""
+        ...
+
+
+class HasFloor(Protocol):
+    """Who has the floor (the ``TurnTaker``)."""
+
+    @property
+    def floor(self) -> Floor: ...
+
+
 def heard_part(text: str, fraction: float) -> str:
     """The words of ``text`` heard when ``fraction`` of its audio has played (rounded down)."""
     words = text.split()
@@ -69,26 +99,18 @@ class Playout:
         self,
         *,
         clock: Clock,
-        send_frame: Callable[[bytes, Callable[[], None] | None], Awaitable[None]],
-        send_checkpoint: Callable[[str], None],
-        send_clear: Callable[[], object],
-        on_started: Callable[[int], None],
-        on_written: Callable[[int], None] | None = None,
+        sink: AudioSink,
+        turns: HasFloor,
         lead_s: float = 0.16,
         backstop_s: float = 1.0,
         ack_margin_s: float = 2.0,
     ) -> None:
-        """``send_frame(frame, written)``: queue a frame for the socket; ``written`` (when not
-        None) must run when the socket writer takes it, and not at all if a clear drops it.
-        ``on_started(turn)``: the turn's first frame is being queued. ``on_written(turn)``: the
-        writer took the turn's first frame (after a clear dropped it: the first one that went).
-        ``ack_margin_s``: how long after its audio should have played a segment's missing
-        ``playedStream`` is taken as lost (see ``expire_acks``)."""
+        """``sink``: where frames, checkpoints and clears go. ``turns``: whose floor says when
+        the audio is paused. ``ack_margin_s``: how long after its audio should have played a
+        segment's missing ``playedStream`` is taken as lost (see ``expire_acks``)."""
         self._clock = clock
-        self._send_frame = send_frame
-        self._send_checkpoint = send_checkpoint
-        self._send_clear = send_clear
-        self._on_started = on_started
+        self._sink = sink
+        self._turns = turns
         self.lead_s = lead_s
         self.backstop_s = backstop_s
         self.ack_margin_s = ack_margin_s
@@ -102,12 +124,7 @@ class Playout:
         self._index = 0  # playout index of the next frame sent
         self._burst_first = 0  # playout index of the burst's first frame
         self._hold_until: float | None = None
-        self._started_turns: set[int] = set()
-        self._on_written = on_written
-        self._unwritten: set[int] = set()  # turns started whose first frame the writer has not taken
-        self._armed: int | None = None  # the turn whose ``written`` rides a frame not yet written
         self._resumes = 0
-        self._paused = False
 
     # ── producer side ──
 
@@ -176,12 +193,9 @@ class Playout:
 
     # ── barge-in ──
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
     def cut(self) -> Cut | None:
-        """Silence the caller's ear now and pause; the unheard rest stays queued.
+        """Silence the caller's ear now; the unheard rest stays queued, and waits while the
+        floor is ``PAUSED``.
 
         Follow with ``resume`` (it was not an interruption) or ``drop_turn`` (it was).
         Returns None when nothing was audible or queued.
@@ -213,40 +227,33 @@ class Playout:
         self._unacked.clear()
         self._burst_sent = 0
         self._burst_first = self._index
-        self._paused = True
-        self._armed = None  # the clear drops the frame that carried it, unless it already went
-        self._send_clear()
+        self._sink.clear()
         self._hold_until = now + self.backstop_s
         return Cut(turn, heard, dropped * FRAME_S)
 
     def resume(self) -> None:
-        """Play on from the cut (a false interruption)."""
-        self._paused = False
+        """Play on from the cut (a false interruption; the floor is no longer ``PAUSED``)."""
         self._wake.set()
 
     def drop_turn(self, turn: int) -> None:
-        """Forget all audio of an abandoned turn (already cut, or never audible) and unpause."""
+        """Forget all audio of an abandoned turn (already cut, or never audible)."""
         self._queue = deque(s for s in self._queue if s.turn != turn)
         for name in [n for n, s in self._unacked.items() if s.turn == turn]:
             del self._unacked[name]
-        self._unwritten.discard(turn)
-        if self._armed == turn:
-            self._armed = None
-        self._paused = False
         self._wake.set()
 
     # ── the pacing task ──
 
     async def run(self) -> None:
         """Send frames as their time comes; never returns (cancel it with the call)."""
-        clock = self._clock
+        clock, turns = self._clock, self._turns
         while True:
             if self._hold_until is not None:
                 if clock.now() < self._hold_until:
                     await clock.sleep(min(FRAME_S, self._hold_until - clock.now()))
                     continue
                 self._hold_until = None  # backstop: clearedAudio never came
-            segment = None if self._paused else self._next_segment()
+            segment = None if turns.floor is Floor.PAUSED else self._next_segment()
             if segment is None:
                 self._wake.clear()
                 await self._wake.wait()
@@ -274,7 +281,7 @@ class Playout:
                     # its last frame plays when the burst's frames so far have played
                     ends = self._burst_t0 + (self._index - self._burst_first) * FRAME_S
                     head.ack_due = max(ends, self._clock.now()) + self.ack_margin_s
-                    self._send_checkpoint(head.name)
+                    self._sink.checkpoint(head.name)
                 continue  # a segment with no audio (a failed synthesis) was never heard
             return None  # the head is still being synthesized
         return None
@@ -283,28 +290,10 @@ class Playout:
         if segment.first_index is None:
             segment.first_index = self._index
             self._unacked[segment.name] = segment
-        frame = segment.audio.frames[segment.offset + segment.sent]
-        segment.sent += 1
+        sent = segment.sent
+        frame = segment.audio.frames[segment.offset + sent]
+        segment.sent = sent + 1
         self._index += 1
         self._burst_sent += 1
-        turn = segment.turn
-        if turn not in self._started_turns:
-            self._started_turns.add(turn)
-            if self._on_written is not None:
-                self._unwritten.add(turn)
-            self._on_started(turn)
-        written = None
-        if self._armed is None and turn in self._unwritten:
-            self._armed = turn
-            written = self._first_written(turn)
-        await self._send_frame(frame, written)
-
-    def _first_written(self, turn: int) -> Callable[[], None]:
-        def written() -> None:
-            if self._armed == turn:
-                self._armed = None
-            if turn in self._unwritten and self._on_written is not None:
-                self._unwritten.discard(turn)
-                self._on_written(turn)
-
-        return written
+        # a segment's first frame (after a cut: of its unheard rest) tells when its turn is heard
+        await self._sink.send_frame(frame, None if sent else segment.turn)

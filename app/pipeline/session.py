@@ -2,8 +2,10 @@
 
 Tasks (all in one ``asyncio.TaskGroup``):
 - ``reader``: socket → ``parse_inbound`` → decoder → the agent's inbound queue;
-- ``writer``: the ``Outbox`` → socket (control before audio);
-- ``agent``: started on ``start``; talks to the call only through ``CallIO``;
+- ``writer``: the ``Outbox`` → socket (control before audio); when it takes a frame the agent
+  marked, the agent gets ``AudioWritten`` on its event queue;
+- ``agent``: started on ``start``; talks to the call only through ``CallIO``, which is given
+  what it needs (the outbox, the counters, the end flag) and nothing else of the session;
 - ``watch-end``: waits for ``end()`` (the socket closed, the hangup webhook, ``stop``, the
   agent's hang-up), lets the agent finish (``EndingAgent.finish``, at most ``end_grace_s``),
   then raises ``CallEnded``.
@@ -20,25 +22,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
-
-import numpy as np
-import numpy.typing as npt
+from typing import Protocol, runtime_checkable
 
 from app.audio.codec import detect_l16_byte_order
 from app.audio.formats import AudioFormat, check_stream_format
-from app.audio.frames import InboundDecoder, OutboundEncoder
+from app.audio.frames import InboundDecoder
 from app.clock import Clock, run_within
 from app.logs import ContextLogger
-from app.pipeline.outbox import Outbox
+
+# re-exported: the agent-facing names were defined here before ``call_io`` was split out
+from app.pipeline.call_io import PCM as PCM
+from app.pipeline.call_io import AgentEvent as AgentEvent
+from app.pipeline.call_io import AudioWritten as AudioWritten
+from app.pipeline.call_io import CallIO as CallIO
+from app.pipeline.call_io import CallStats as CallStats
+from app.pipeline.call_io import SessionConfig as SessionConfig
+from app.pipeline.call_io import outbound_format as outbound_format
+from app.pipeline.outbox import Marked, Outbox
 from app.telephony import events as ev
 
 log = logging.getLogger("app.call")
 
-PCM = npt.NDArray[np.int16]
 BYTE_ORDER_PROBE_FRAMES = 25  # 0.5 s of inbound L16 decides the byte-order check
 AGENT_HANGUP = "agent-hangup"
 # endings that follow the agent's own ``stop``: Vobiz closes the socket, posts the hang-up
@@ -86,102 +90,6 @@ class EndingAgent(Agent, Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class SessionConfig:
-    pipeline_rate: int = 16000  # rate of the PCM the agent receives
-    playback_rate: int = 0  # outbound playAudio rate; 0 = same as inbound
-    l16_byte_order: Literal["little", "big"] = "little"
-    max_message_bytes: int = 64 * 1024
-    inbound_queue_frames: int = 100  # 2 s of 20 ms frames; the oldest is dropped past it
-    end_grace_s: float = 2.0  # at most this long for the agent to finish once the call ends
-
-
-@dataclass(slots=True)
-class CallStats:
-    """Counters for one call; logged when it ends (no audio or text in them)."""
-
-    call_id: str
-    stream_id: str | None = None
-    started_at: float = 0.0
-    ended_at: float | None = None
-    end_reason: str | None = None
-    frames_in: int = 0
-    frames_out: int = 0
-    inbound_dropped: int = 0
-    checkpoints_acked: int = 0
-    unknown_events: Counter[str] = field(default_factory=Counter)
-    protocol_errors: Counter[str] = field(default_factory=Counter)
-
-
-def outbound_format(inbound: AudioFormat, playback_rate: int) -> AudioFormat:
-    """The playAudio format: the inbound one unless a playback rate is configured."""
-    if playback_rate in (0, inbound.sample_rate):
-        return inbound
-    if playback_rate == 8000 and inbound.encoding == "mulaw":
-        return inbound
-    return AudioFormat("l16", playback_rate, inbound.byte_order)
-
-
-class CallIO:
-    """What an agent may do with the call. Created by the session on ``start``."""
-
-    def __init__(self, session: CallSession, start: ev.StartEvent, inbound_fmt: AudioFormat) -> None:
-        self._session = session
-        self.start = start
-        self.inbound_format = inbound_fmt
-        self.outbound_format = outbound_format(inbound_fmt, session.config.playback_rate)
-        self.pipeline_rate = session.config.pipeline_rate
-        self.audio_in: asyncio.Queue[PCM] = asyncio.Queue(session.config.inbound_queue_frames)
-        self.events: asyncio.Queue[ev.InboundEvent] = asyncio.Queue(256)
-        self._encoders: dict[int, OutboundEncoder] = {}
-
-    def _encoder(self, rate: int) -> OutboundEncoder:
-        enc = self._encoders.get(rate)
-        if enc is None:
-            enc = self._encoders[rate] = OutboundEncoder(rate, self.outbound_format)
-        return enc
-
-    async def play(self, pcm: PCM, rate: int) -> None:
-        """Queue ``pcm`` (int16 at ``rate`` Hz) as 20 ms ``playAudio`` frames."""
-        for frame in self._encoder(rate).push(pcm):
-            await self.send_frame(frame)
-
-    async def flush(self, rate: int) -> None:
-        """Send the partial last frame of ``rate`` audio, padded with silence."""
-        for frame in self._encoder(rate).flush():
-            await self.send_frame(frame)
-
-    async def send_frame(self, payload: bytes, on_written: Callable[[], None] | None = None) -> None:
-        """Queue one already-encoded frame (in ``outbound_format``) as a ``playAudio``.
-
-        ``on_written`` runs when the socket writer takes it; a frame dropped by a ``clear``
-        while it waited for room is never sent (and never runs it)."""
-        if self._session.ending:
-            return  # the call is over: nothing new is spoken
-        fmt = self.outbound_format
-        message = ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload)
-        if await self._session.outbox.put_audio(message, on_written):
-            self._session.stats.frames_out += 1
-
-    def checkpoint(self, name: str) -> None:
-        """Mark the end of the audio queued so far; Vobiz acks with ``playedStream``."""
-        self._session.outbox.put_audio_after_audio(ev.checkpoint(self.start.stream_id, name))
-
-    def clear(self) -> int:
-        """Barge-in: drop unsent audio and tell Vobiz to flush what it queued."""
-        for enc in self._encoders.values():
-            enc.clear()
-        dropped = self._session.outbox.drop_audio()
-        self._session.outbox.put_control(ev.clear_audio(self.start.stream_id))
-        return dropped
-
-    def stop(self) -> None:
-        """End the stream (Vobiz then runs the next XML verb or hangs up). The call's end that
-        follows (the socket closed, the hang-up callback) is recorded as ``agent-hangup``."""
-        self._session.stop_sent = True
-        self._session.outbox.put_control(ev.stop(self.start.stream_id))
-
-
 class CallSession:
     """Owns one media socket, its tasks and its end. ``run`` returns the end reason."""
 
@@ -207,7 +115,6 @@ class CallSession:
         self._end_requested = asyncio.Event()
         self._end_reason = "ended"
         self._socket_open = True
-        self.stop_sent = False  # the agent sent ``stop``: it hung up
         self._log = ContextLogger(log, {"call_id": call_id})
 
     @property
@@ -224,7 +131,8 @@ class CallSession:
         """Ask the call to end (safe to call from any task on the loop, more than once; the
         first reason counts)."""
         if not self._end_requested.is_set():
-            self._end_reason = AGENT_HANGUP if self.stop_sent and reason in AFTER_STOP else reason
+            stop_sent = self.io is not None and self.io.stop_sent
+            self._end_reason = AGENT_HANGUP if stop_sent and reason in AFTER_STOP else reason
             self._end_requested.set()
 
     async def run(self) -> str:
@@ -272,14 +180,30 @@ class CallSession:
         raise CallEnded(self._end_reason)
 
     async def _write(self) -> None:
+        outbox = self.outbox
         while True:
-            message = await self.outbox.get()
+            item = await outbox.get()
+            if isinstance(item, str):
+                message = item
+            else:
+                message = item.message
+                self._written(item)
             try:
                 await self._transport.send(message)
             except TransportClosed:
                 self._socket_open = False
                 self.end("socket-closed")
                 return
+
+    def _written(self, item: Marked) -> None:
+        """The writer takes a marked frame: tell the agent, stamped now."""
+        io = self.io
+        if io is None:
+            return
+        if io.events.full():
+            self._protocol_error("events-overflow", "agent not reading control events")
+        else:
+            io.events.put_nowait(AudioWritten(item.mark, self._clock.now()))
 
     async def _read(self) -> None:
         limit = self.config.max_message_bytes
@@ -390,7 +314,9 @@ class CallSession:
         if fmt.encoding == "l16":
             self._byte_order_probe = []
         self.stats.stream_id = start.stream_id
-        self.io = CallIO(self, start, fmt)
+        self.io = CallIO(
+            start, fmt, config=self.config, outbox=self.outbox, stats=self.stats, ended=self._end_requested
+        )
         self._log.info(
             "stream started",
             extra={"encoding": fmt.encoding, "sample_rate": fmt.sample_rate},

@@ -199,6 +199,11 @@ class TurnTaker:
     _closing: bool = False
 
     @property
+    def closing(self) -> bool:
+        """The agent is ending the call: it hangs up once its current reply has been heard."""
+        return self._closing
+
+    @property
     def agent_speaking(self) -> bool:
         """True while the caller can hear (or is about to hear) the agent."""
         return self.floor in (Floor.SPEAKING, Floor.ENDING)

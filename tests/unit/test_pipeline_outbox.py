@@ -4,33 +4,40 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from app.clock import FakeClock
 from app.pipeline.outbox import Outbox
 from app.pipeline.playout import Playout
+from app.pipeline.turns import Floor
 
 
 class Line:
-    """The playout's side of a call: frames and control through one ``Outbox``."""
+    """The playout's side of a call (its ``AudioSink``): frames and control through one
+    ``Outbox``; the floor as the turn-taker would hold it."""
 
     def __init__(self, clock: FakeClock, max_audio: int) -> None:
         self.clock = clock
         self.outbox = Outbox(max_audio=max_audio)
-        self.started: list[tuple[int, float]] = []
-        self.written: list[tuple[int, float]] = []
-        self.playout = Playout(
-            clock=clock,
-            send_frame=self.frame,
-            send_checkpoint=lambda name: self.outbox.put_audio_after_audio(f"checkpoint:{name}"),
-            send_clear=self.clear,
-            on_started=lambda turn: self.started.append((turn, clock.now())),
-            on_written=lambda turn: self.written.append((turn, clock.now())),
-            lead_s=0.1,
-        )
+        self.started: list[tuple[int, float]] = []  # marked frames, when queued
+        self.written: list[tuple[int, float]] = []  # the first marked frame of a turn, when taken
+        self.floor = Floor.SPEAKING
+        self.playout = Playout(clock=clock, sink=self, turns=self, lead_s=0.1)
 
-    async def frame(self, payload: bytes, written: Callable[[], None] | None) -> None:
-        await self.outbox.put_audio(payload.decode(), written)
+    async def send_frame(self, payload: bytes, mark: int | None = None) -> None:
+        if mark is not None:
+            self.started.append((mark, self.clock.now()))
+        await self.outbox.put_audio(payload.decode(), mark)
+
+    def checkpoint(self, name: str) -> None:
+        self.outbox.put_audio_after_audio(f"checkpoint:{name}")
+
+    def cut(self) -> None:
+        self.floor = Floor.PAUSED  # the turn-taker silences the agent
+        self.playout.cut()
+
+    def resume(self) -> None:
+        self.floor = Floor.SPEAKING
+        self.playout.resume()
 
     def clear(self) -> None:
         self.outbox.drop_audio()
@@ -42,8 +49,14 @@ class Line:
         self.playout.close_segment(audio)
 
     async def take(self) -> str:
-        """What the socket writer gets next (the queue must not be empty)."""
-        return await asyncio.wait_for(self.outbox.get(), timeout=1.0)
+        """What the socket writer gets next (the queue must not be empty); a marked frame is
+        reported as the agent would be told (once per turn, as ``Conversation`` keeps it)."""
+        item = await asyncio.wait_for(self.outbox.get(), timeout=1.0)
+        if isinstance(item, str):
+            return item
+        if item.mark not in [turn for turn, _ in self.written]:
+            self.written.append((item.mark, self.clock.now()))
+        return item.message
 
 
 async def settle() -> None:
@@ -60,12 +73,13 @@ async def test_a_frame_waiting_for_room_at_a_clear_is_never_sent_after_it() -> N
         await settle()
         # the socket writes nothing: a0 and a1 fill the queue, a2 waits for room inside put_audio
         assert line.outbox.audio_backlog == 2
+        line.floor = Floor.PAUSED
         assert line.playout.cut() is not None  # barge-in: clearAudio, dropping a0 and a1
         await settle()  # the drop made room: a2's put_audio wakes up
         assert await line.take() == "clear"
         assert line.outbox.audio_backlog == 0  # a2 was made before the clear: not queued after it
         line.playout.on_cleared()
-        line.playout.resume()
+        line.resume()
         await clock.advance(0.02)
         assert (await line.take()).startswith("a")  # the resumed audio does flow
         task.cancel()
@@ -95,11 +109,11 @@ async def test_first_audio_dropped_by_a_clear_is_stamped_when_audio_really_goes(
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(line.playout.run())
         await settle()
-        line.playout.cut()  # before the writer took anything: no audio of turn 1 went out
+        line.cut()  # before the writer took anything: no audio of turn 1 went out
         assert await line.take() == "clear"
         assert line.written == []
         line.playout.on_cleared()
-        line.playout.resume()
+        line.resume()
         await clock.advance(0.3)
         assert await line.take() == "a0"
         assert line.written == [(1, 0.3)]

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
 from app.clock import FakeClock
 from app.pipeline.playout import Playout, heard_part
+from app.pipeline.turns import Floor
 
 
 @dataclass
 class Wire:
-    """What the playout wrote, with the virtual time of each write."""
+    """What the playout wrote, with the virtual time of each write (its ``AudioSink``), and
+    the floor it reads (as the ``TurnTaker`` would hold it)."""
 
     clock: FakeClock
     log: list[tuple[float, str]] = field(default_factory=list)
-    started: list[int] = field(default_factory=list)
+    marks: list[int] = field(default_factory=list)
+    floor: Floor = Floor.SPEAKING
 
-    async def frame(self, payload: bytes, written: Callable[[], None] | None = None) -> None:
+    async def send_frame(self, payload: bytes, mark: int | None = None) -> None:
         self.log.append((round(self.clock.now(), 6), payload.decode()))
-        if written is not None:
-            written()  # this wire writes at once
+        if mark is not None:
+            self.marks.append(mark)
 
     def checkpoint(self, name: str) -> None:
         self.log.append((round(self.clock.now(), 6), f"checkpoint:{name}"))
@@ -33,16 +35,10 @@ class Wire:
 
 
 def make() -> tuple[FakeClock, Wire, Playout]:
+    """A playout on a wire that writes at once, the floor with the agent speaking."""
     clock = FakeClock()
     wire = Wire(clock)
-    playout = Playout(
-        clock=clock,
-        send_frame=wire.frame,
-        send_checkpoint=wire.checkpoint,
-        send_clear=wire.clear,
-        on_started=wire.started.append,
-        lead_s=0.1,
-    )
+    playout = Playout(clock=clock, sink=wire, turns=wire, lead_s=0.1)
     return clock, wire, playout
 
 
@@ -78,7 +74,7 @@ async def test_frames_go_out_at_real_time_with_a_lead() -> None:
     assert times[-1] == pytest.approx(0.28)
     assert wire.log[20][1] == "checkpoint:t1-s1"
     assert wire.log[20][0] == pytest.approx(0.28)
-    assert wire.started == [1]
+    assert wire.marks == [1]  # the segment's first frame tells when turn 1 became audible
 
 
 async def test_a_cut_reports_the_heard_words_and_resumes_from_there() -> None:
@@ -90,15 +86,16 @@ async def test_a_cut_reports_the_heard_words_and_resumes_from_there() -> None:
         task = tg.create_task(playout.run())
         await asyncio.sleep(0)
         await clock.advance(0.5)  # 25 frames have played
+        wire.floor = Floor.PAUSED  # the turn-taker silenced the agent
         cut = playout.cut()
         assert cut is not None
         assert cut.heard == "one two three four five"
         assert cut.dropped_s == pytest.approx(0.5)
-        assert playout.paused
         sent_before = len([w for w in wire.log if w[1].startswith("b")])
         await clock.advance(0.5)
         assert len([w for w in wire.log if w[1].startswith("b")]) == sent_before  # paused: nothing
         playout.on_cleared()
+        wire.floor = Floor.SPEAKING  # not an interruption
         playout.resume()
         await clock.advance(1.0)
         task.cancel()
@@ -108,6 +105,7 @@ async def test_a_cut_reports_the_heard_words_and_resumes_from_there() -> None:
     assert resumed[0] == "b25"
     assert resumed[-1] == "b49"
     assert wire.log[-1][1] == "checkpoint:t2-s1~1"
+    assert wire.marks == [2, 2]  # the first frame of the segment, then of its rest after the cut
     assert playout.on_played("t2-s1~1") is not None
     assert playout.heard_text(2) == "one two three four five six seven eight nine ten"
 
@@ -121,7 +119,9 @@ async def test_new_audio_waits_for_cleared_audio_or_the_backstop() -> None:
         task = tg.create_task(playout.run())
         await asyncio.sleep(0)
         await clock.advance(0.2)
+        wire.floor = Floor.PAUSED
         assert playout.cut() is not None
+        wire.floor = Floor.LISTENING  # an interruption: the turn is abandoned
         playout.drop_turn(3)
         fresh = playout.open_segment(4, "t4-s1", "new")
         playout.add_frames(fresh, frames("d", 5))
@@ -148,3 +148,27 @@ async def test_played_segments_count_as_heard_even_before_their_ack() -> None:
         task.cancel()
     assert cut is not None
     assert cut.heard == "First sentence. Second"
+
+
+async def test_nothing_is_sent_while_the_floor_is_paused_even_with_nothing_cut() -> None:
+    # the floor, not a copy in the playout, says when the agent is paused: audio queued after a
+    # cut that found nothing to silence still waits for the turn-taker's decision
+    clock, wire, playout = make()
+    wire.floor = Floor.PAUSED
+    assert playout.cut() is None  # nothing audible or queued
+    audio = playout.open_segment(6, "t6-s1", "Later words")
+    playout.add_frames(audio, frames("f", 10))
+    playout.close_segment(audio)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(playout.run())
+        await asyncio.sleep(0)
+        await clock.advance(0.5)
+        assert wire.log == []
+        wire.floor = Floor.SPEAKING
+        playout.resume()
+        await asyncio.sleep(0)
+        await clock.advance(0.5)
+        task.cancel()
+    sent = [t for t, what in wire.log if what.startswith("f")]
+    assert len(sent) == 10
+    assert sent[0] == pytest.approx(0.5)  # at once on the resume

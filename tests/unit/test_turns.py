@@ -179,6 +179,15 @@ def test_end_call_hangs_up_after_the_goodbye_played() -> None:
     assert tt.handle(AudioDone(3.0, 2)) == [HangUp("caller said goodbye")]
 
 
+def test_closing_says_the_agent_hangs_up_after_this_reply() -> None:
+    tt = greeted()
+    tt.handle(Words(1.5, "bye", final=True, speech_final=True))
+    assert not tt.closing
+    tt.handle(EndRequested(1.6, "done"))
+    assert tt.closing
+    assert tt.floor is Floor.THINKING  # the closing reply still has to be heard
+
+
 def test_end_call_with_no_audio_hangs_up_at_once() -> None:
     tt = greeted()
     tt.handle(Words(1.5, "bye", final=True, speech_final=True))
