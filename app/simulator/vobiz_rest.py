@@ -99,6 +99,13 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @app.middleware("http")
     async def gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        state.request_started()
+        try:
+            return await serve(request, call_next)
+        finally:
+            state.request_finished()
+
+    async def serve(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
         state.record(
             RecordedRequest(

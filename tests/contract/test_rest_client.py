@@ -52,11 +52,13 @@ def server() -> Iterator[tuple[str, FakeVobizState]]:
 
 
 @pytest.fixture
-def state(server: tuple[str, FakeVobizState]) -> FakeVobizState:
+def state(server: tuple[str, FakeVobizState]) -> Iterator[FakeVobizState]:
     state = server[1]
     state.reset()
     state.add_live_call(CALL)
-    return state
+    yield state
+    # a request the fake delayed outlives its client's timeout: let it finish here, not in the next test
+    assert state.wait_idle(), "a request to the fake REST API is still being served"
 
 
 @pytest.fixture
@@ -484,6 +486,18 @@ async def test_timeout_is_a_connection_error(api: str, state: FakeVobizState) ->
             await c.start_stream(CALL, WS)
     assert isinstance(caught.value, VobizTimeoutError)
     assert "timed out" in str(caught.value)
+
+
+async def test_a_delayed_request_is_awaited_before_the_state_is_reused(
+    api: str, state: FakeVobizState
+) -> None:
+    state.delay_next(1, 0.5, method="POST")
+    async with VobizClient(AUTH_ID, TOKEN, api, timeout=0.1, max_retries=0) as c:
+        with pytest.raises(VobizTimeoutError):
+            await c.start_stream(CALL, WS)
+    assert not await asyncio.to_thread(state.wait_idle, 0.0)  # the fake still serves the late request
+    assert await asyncio.to_thread(state.wait_idle)
+    assert [s.service_url for s in state.active_streams(CALL)] == [WS]  # it landed before the next test
 
 
 async def test_get_timeout_is_retried(api: str, state: FakeVobizState) -> None:
