@@ -22,8 +22,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.simulator.vobiz_rest_checks import (
+    DTMF_FIELDS,
+    MAKE_CALL_FIELDS,
+    START_STREAM_FIELDS,
+    TRANSFER_FIELDS,
     BadRequest,
     NotFound,
+    UnsupportedMediaType,
     as_bool,
     as_int,
     check_method,
@@ -133,6 +138,10 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
     async def bad_request(_: Request, exc: BadRequest) -> Response:
         return error_envelope(400, "VALIDATION_ERROR", exc.message, exc.details)
 
+    @app.exception_handler(UnsupportedMediaType)
+    async def unsupported_media_type(_: Request, exc: UnsupportedMediaType) -> Response:
+        return error_envelope(415, "UNSUPPORTED_MEDIA_TYPE", exc.message)
+
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> Response:
         return JSONResponse({"api_id": _api_id(), "error": exc.message}, status_code=404)
@@ -152,7 +161,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @router.post("/{call_uuid}/Stream/")
     async def start_stream(call_uuid: str, request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, START_STREAM_FIELDS)
         call = state.calls.get(call_uuid)
         if call is None:
             raise NotFound("Call not found")
@@ -223,7 +232,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @router.post("/{call_uuid}/DTMF/")
     async def send_dtmf(call_uuid: str, request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, DTMF_FIELDS)
         call = live_call(call_uuid)
         digits = text(body, "digits") or ""
         if not re.fullmatch(r"[0-9*#wW]+", digits):
@@ -234,7 +243,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @router.post("/{call_uuid}/")
     async def transfer(call_uuid: str, request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, TRANSFER_FIELDS)
         call = live_call(call_uuid)
         legs = choice(body, "legs", LEGS)
         aleg = check_url(body, "aleg_url", ("http", "https"))
@@ -251,7 +260,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @router.post("/")
     async def make_call(request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, MAKE_CALL_FIELDS)
         for name in ("from", "to", "answer_url"):
             if not text(body, name):
                 raise BadRequest(f"{name} is required", {"field": name})

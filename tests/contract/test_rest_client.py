@@ -381,6 +381,63 @@ async def test_fake_refuses_wrong_casing_foreign_account_and_missing_slash(
 
 
 @pytest.mark.parametrize(
+    ("path", "content", "content_type"),
+    [
+        ("/Stream/", json.dumps({"service_url": WS}), "text/plain"),
+        ("/Stream/", json.dumps({"service_url": WS}), "application/x-www-form-urlencoded"),
+        ("/Stream/", json.dumps({"service_url": WS}), None),
+        ("/", json.dumps({"legs": "aleg", "aleg_url": "https://a.example/x"}), "text/json"),
+    ],
+)
+async def test_fake_refuses_a_body_that_is_not_labelled_json(
+    api: str, state: FakeVobizState, path: str, content: str, content_type: str | None
+) -> None:
+    headers = {"X-Auth-ID": AUTH_ID, "X-Auth-Token": TOKEN}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{api}/Account/{AUTH_ID}/Call/{CALL}{path}", content=content, headers=headers
+        )
+    assert answer.status_code == 415
+    assert answer.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert state.active_streams(CALL) == []
+    assert state.calls[CALL].transfers == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/Stream/", {"service_url": WS, "bidirectonal": True}, "bidirectonal"),  # misspelt
+        ("/Stream/", {"service_url": WS, "audio_track": "inbound", "track": "both"}, "track"),
+        ("/", {"legs": "aleg", "aleg_url": "https://a.example/x", "aleg_methd": "GET"}, "aleg_methd"),
+        ("/DTMF/", {"digits": "12", "legs": "aleg"}, "legs"),
+    ],
+)
+async def test_fake_refuses_unknown_and_misspelt_fields(
+    api: str, state: FakeVobizState, path: str, body: dict[str, Any], field: str
+) -> None:
+    async with httpx.AsyncClient(headers={"X-Auth-ID": AUTH_ID, "X-Auth-Token": TOKEN}) as http:
+        answer = await http.post(f"{api}/Account/{AUTH_ID}/Call/{CALL}{path}", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["details"] == {"field": field}
+    assert state.active_streams(CALL) == []
+    assert state.calls[CALL].dtmf == []
+
+
+async def test_fake_takes_json_with_a_charset(api: str, state: FakeVobizState) -> None:
+    headers = {"X-Auth-ID": AUTH_ID, "X-Auth-Token": TOKEN, "Content-Type": "application/json; charset=utf-8"}
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{api}/Account/{AUTH_ID}/Call/{CALL}/Stream/",
+            content=json.dumps({"service_url": WS}),
+            headers=headers,
+        )
+    assert answer.status_code == 202
+    assert [s.service_url for s in state.active_streams(CALL)] == [WS]
+
+
+@pytest.mark.parametrize(
     ("status", "body", "kind", "message"),
     [
         (
