@@ -37,6 +37,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    seed = getattr(config.option, "randomly_seed", None)  # pytest-randomly: tests ran in random order
+    if isinstance(seed, int):
+        terminalreporter.write_line(f"random test order: replay it with pytest --randomly-seed={seed}")
     for check, ms in LIVE_TIMINGS:
         terminalreporter.write_line(f"live: {check} answered in {ms:.0f} ms")
     dropped = config.stash.get(_LIVE_DESELECTED, 0)
