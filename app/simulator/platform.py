@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from app.audio.codec import encode
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
 from app.clock import Clock
@@ -53,6 +52,7 @@ from app.simulator.rest_bridge import ForkStream, close_forks
 from app.simulator.stream_audio import StatusTarget, StreamAudio, media_frame, start_frame
 from app.simulator.vobiz_answer import AnsweredStream, AnswerRefused, read_answer, signature_headers
 from app.simulator.vobiz_rest_state import FakeVobizState
+from app.simulator.wire_audio import encode_wire
 
 TICK = 0.02  # seconds: one media frame
 AUDIBLE_FLOOR = 100  # int16 peak below which agent audio counts as silence (about -50 dBFS)
@@ -357,7 +357,7 @@ class SimulatedCall:
             self._on_caller(tick.started, tick.ended, tick.note)
             self._caller.append(tick.pcm)
             n += 1
-            payload = encode(to_line.process(tick.pcm), fmt_in)
+            payload = encode_wire(to_line.process(tick.pcm), fmt_in.encoding, fmt_in.byte_order)
             await self._send(sock, media_frame(self.stream_id, n, payload))
             for fork in list(self.forks.values()):
                 await fork.feed(tick.pcm)
