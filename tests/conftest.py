@@ -1,7 +1,9 @@
-"""Shared fixtures: settings isolated from the developer's environment and .env file."""
+"""Shared fixtures: settings isolated from the developer's environment and .env file; the opt-in
+live checks (``-m live``) deselected unless asked for and their keys are set."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,10 +12,49 @@ import pytest
 
 from app.config import Settings
 
+#: (check, milliseconds) of each live check that ran, for the summary
+LIVE_TIMINGS: list[tuple[str, float]] = []
+_LIVE_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep a ``live`` test only under ``-m live`` and with every key it names in the environment;
+    the others are deselected (counted, and named in the summary), never skipped in silence."""
+    asked = "live" in (config.getoption("markexpr") or "").replace("not live", "")
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("live")
+        needs: tuple[str, ...] = marker.kwargs.get("keys", ()) if marker is not None else ()
+        if marker is None or (asked and all(os.environ.get(key) for key in needs)):
+            keep.append(item)
+        else:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    config.stash[_LIVE_DESELECTED] = len(dropped)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    seed = getattr(config.option, "randomly_seed", None)  # pytest-randomly: tests ran in random order
+    if isinstance(seed, int):
+        terminalreporter.write_line(f"random test order: replay it with pytest --randomly-seed={seed}")
+    for check, ms in LIVE_TIMINGS:
+        terminalreporter.write_line(f"live: {check} answered in {ms:.0f} ms")
+    dropped = config.stash.get(_LIVE_DESELECTED, 0)
+    if dropped:
+        terminalreporter.write_line(
+            f"{dropped} live checks deselected (real vendor requests: `pytest -m live --no-cov` "
+            "runs those whose keys are set)"
+        )
+
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees a real key or setting from the machine it runs on."""
+def _isolated_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees a real key or setting from the machine it runs on (live checks excepted)."""
+    if request.node.get_closest_marker("live") is not None:
+        return
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
 

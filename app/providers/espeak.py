@@ -5,26 +5,28 @@ The shared library and its voice data come from the PyPI wheel
 licensed, so the agent does not depend on it by default). Nothing is downloaded
 at run time.
 
-libespeak-ng keeps its state in process globals and is not reentrant, so this
-module initialises it once per process (lazily, on the first :meth:`EspeakTTS.load`
-or :meth:`EspeakTTS.synthesize`) and serialises every call into it with one
-module-level lock. :class:`EspeakTTS` instances are immutable and cheap: any
-number of them, with different voices and speeds, may be used from any threads;
-each synthesis selects its own voice and rate while holding the lock. ``ctypes``
-releases the GIL during the C call, so other Python threads keep running. No
-other code in the process should drive libespeak-ng directly.
+libespeak-ng keeps its state in process globals, some of them function statics that no call
+resets (the pitch "flutter" phase, the wave generator's cycle), so one utterance changes how the
+next one sounds. Each synthesis therefore runs in a fresh instance of the library: a private copy
+is loaded (an anonymous in-memory file on Linux, a temporary file elsewhere: the dynamic loader
+shares one instance per file), initialised, used and unloaded again. That costs about 3 ms per
+utterance and makes the result depend only on the text, voice and rate: the same text gives the
+same samples whatever was spoken before in the process, by eSpeak or by Piper's own copy.
+Calls are serialised with one module-level lock. :class:`EspeakTTS` instances are immutable and
+cheap: any number of them, with different voices and speeds, may be used from any threads.
+``ctypes`` releases the GIL during the C call, so other Python threads keep running.
 
 Output is the library's native 22050 Hz, or ``sample_rate`` Hz through
-:func:`app.audio.wavio.resample_clip`. The standard voices add a little pitch
-"flutter" whose phase carries over from one utterance to the next, so repeating
-a sentence gives slightly different samples; flutter-free variants such as
-``"en-us+Storm"`` are bit-for-bit reproducible.
+:func:`app.audio.wavio.resample_clip`.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import importlib
+import os
+import tempfile
 import threading
 from types import ModuleType
 
@@ -58,8 +60,8 @@ _EE_OK = 0
 # int callback(short *wav, int numsamples, espeak_EVENT *events); pointers arrive as addresses.
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
 
-_LOCK = threading.Lock()  # guards _library and every call into libespeak-ng
-_library: _Library | None = None
+_LOCK = threading.Lock()  # guards _engine and every call into libespeak-ng
+_engine: _Engine | None = None
 
 
 def _require_loader() -> ModuleType:
@@ -70,14 +72,52 @@ def _require_loader() -> ModuleType:
         raise MissingEngineError(_ENGINE, _EXTRA) from None
 
 
-class _Library:
-    """libespeak-ng loaded and initialised; every method must be called with ``_LOCK`` held."""
+class _Engine:
+    """Where the library and its voice data are: the library's bytes, read once, and the data path."""
 
     def __init__(self, library_path: str, data_path: str) -> None:
         try:
-            lib = ctypes.CDLL(library_path)
+            with open(library_path, "rb") as file:
+                self.image = file.read()
         except OSError as exc:
             raise TTSError(f"cannot load libespeak-ng from {library_path!r}: {exc}") from exc
+        self.library_path = library_path
+        self.data_path = data_path
+
+    def fresh(self) -> _Library:
+        """A new, initialised instance of the library (none of its globals shared with any other)."""
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create("libespeak-ng", 0)
+            try:
+                os.write(fd, self.image)
+                return _Library(f"/proc/self/fd/{fd}", self.data_path, self.library_path)
+            finally:
+                os.close(fd)  # the loaded library keeps its own mapping
+        with tempfile.TemporaryDirectory(prefix="espeak-ng-") as folder:
+            copy = os.path.join(folder, os.path.basename(self.library_path))
+            with open(copy, "wb") as file:
+                file.write(self.image)
+            return _Library(copy, self.data_path, self.library_path)
+
+
+class _Library:
+    """One loaded, initialised instance of libespeak-ng; use it with ``_LOCK`` held, then :meth:`close`."""
+
+    def __init__(self, load_from: str, data_path: str, library_path: str) -> None:
+        try:
+            lib = ctypes.CDLL(load_from)
+        except OSError as exc:
+            raise TTSError(f"cannot load libespeak-ng from {library_path!r}: {exc}") from exc
+        self._lib = lib
+        self._chunks: list[bytes] = []
+        try:
+            self._bind(data_path)
+        except BaseException:
+            self._unload()
+            raise
+
+    def _bind(self, data_path: str) -> None:
+        lib = self._lib
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
@@ -99,8 +139,8 @@ class _Library:
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.argtypes = []
         lib.espeak_Synchronize.restype = ctypes.c_int
-        self._lib = lib
-        self._chunks: list[bytes] = []
+        lib.espeak_Terminate.argtypes = []
+        lib.espeak_Terminate.restype = ctypes.c_int
         # The C side keeps only a raw pointer: this reference keeps the thunk alive.
         self._callback = _SynthCallback(self._on_audio)
         rate = int(
@@ -113,6 +153,18 @@ class _Library:
         lib.espeak_SetSynthCallback(self._callback)
         #: Rate (Hz) of the samples the library produces.
         self.sample_rate = rate
+
+    def close(self) -> None:
+        """Terminate and unload this instance; it must not be used again."""
+        try:
+            self._lib.espeak_Terminate()
+        finally:
+            self._unload()
+
+    def _unload(self) -> None:
+        dlclose = getattr(_ctypes, "dlclose", None)  # POSIX; elsewhere the instance stays loaded
+        if dlclose is not None:
+            dlclose(self._lib._handle)
 
     def _on_audio(self, wav: int | None, count: int, events: int | None) -> int:
         # Runs inside espeak_Synth in the synthesising thread; must never raise.
@@ -145,18 +197,18 @@ class _Library:
             self._chunks = []
 
 
-def _get_library() -> _Library:
-    """The process-wide library, initialised on first use; call with ``_LOCK`` held."""
-    global _library
-    if _library is None:
+def _get_engine() -> _Engine:
+    """Where the library is, found on first use; call with ``_LOCK`` held."""
+    global _engine
+    if _engine is None:
         loader = _require_loader()
         try:
             library_path = str(loader.get_library_path())
             data_path = str(loader.get_data_path())
         except (RuntimeError, OSError) as exc:
             raise TTSError(f"the espeakng-loader package is incomplete: {exc}") from exc
-        _library = _Library(library_path, data_path)
-    return _library
+        _engine = _Engine(library_path, data_path)
+    return _engine
 
 
 class EspeakTTS:
@@ -229,20 +281,24 @@ class EspeakTTS:
 
         Raises :class:`MissingEngineError` without the package and :class:`TTSError`
         for an unknown voice or a broken installation. Blocking: about 35 ms the first
-        time in a process, well under 1 ms after that.
+        time in a process, a few ms after that.
         """
         _require_loader()
         with _LOCK:
-            _get_library().select(self._voice, self._words_per_minute)
+            library = _get_engine().fresh()
+            try:
+                library.select(self._voice, self._words_per_minute)
+            finally:
+                library.close()
 
     def synthesize(self, text: str) -> SpeechAudio:
         """Speak ``text`` (plain text, any length) and return mono int16 at :attr:`sample_rate` Hz.
 
-        Blocking CPU work (a 3 s sentence takes about 4 ms at 22050 Hz; resampling adds
-        roughly 5-30 ms): run it in a thread from async code. Empty or whitespace-only text
-        returns empty audio without touching the library. NUL characters are read as
-        spaces and unencodable lone surrogates are dropped. Thread-safe; concurrent calls
-        are serialised process-wide.
+        Blocking CPU work (a 3 s sentence takes about 7 ms at 22050 Hz, 3 of them to load a fresh
+        instance of the library; resampling adds roughly 5-30 ms): run it in a thread from async
+        code. Empty or whitespace-only text returns empty audio without touching the library.
+        NUL characters are read as spaces and unencodable lone surrogates are dropped.
+        Thread-safe; concurrent calls are serialised process-wide.
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -252,10 +308,13 @@ class EspeakTTS:
         encoded = text.encode("utf-8", "ignore")
         _require_loader()
         with _LOCK:
-            library = _get_library()
-            library.select(self._voice, self._words_per_minute)
-            pcm = library.synthesize(encoded)
-            native = library.sample_rate
+            library = _get_engine().fresh()  # nothing carries over from an earlier utterance
+            try:
+                library.select(self._voice, self._words_per_minute)
+                pcm = library.synthesize(encoded)
+                native = library.sample_rate
+            finally:
+                library.close()
         if native != self._sample_rate:
             pcm = resample_clip(pcm, native, self._sample_rate)
         return SpeechAudio(pcm, self._sample_rate)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import binascii
 import json
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,17 +112,3 @@ def _check_play(data: dict[str, Any], accepted: AudioFormat) -> PlayAudio | Viol
     if accepted.encoding == "l16" and len(raw) % 2:
         return Violation("playaudio-odd-length", f"L16 payload of {len(raw)} bytes (odd)")
     return PlayAudio(accepted, raw)
-
-
-def stream_url_is_text(document: str) -> bool:
-    """Whether the first ``<Stream>`` under ``<Response>`` carries its URL as element text.
-
-    Real Vobiz reads only the text (D22); ``parse_stream_xml`` also takes a ``url`` attribute,
-    which is right for the app and wrong for a strict emulator. ``document`` has already been
-    accepted by ``parse_stream_xml`` (well-formed, no DTD, a stream element present).
-    """
-    root = ET.fromstring(document.encode("utf-8"))
-    for child in root:
-        if child.tag.rpartition("}")[2] in ("Stream", "AudioStream"):
-            return bool((child.text or "").strip())
-    return False

@@ -33,11 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from app.audio.codec import encode
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
 from app.clock import Clock
-from app.simulator import checks
 from app.simulator.caller import CallerRunner, HangUp, Step, WaitForAgent
 from app.simulator.connect import Connector, MediaSocket, SocketRefused
 from app.simulator.playout import mix
@@ -52,9 +50,9 @@ from app.simulator.recording import (
 )
 from app.simulator.rest_bridge import ForkStream, close_forks
 from app.simulator.stream_audio import StatusTarget, StreamAudio, media_frame, start_frame
+from app.simulator.vobiz_answer import AnsweredStream, AnswerRefused, read_answer, signature_headers
 from app.simulator.vobiz_rest_state import FakeVobizState
-from app.telephony.signature import sign_headers
-from app.telephony.xml import StreamSettings, StreamXmlError, parse_stream_xml
+from app.simulator.wire_audio import encode_wire
 
 TICK = 0.02  # seconds: one media frame
 AUDIBLE_FLOOR = 100  # int16 peak below which agent audio counts as silence (about -50 dBFS)
@@ -227,7 +225,7 @@ class SimulatedCall:
 
     def signed(self, url: str) -> dict[str, str]:
         """Signature headers for a webhook to ``url`` (none when signing is off)."""
-        return sign_headers(url, self.cfg.auth_token) if self.cfg.sign_webhooks else {}
+        return signature_headers(url, self.cfg.auth_token) if self.cfg.sign_webhooks else {}
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``coro`` as one of this call's tasks (ended with the call)."""
@@ -254,8 +252,10 @@ class SimulatedCall:
         sock: MediaSocket | None = None
         try:
             stream = await self._answer()
-            fmt_in = AudioFormat.from_content_type(
-                stream.content_type, byte_order="big" if self.cfg.l16_byte_order == "big" else "little"
+            fmt_in = AudioFormat(
+                "l16" if stream.encoding == "l16" else "mulaw",
+                stream.sample_rate,
+                byte_order="big" if self.cfg.l16_byte_order == "big" else "little",
             )
             self.target = StatusTarget(
                 self.stream_id, stream.status_callback_url, stream.status_callback_method
@@ -284,7 +284,7 @@ class SimulatedCall:
         await self._hangup_callback(over)
         return self._finish(over)
 
-    async def _answer(self) -> StreamSettings:
+    async def _answer(self) -> AnsweredStream:
         form = self.xml_request_form("StartApp")
         headers = self.signed(self.answer_url)
         reply = await self.platform.connector.request(self.answer_method, self.answer_url, form, headers)
@@ -294,11 +294,11 @@ class SimulatedCall:
         if "xml" not in reply.content_type:
             self.violation("answer-content-type", f"answer served as {reply.content_type!r}, not XML")
         try:
-            stream = parse_stream_xml(reply.text)  # lenient: it would take a url="…" attribute
-        except StreamXmlError as exc:
+            stream = read_answer(reply.text)  # the fake's own reading, not the app's
+        except AnswerRefused as exc:
             self.violation("answer-xml", str(exc))
             raise _CallOver("Invalid Answer XML", "vobiz", 4010) from None
-        if not checks.stream_url_is_text(reply.text):
+        if not stream.url:
             self.violation(
                 "stream-url-not-text", "the <Stream> URL must be the element text, not a url attribute"
             )
@@ -312,7 +312,7 @@ class SimulatedCall:
             raise _CallOver("the app closed the socket", "app", 4010) from None
 
     async def _converse(
-        self, sock: MediaSocket, stream: StreamSettings, fmt_in: AudioFormat, caller: CallerRunner
+        self, sock: MediaSocket, stream: AnsweredStream, fmt_in: AudioFormat, caller: CallerRunner
     ) -> _CallOver:
         """Run the ticker and the reader until one of them, or ``request_end``, ends the call."""
         self._audio = StreamAudio(
@@ -338,7 +338,7 @@ class SimulatedCall:
         raise await self._end
 
     async def _tick_loop(
-        self, sock: MediaSocket, stream: StreamSettings, fmt_in: AudioFormat, caller: CallerRunner
+        self, sock: MediaSocket, stream: AnsweredStream, fmt_in: AudioFormat, caller: CallerRunner
     ) -> None:
         frame = self.cfg.recording_rate // 50
         to_line = StreamResampler(self.cfg.recording_rate, fmt_in.sample_rate)
@@ -358,7 +358,7 @@ class SimulatedCall:
             self._on_caller(tick.started, tick.ended, tick.note)
             self._caller.append(tick.pcm)
             n += 1
-            payload = encode(to_line.process(tick.pcm), fmt_in)
+            payload = encode_wire(to_line.process(tick.pcm), fmt_in.encoding, fmt_in.byte_order)
             await self._send(sock, media_frame(self.stream_id, n, payload))
             for fork in list(self.forks.values()):
                 await fork.feed(tick.pcm)

@@ -18,13 +18,13 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from app.audio.codec import encode
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
 from app.simulator.connect import MediaSocket, SocketRefused
 from app.simulator.recording import PCM
 from app.simulator.stream_audio import StatusTarget, StreamAudio, media_frame, start_frame
 from app.simulator.vobiz_rest_state import FakeCall, FakeStream, FakeVobizState
+from app.simulator.wire_audio import encode_wire
 
 if TYPE_CHECKING:
     from app.simulator.platform import FakeVobiz, SimulatedCall
@@ -83,7 +83,7 @@ class ForkStream:
             await self.end(callback=True)  # Vobiz stops the stream at stream_timeout
             return
         self._chunk += 1
-        payload = encode(self._resampler.process(pcm), self.fmt)
+        payload = encode_wire(self._resampler.process(pcm), self.fmt.encoding, self.fmt.byte_order)
         await self._send(media_frame(self.stream.stream_id, self._chunk, payload))
 
     async def _send(self, text: str) -> None:

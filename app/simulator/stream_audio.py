@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.audio.codec import decode
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
 from app.simulator import checks
 from app.simulator.connect import MediaSocket
 from app.simulator.playout import PhonePlayout, Played
 from app.simulator.recording import PCM
+from app.simulator.wire_audio import decode_wire
 
 if TYPE_CHECKING:
     from app.simulator.platform import SimulatedCall
@@ -118,7 +118,11 @@ class StreamAudio:
                             "audio-during-clear", self._label + "playAudio sent before clearedAudio"
                         )
                         continue
-                    self.playout.push_audio(self._to_recording(decode(payload, fmt), fmt.sample_rate))
+                    self.playout.push_audio(
+                        self._to_recording(
+                            decode_wire(payload, fmt.encoding, fmt.byte_order), fmt.sample_rate
+                        )
+                    )
                 case checks.Checkpoint(name=name):
                     self.playout.push_checkpoint(name)
                     self.call.event("checkpoint", name=name, **self.tag)

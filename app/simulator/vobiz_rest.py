@@ -22,8 +22,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.simulator.vobiz_rest_checks import (
+    DTMF_FIELDS,
+    MAKE_CALL_FIELDS,
+    START_STREAM_FIELDS,
+    TRANSFER_FIELDS,
     BadRequest,
     NotFound,
+    UnsupportedMediaType,
     as_bool,
     as_int,
     check_method,
@@ -100,6 +105,13 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @app.middleware("http")
     async def gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        state.request_started()
+        try:
+            return await serve(request, call_next)
+        finally:
+            state.request_finished()
+
+    async def serve(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
         state.record(
             RecordedRequest(
@@ -127,6 +139,10 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
     async def bad_request(_: Request, exc: BadRequest) -> Response:
         return error_envelope(400, "VALIDATION_ERROR", exc.message, exc.details)
 
+    @app.exception_handler(UnsupportedMediaType)
+    async def unsupported_media_type(_: Request, exc: UnsupportedMediaType) -> Response:
+        return error_envelope(415, "UNSUPPORTED_MEDIA_TYPE", exc.message)
+
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> Response:
         return JSONResponse({"api_id": _api_id(), "error": exc.message}, status_code=404)
@@ -146,7 +162,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @router.post("/{call_uuid}/Stream/")
     async def start_stream(call_uuid: str, request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, START_STREAM_FIELDS)
         call = state.calls.get(call_uuid)
         if call is None:
             raise NotFound("Call not found")
@@ -217,7 +233,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @router.post("/{call_uuid}/DTMF/")
     async def send_dtmf(call_uuid: str, request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, DTMF_FIELDS)
         call = live_call(call_uuid)
         digits = text(body, "digits") or ""
         if not re.fullmatch(r"[0-9*#wW]+", digits):
@@ -228,7 +244,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @router.post("/{call_uuid}/")
     async def transfer(call_uuid: str, request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, TRANSFER_FIELDS)
         call = live_call(call_uuid)
         legs = choice(body, "legs", LEGS)
         aleg = check_url(body, "aleg_url", ("http", "https"))
@@ -245,7 +261,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
 
     @router.post("/")
     async def make_call(request: Request) -> Response:
-        body = await read_json(request)
+        body = await read_json(request, MAKE_CALL_FIELDS)
         for name in ("from", "to", "answer_url"):
             if not text(body, name):
                 raise BadRequest(f"{name} is required", {"field": name})

@@ -49,20 +49,77 @@ def error_envelope(
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    """The body as a dict: JSON (any content type) or a form; empty → ``{}``."""
-    if "form" in request.headers.get("content-type", ""):
-        form = await request.form()
-        return {key: value for key, value in form.items() if isinstance(value, str)}
+class UnsupportedMediaType(Exception):
+    """→ 415 in the generic error envelope: a body that is not ``application/json``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+#: The documented body fields of each operation (PROTOCOL.md §6.1, §8); anything else is refused.
+START_STREAM_FIELDS = frozenset(
+    {
+        "service_url",
+        "audio_track",
+        "bidirectional",
+        "content_type",
+        "stream_timeout",
+        "status_callback_url",
+        "status_callback_method",
+        "extra_headers",
+        "audio_format",
+    }
+)
+TRANSFER_FIELDS = frozenset({"legs", "aleg_url", "aleg_method", "bleg_url", "bleg_method"})
+DTMF_FIELDS = frozenset({"digits", "leg"})
+MAKE_CALL_FIELDS = frozenset(
+    {
+        "from",
+        "to",
+        "answer_url",
+        "answer_method",
+        "ring_url",
+        "ring_method",
+        "hangup_url",
+        "hangup_method",
+        "fallback_url",
+        "fallback_method",
+        "machine_detection",
+        "machine_detection_time",
+        "machine_detection_url",
+        "machine_detection_method",
+        "machine_detection_maximum_speech_length",
+        "ring_timeout",
+        "time_limit",
+        "caller_name",
+        "sip_headers",
+    }
+)
+
+
+async def read_json(request: Request, fields: frozenset[str]) -> dict[str, Any]:
+    """The body as a JSON object whose keys are all in ``fields``; an empty body is ``{}``.
+
+    Strict, as a real server is: a body under any content type but ``application/json`` is
+    refused (415), and so is a field the operation does not document (400 naming it), so a
+    misspelt field fails here instead of being ignored.
+    """
     raw = await request.body()
     if not raw.strip():
         return {}
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {media_type or 'absent'!r}")
     try:
         data = json.loads(raw)
     except ValueError:
         raise BadRequest("Request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object")
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise BadRequest(f"Unknown field: {unknown[0]}", {"field": unknown[0]})
     return data
 
 

@@ -165,6 +165,8 @@ class FakeVobizState:
         self.on_transfer = on_transfer
         self.on_call_fired = on_call_fired
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0  # requests being served (a delayed one outlives its client's timeout)
         self.calls: dict[str, FakeCall] = {}
         self.streams: dict[str, FakeStream] = {}
         self._requests: list[RecordedRequest] = []
@@ -244,6 +246,15 @@ class FakeVobizState:
         """Hold the next ``n`` matching requests for ``seconds`` before serving them normally."""
         self._add_fault(_Fault(n, None, None, {}, seconds, method, path_contains))
 
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until no request is being served (False if ``timeout`` s passed first).
+
+        A request the fake delays goes on after its client gave up; a test that injected a
+        delay waits here, so the late request cannot change the state of the next test.
+        """
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
     def reset(self) -> None:
         """Forget calls, streams, requests and pending faults (hooks are kept)."""
         with self._lock:
@@ -257,6 +268,15 @@ class FakeVobizState:
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(request)
+
+    def request_started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def request_finished(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
 
     def take_fault(self, method: str, path: str) -> _Fault | None:
         """The first pending fault matching this request, consuming one use of it."""

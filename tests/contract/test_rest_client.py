@@ -52,11 +52,13 @@ def server() -> Iterator[tuple[str, FakeVobizState]]:
 
 
 @pytest.fixture
-def state(server: tuple[str, FakeVobizState]) -> FakeVobizState:
+def state(server: tuple[str, FakeVobizState]) -> Iterator[FakeVobizState]:
     state = server[1]
     state.reset()
     state.add_live_call(CALL)
-    return state
+    yield state
+    # a request the fake delayed outlives its client's timeout: let it finish here, not in the next test
+    assert state.wait_idle(), "a request to the fake REST API is still being served"
 
 
 @pytest.fixture
@@ -379,6 +381,63 @@ async def test_fake_refuses_wrong_casing_foreign_account_and_missing_slash(
 
 
 @pytest.mark.parametrize(
+    ("path", "content", "content_type"),
+    [
+        ("/Stream/", json.dumps({"service_url": WS}), "text/plain"),
+        ("/Stream/", json.dumps({"service_url": WS}), "application/x-www-form-urlencoded"),
+        ("/Stream/", json.dumps({"service_url": WS}), None),
+        ("/", json.dumps({"legs": "aleg", "aleg_url": "https://a.example/x"}), "text/json"),
+    ],
+)
+async def test_fake_refuses_a_body_that_is_not_labelled_json(
+    api: str, state: FakeVobizState, path: str, content: str, content_type: str | None
+) -> None:
+    headers = {"X-Auth-ID": AUTH_ID, "X-Auth-Token": TOKEN}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{api}/Account/{AUTH_ID}/Call/{CALL}{path}", content=content, headers=headers
+        )
+    assert answer.status_code == 415
+    assert answer.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert state.active_streams(CALL) == []
+    assert state.calls[CALL].transfers == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/Stream/", {"service_url": WS, "bidirectonal": True}, "bidirectonal"),  # misspelt
+        ("/Stream/", {"service_url": WS, "audio_track": "inbound", "track": "both"}, "track"),
+        ("/", {"legs": "aleg", "aleg_url": "https://a.example/x", "aleg_methd": "GET"}, "aleg_methd"),
+        ("/DTMF/", {"digits": "12", "legs": "aleg"}, "legs"),
+    ],
+)
+async def test_fake_refuses_unknown_and_misspelt_fields(
+    api: str, state: FakeVobizState, path: str, body: dict[str, Any], field: str
+) -> None:
+    async with httpx.AsyncClient(headers={"X-Auth-ID": AUTH_ID, "X-Auth-Token": TOKEN}) as http:
+        answer = await http.post(f"{api}/Account/{AUTH_ID}/Call/{CALL}{path}", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["details"] == {"field": field}
+    assert state.active_streams(CALL) == []
+    assert state.calls[CALL].dtmf == []
+
+
+async def test_fake_takes_json_with_a_charset(api: str, state: FakeVobizState) -> None:
+    headers = {"X-Auth-ID": AUTH_ID, "X-Auth-Token": TOKEN, "Content-Type": "application/json; charset=utf-8"}
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{api}/Account/{AUTH_ID}/Call/{CALL}/Stream/",
+            content=json.dumps({"service_url": WS}),
+            headers=headers,
+        )
+    assert answer.status_code == 202
+    assert [s.service_url for s in state.active_streams(CALL)] == [WS]
+
+
+@pytest.mark.parametrize(
     ("status", "body", "kind", "message"),
     [
         (
@@ -488,6 +547,18 @@ async def test_timeout_is_a_connection_error(api: str, state: FakeVobizState) ->
         if state.active_streams(CALL):
             break
         await asyncio.sleep(0.01)
+
+
+async def test_a_delayed_request_is_awaited_before_the_state_is_reused(
+    api: str, state: FakeVobizState
+) -> None:
+    state.delay_next(1, 0.5, method="POST")
+    async with VobizClient(AUTH_ID, TOKEN, api, timeout=0.1, max_retries=0) as c:
+        with pytest.raises(VobizTimeoutError):
+            await c.start_stream(CALL, WS)
+    assert not await asyncio.to_thread(state.wait_idle, 0.0)  # the fake still serves the late request
+    assert await asyncio.to_thread(state.wait_idle)
+    assert [s.service_url for s in state.active_streams(CALL)] == [WS]  # it landed before the next test
 
 
 async def test_get_timeout_is_retried(api: str, state: FakeVobizState) -> None:

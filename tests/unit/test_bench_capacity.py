@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench import capacity
 
 
@@ -19,23 +21,58 @@ def test_two_calls_through_the_capacity_ramp() -> None:
     assert sum(step["end_reasons"].values()) == 2
     assert step["protocol_errors"] == 0, step["protocol_error_examples"]
     assert step["inbound_dropped"] == 0
-    assert step["frames"] > 0  # frames matched across the fake Vobiz and the service
-    for figure in ("frame_lag_ms", "loop_lag_ms", "vobiz_lag_ms"):
-        assert {"p50", "p99", "max"} <= step[figure].keys()
-    assert {"p50", "p95", "p99", "max"} <= step["overhead_ms"].keys()
-    assert {"p50", "p95", "max"} <= step["reaction_ms"].keys()
+    assert step["failed_calls"] == []
+    # frames matched across the fake Vobiz and the service: at most one per 20 ms per call
+    assert 0 < step["frames"] <= 2 * 1.5 / 0.020 + 2
+    for figure, quantiles in (
+        ("frame_lag_ms", ("p50", "p99", "max")),
+        ("loop_lag_ms", ("p50", "p99", "max")),
+        ("vobiz_lag_ms", ("p50", "p99", "max")),
+        ("overhead_ms", ("p50", "p95", "p99", "max")),
+        ("reaction_ms", ("p50", "p95", "max")),
+    ):
+        values = [step[figure][q] for q in quantiles]
+        if values[0] is None:  # no sample in the window (no turn, no barge-in): all are None
+            assert values == [None] * len(values), figure
+            continue
+        assert all(v is not None and v >= 0 for v in values), figure
+        assert values == sorted(values), figure  # quantiles never decrease
+    assert step["frame_lag_ms"]["p50"] is not None
+    # the verdict follows from the figures it is made of
+    lag99 = step["frame_lag_ms"]["p99"]
+    expected = lag99 < capacity.TARGET_LAG_P99_MS and step["underrun_ticks"] == 0 and step["carried"] == 2
+    assert step["passed"] is expected
     assert step["cpu_per_call_s"] > 0
-    assert isinstance(step["passed"], bool)
+    assert step["cpu_per_call_s"] == pytest.approx(step["service_cpu_share"] / 2)
+    assert step["rss_mib"] > 0
+    assert result["capacity"] == (2 if step["passed"] else 0)
 
     assert [row["format"] for row in result["frame_cost"]] == ["mu-law 8k", "L16 8k", "L16 16k"]
     for row in result["frame_cost"]:
-        assert {"parse", "decode_resample", "vad", "path"} <= row["stages_us"].keys()
-    assert [t["target"] for t in result["targets"]] == [
+        stages = row["stages_us"]
+        assert {"parse", "decode_resample", "vad", "path"} <= stages.keys()
+        for name in ("parse", "decode_resample", "vad"):
+            assert stages[name]["mean_us"] > 0, name
+        assert 0 < stages["path"]["p50_us"] <= stages["path"]["p95_us"]
+        assert row["path_cpu_us"] > 0
+    targets = {t["target"]: t for t in result["targets"]}
+    assert list(targets) == [
         "concurrent calls",
         "memory per call (MiB)",
         "overhead p95 (ms)",
         "barge-in reaction p95 (ms)",
     ]
+    calls = targets["concurrent calls"]
+    assert calls["measured"] == result["capacity"]
+    assert calls["met"] is (result["capacity"] >= capacity.TARGET_CALLS)
+    assert calls["met"] is False  # two calls are far from the target
+    memory = targets["memory per call (MiB)"]
+    if step["passed"]:
+        assert memory["measured"] == pytest.approx(step["mib_per_call"])
+        assert memory["met"] is (memory["measured"] <= capacity.TARGET_MIB_PER_CALL)
+    else:
+        assert memory["measured"] is None
+        assert memory["met"] is False
     json.dumps(result)  # the --json output
     table = capacity.to_markdown(result)
     assert "| calls | frame lag" in table

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from app.simulator.report import (
     transcript_document,
     write_outputs,
 )
-from app.simulator.timeline_plot import envelope, spans
+from app.simulator.timeline_plot import ENVELOPE_BINS, envelope, spans
 
 RATE = 16000
 PNG_SIZE = (1400, 500)  # width, height in px: 14×5 in at 100 dpi
@@ -321,13 +320,15 @@ def test_timeline_survives_awkward_text(tmp_path: Path) -> None:
     _assert_png(render_timeline(rec, tmp_path / "t.png"))
 
 
-def test_three_minute_call_renders_quickly(tmp_path: Path) -> None:
+def test_three_minute_call_renders_with_bounded_work(tmp_path: Path) -> None:
+    """What keeps a long call cheap to draw is that each waveform becomes at most ENVELOPE_BINS
+    points, however long the call (no timed assertion: a loaded machine would fail it)."""
     rec = build_long_recording(3.0)
-    started = time.perf_counter()
-    path = render_timeline(rec, tmp_path / "long.png")
-    elapsed = time.perf_counter() - started
-    _assert_png(path)
-    assert elapsed < 2.0, f"rendering a 3-minute call took {elapsed:.2f} s"
+    for track in (rec.caller, rec.agent):
+        times, level = envelope(track, rec.sample_rate)
+        assert 0 < times.size == level.size <= ENVELOPE_BINS
+        assert times[-1] <= track.size / rec.sample_rate
+    _assert_png(render_timeline(rec, tmp_path / "long.png"))
 
 
 def test_spans_pair_start_and_end_events() -> None:

@@ -1,4 +1,5 @@
-"""Answer-webhook XML: exact output, escaping, validation, liberal parsing, SDK cross-check."""
+"""Answer-webhook XML: the parsed structure (not a byte snapshot), escaping, validation, liberal
+parsing, SDK cross-check."""
 
 from __future__ import annotations
 
@@ -32,6 +33,23 @@ def stream_of(document: str) -> ET.Element:
     return element
 
 
+Node = tuple[str, dict[str, str], str | None, list["Node"]]
+
+
+def tree(document: str) -> Node:
+    """The document as (tag, attributes, text, children): attribute order and quoting aside."""
+    assert document.startswith(PROLOG)  # an XML declaration naming UTF-8
+
+    def node(element: ET.Element) -> Node:
+        return (element.tag, dict(element.attrib), element.text, [node(child) for child in element])
+
+    return node(ET.fromstring(document.encode("utf-8")))
+
+
+def stream_node(url: str, **attributes: str) -> Node:
+    return ("Response", {}, None, [("Stream", attributes, url, [])])
+
+
 def wrap(stream: str) -> str:
     return f"<Response>{stream}</Response>"
 
@@ -39,17 +57,19 @@ def wrap(stream: str) -> str:
 # --------------------------------------------------------------------------- building
 
 
-def test_typical_document_exact() -> None:
-    assert answer_xml(TYPICAL) == (
-        PROLOG + "<Response>"
-        '<Stream bidirectional="true" audioTrack="inbound" keepCallAlive="true"'
-        ' contentType="audio/x-mulaw;rate=8000" statusCallbackUrl="https://agent.example.com/vobiz/stream-status"'
-        ' statusCallbackMethod="POST">wss://agent.example.com/vobiz/media/TOKEN123</Stream>'
-        "</Response>"
+def test_typical_document() -> None:
+    assert tree(answer_xml(TYPICAL)) == stream_node(
+        WS,
+        bidirectional="true",
+        audioTrack="inbound",
+        keepCallAlive="true",
+        contentType="audio/x-mulaw;rate=8000",
+        statusCallbackUrl=CB,
+        statusCallbackMethod="POST",
     )
 
 
-def test_every_optional_attribute_and_hangup_exact() -> None:
+def test_every_optional_attribute_and_hangup() -> None:
     settings = StreamSettings(
         url=WS,
         content_type="audio/x-l16;rate=16000",
@@ -59,20 +79,33 @@ def test_every_optional_attribute_and_hangup_exact() -> None:
         extra_headers="callId=abc,persona=sales",
         max_retries=3,
     )
-    assert answer_xml(settings, hangup_after=True) == (
-        PROLOG + "<Response>"
-        '<Stream bidirectional="true" audioTrack="inbound" keepCallAlive="true"'
-        f' contentType="audio/x-l16;rate=16000" statusCallbackUrl="{CB}" statusCallbackMethod="GET"'
-        ' streamTimeout="600" extraHeaders="callId=abc,persona=sales" maxRetries="3">'
-        f"{WS}</Stream><Hangup/></Response>"
+    stream = {
+        "bidirectional": "true",
+        "audioTrack": "inbound",
+        "keepCallAlive": "true",
+        "contentType": "audio/x-l16;rate=16000",
+        "statusCallbackUrl": CB,
+        "statusCallbackMethod": "GET",
+        "streamTimeout": "600",
+        "extraHeaders": "callId=abc,persona=sales",
+        "maxRetries": "3",
+    }
+    assert tree(answer_xml(settings, hangup_after=True)) == (
+        "Response",
+        {},
+        None,
+        [("Stream", stream, WS, []), ("Hangup", {}, None, [])],
     )
 
 
 def test_optional_attributes_omitted_when_unset() -> None:
     receive_only = StreamSettings(url="ws://127.0.0.1:9000/m", bidirectional=False, keep_call_alive=False)
-    assert answer_xml(receive_only) == (
-        PROLOG + '<Response><Stream bidirectional="false" audioTrack="inbound" keepCallAlive="false"'
-        ' contentType="audio/x-mulaw;rate=8000">ws://127.0.0.1:9000/m</Stream></Response>'
+    assert tree(answer_xml(receive_only)) == stream_node(
+        "ws://127.0.0.1:9000/m",
+        bidirectional="false",
+        audioTrack="inbound",
+        keepCallAlive="false",
+        contentType="audio/x-mulaw;rate=8000",
     )
     # receive-only streams may take both tracks
     both = dataclasses.replace(receive_only, audio_track="both")
@@ -141,12 +174,15 @@ def test_answer_xml_accepts_boundaries() -> None:
 
 
 def test_hangup_xml() -> None:
-    assert hangup_xml() == PROLOG + "<Response><Hangup/></Response>"
+    assert tree(hangup_xml()) == ("Response", {}, None, [("Hangup", {}, None, [])])
 
 
 def test_speak_hangup_xml() -> None:
-    assert speak_hangup_xml("Sorry, we're closed.") == (
-        PROLOG + "<Response><Speak>Sorry, we're closed.</Speak><Hangup/></Response>"
+    assert tree(speak_hangup_xml("Sorry, we're closed.")) == (
+        "Response",
+        {},
+        None,
+        [("Speak", {}, "Sorry, we're closed.", []), ("Hangup", {}, None, [])],
     )
     document = speak_hangup_xml('Tom & Jerry <say> "hi"')
     root = ET.fromstring(document.encode("utf-8"))
