@@ -19,10 +19,11 @@ from app.main import create_app
 from app.pipeline.session import MAX_UNKNOWN_EVENT_NAMES
 from tests.e2e.test_media_socket import (
     call,
-    call_tasks,
     closed_by_server,
+    loop_tasks,
     media_frame,
     next_play,
+    no_task_left,
     registry_of,
     start_frame,
     token_for,
@@ -59,6 +60,7 @@ async def test_an_undocumented_format_ends_the_call_cleanly_before_any_filter_is
     srv: RunningServer, encoding: str, rate: int
 ) -> None:
     designs_before = _design.cache_info().misses
+    before = loop_tasks(srv)
     async with call(srv) as ws:
         await ws.send(raw_start("call-1", encoding, rate))
         await ws.send(media_frame(b"\x00" * 320))
@@ -70,7 +72,7 @@ async def test_an_undocumented_format_ends_the_call_cleanly_before_any_filter_is
     assert (stats.frames_in, stats.frames_out) == (0, 0)
     # no resampler was designed for the peer's rate (at 47999 Hz: 2.18M taps, ~1 s on the loop)
     assert _design.cache_info().misses == designs_before
-    assert call_tasks(srv) == []
+    await no_task_left(srv, before)
 
 
 async def test_every_documented_inbound_format_is_accepted(srv: RunningServer) -> None:

@@ -53,9 +53,8 @@ async def test_deepgram_transcribes_two_seconds() -> None:
     audio = np.concatenate([speech, np.zeros(RATE, dtype=np.int16)])
     stt = DeepgramSTT(_key("DEEPGRAM_API_KEY"), sample_rate=RATE)
     started = time.perf_counter()
-    stream = await stt.open(STTOptions())
     heard: list[str] = []
-    try:
+    async with stt.stream(STTOptions()) as stream:
         for at in range(0, audio.shape[0], RATE // 50):
             await stream.send(audio[at : at + RATE // 50])
 
@@ -66,8 +65,6 @@ async def test_deepgram_transcribes_two_seconds() -> None:
                     return
 
         await asyncio.wait_for(first_words(), 15)
-    finally:
-        await stream.aclose()
     _took("deepgram speech-to-text", started)
     assert any(word in heard[0].lower() for word in ("book", "table", "four")), heard
 
