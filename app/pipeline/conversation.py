@@ -70,12 +70,19 @@ class ConversationConfig:
     tick_s: float = 0.1
 
 
+#: makes a call's voice activity detector for the rate of the audio it will judge (Hz)
+VadFactory = Callable[[int], VoiceActivityDetector]
+
+
 @dataclass(frozen=True, slots=True)
 class Providers:
     stt: SpeechToText
     llm: LanguageModel
     tts: SpeechSynthesizer
     fallback_tts: SpeechSynthesizer | None = None  # speaks the apology when ``tts`` has failed
+    # the call's one VAD (None: WebRTC VAD at ``ConversationConfig.vad_aggressiveness``); its
+    # verdicts go to the turn-taker and to the recogniser, so no frame is judged twice
+    vad: VadFactory | None = None
 
 
 class CallControl(Protocol):
@@ -162,7 +169,12 @@ class Conversation:
         self.playout = Playout(clock=self.clock, sink=call, turns=self.turns)
         self.out_format = fmt
         # the call's one VAD: its verdicts go to the turn-taker and to the recogniser
-        self.vad: VoiceActivityDetector = WebRtcVad(self.config.vad_aggressiveness, call.pipeline_rate)
+        make_vad = self.providers.vad
+        self.vad: VoiceActivityDetector = (
+            make_vad(call.pipeline_rate)
+            if make_vad is not None
+            else WebRtcVad(self.config.vad_aggressiveness, call.pipeline_rate)
+        )
         self.tool_ctx = ToolContext(
             call_id=self.call_id,
             persona=self.persona,
