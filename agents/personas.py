@@ -96,7 +96,7 @@ class PersonaSettings(pydantic.BaseModel):
     greeting: str = ""
     greeting_interruptible: bool = True
     goodbye: str = "Thank you for calling. Goodbye!"
-    llm_model: str = "gpt-4o-mini"
+    llm_model: str = "gpt-6-luna"  # OpenAI's replacement for gpt-4o-mini (shut down 2027-01-14)
     temperature: float = pydantic.Field(0.6, ge=0.0, le=2.0)
     stt_model: str = "nova-3"
     keywords: list[str] = []

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from agents.personas import Persona
 
 personas_app = typer.Typer(help="Persona files (prompts/<name>.md): list, show, check.", no_args_is_help=True)
 
@@ -28,6 +31,25 @@ DirOption = Annotated[Path | None, typer.Option("--dir", help="Persona folder (d
 DirArgument = Annotated[Path | None, typer.Argument(help="Persona folder (default: PROMPTS_DIR).")]
 
 
+def _shutdown_warnings(persona: Persona) -> list[str]:
+    """A line for each model the persona relies on that has an announced shutdown date."""
+    from app.config import Settings
+    from app.providers.shutdowns import shutdown_of
+
+    used = [("llm_model", persona.settings.llm_model)]
+    if persona.settings.tts_provider == "openai":
+        used.append(("tts_provider (OPENAI_TTS_MODEL)", Settings().openai_tts_model))
+    out = []
+    for field, model in used:
+        found = shutdown_of(model) if model else None
+        if found is not None:
+            out.append(
+                f"{persona.path}: {field}: {model!r} shuts down on {found.on.isoformat()}; "
+                f"the provider recommends {found.replacement}"
+            )
+    return out
+
+
 @personas_app.command("check")
 def check(
     folder: Annotated[Path | None, typer.Argument(help="Persona folder (default: PROMPTS_DIR).")] = None,
@@ -39,6 +61,9 @@ def check(
     personas, problems = check_personas(where, _known_tools())
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
+    for persona in personas.values():
+        for warning in _shutdown_warnings(persona):
+            typer.echo(f"warning: {warning}", err=True)
     if not personas and not problems:
         typer.echo(f"error: {where}: no persona files (*.md)", err=True)
         raise typer.Exit(1)

@@ -48,7 +48,15 @@ class Settings(BaseSettings):
     deepgram_api_key: SecretStr = SecretStr("")
     deepgram_base_url: str = ""  # empty: Deepgram's cloud; set for a self-hosted Deepgram
     openai_api_key: SecretStr = SecretStr("")
-    openai_base_url: str = ""
+    openai_base_url: str = ""  # the language model's server; empty = api.openai.com
+    # the OpenAI voice's own server (never OPENAI_BASE_URL's); empty = api.openai.com
+    openai_tts_base_url: str = ""
+    # the OpenAI voice's model; empty = no OpenAI voice (every /audio/speech model OpenAI serves
+    # shuts down on 2027-01-06)
+    openai_tts_model: str = ""
+    # sized for a phone call: seconds to connect, and between streamed chunks (and for a write)
+    openai_connect_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 3.0
+    openai_read_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 8.0
 
     # which engines the agent runs on: "auto" = the cloud where its key is set and the embedded
     # offline engine where not; "cloud" = keys required; "offline" = embedded engines only;
@@ -100,7 +108,7 @@ class Settings(BaseSettings):
     # GET /metrics (Prometheus, unauthenticated); false leaves the route out
     metrics_enabled: bool = True
 
-    @field_validator("vobiz_api_base_url", "openai_base_url", "deepgram_base_url")
+    @field_validator("vobiz_api_base_url", "openai_base_url", "openai_tts_base_url", "deepgram_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")

@@ -73,7 +73,8 @@ def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
     tts = providers.tts.get(persona.settings.tts_provider) or offline
     if tts is None:
         raise PersonaUnavailable(
-            f"persona {persona.name!r} speaks with {persona.settings.tts_provider} TTS, which has no key"
+            f"persona {persona.name!r} speaks with {persona.settings.tts_provider} TTS, "
+            "which is not configured (its key, or OPENAI_TTS_MODEL for openai)"
         )
     fallback = offline if offline is not tts else None
     return Providers(providers.stt, providers.llm or intent_llm(persona), tts, fallback_tts=fallback)

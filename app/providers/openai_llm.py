@@ -1,9 +1,16 @@
 """Streaming chat completions through the official ``openai`` SDK (``AsyncOpenAI``).
 
 Works with OpenAI itself and with OpenAI-compatible servers (vLLM, Ollama, llama.cpp,
-...) through ``base_url``. Only widely supported request fields are sent: ``model``,
-``messages``, ``temperature``, ``max_tokens``, ``stream`` and ``tools`` (omitted when
-empty); no ``stream_options``, since the interface has no usage event to carry it.
+...) through ``base_url``. Fields sent: ``model``, ``messages``, ``stream``, ``tools`` (omitted
+when empty) and, per model (:func:`model_rules`): a reasoning model (``gpt-5*``, ``gpt-6*``,
+``o*``) gets ``reasoning_effort`` and no ``temperature`` (OpenAI refuses one); Chat Completions
+takes function tools with a reasoning model only at ``reasoning_effort="none"``, so that is
+sent whenever tools are. The length cap goes as ``max_completion_tokens`` (``max_tokens`` is
+deprecated, and refused by reasoning models); a compatible server that does not know it just
+ignores the cap. No ``stream_options``.
+
+Timeouts are sized for a phone call (``connect_timeout`` 3 s, ``read_timeout`` 8 s between
+chunks); the first token of a reply is bounded by the responder.
 
 The SDK's own retries are off (``max_retries=0``): a caller on the phone cannot wait for
 its back-off, so the pipeline decides, using ``ProviderError.retryable``. Neither the key
@@ -42,24 +49,58 @@ from app.providers.base import (
     ToolSpec,
 )
 
-__all__ = ["PROVIDER", "OpenAILLM", "make_client", "map_openai_error", "to_chat_messages", "to_chat_tools"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "DEFAULT_LLM_MODEL",
+    "PROVIDER",
+    "READ_TIMEOUT_S",
+    "ModelRules",
+    "OpenAILLM",
+    "make_client",
+    "map_openai_error",
+    "model_rules",
+    "to_chat_messages",
+    "to_chat_tools",
+]
 
 PROVIDER = "openai"
+#: OpenAI's named replacement for gpt-4o-mini (which shuts down on 2027-01-14); no shutdown announced.
+DEFAULT_LLM_MODEL = "gpt-6-luna"
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 8.0
+_REASONING_PREFIXES = ("gpt-5", "gpt-6", "o1", "o3", "o4")
 _RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 _TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRules:
+    """What a model accepts on Chat Completions."""
+
+    reasoning: bool  # takes reasoning_effort; refuses temperature other than the default
+
+
+def model_rules(model: str) -> ModelRules:
+    """The request rules for ``model`` (by its name; other servers' models are plain chat models)."""
+    return ModelRules(reasoning=model.strip().lower().startswith(_REASONING_PREFIXES))
 
 
 def make_client(
     api_key: str,
     base_url: str | None,
-    timeout: float,
     http_client: httpx.AsyncClient | httpx2.AsyncClient | None,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+    read_timeout: float = READ_TIMEOUT_S,
 ) -> openai.AsyncOpenAI:
-    """An ``AsyncOpenAI`` with SDK retries off; ``timeout`` (seconds) bounds each connect/read/write.
+    """An ``AsyncOpenAI`` with SDK retries off (the responder retries, once, when it can).
 
-    openai>=3 is built on ``httpx2`` but still accepts an ``httpx.AsyncClient`` at run time
-    (it checks for either); its annotation names only ``httpx2``, hence the cast.
+    ``connect_timeout`` bounds the TCP+TLS connect (and waiting for a pooled connection);
+    ``read_timeout`` each read (the gap between streamed chunks) and each write. openai>=3 is
+    built on ``httpx2`` but still accepts an ``httpx.AsyncClient`` at run time (it checks for
+    either); its annotation names only ``httpx2``, hence the cast.
     """
+    timeout = httpx2.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
     return openai.AsyncOpenAI(
         api_key=api_key,
         base_url=base_url,
@@ -80,7 +121,10 @@ def map_openai_error(exc: Exception) -> ProviderError:
         status = exc.status_code
         retryable = (status in _RETRYABLE_STATUS or status >= 500) and exc.code != "insufficient_quota"
         return ProviderError(
-            PROVIDER, f"HTTP {status} {type(exc).__name__}{_details(exc)}", retryable=retryable
+            PROVIDER,
+            f"HTTP {status} {type(exc).__name__}{_details(exc)}",
+            retryable=retryable,
+            retry_after=_retry_after(exc.response.headers) if retryable else None,
         )
     if isinstance(exc, openai.APITimeoutError):  # before APIConnectionError: it is a subclass
         return ProviderError(PROVIDER, "request timed out", retryable=True)
@@ -98,6 +142,21 @@ def map_openai_error(exc: Exception) -> ProviderError:
     if isinstance(exc, ValueError):  # json.JSONDecodeError from a garbled SSE event
         return ProviderError(PROVIDER, f"malformed stream ({type(exc).__name__})", retryable=False)
     return ProviderError(PROVIDER, f"unexpected {type(exc).__name__}", retryable=False)
+
+
+def _retry_after(headers: httpx2.Headers | httpx.Headers) -> float | None:
+    """Seconds the server asks to wait (``retry-after-ms``, or ``retry-after`` in seconds)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / scale
+        except ValueError:
+            continue  # an HTTP date: far enough off not to wait for on a call
+        if seconds >= 0:
+            return seconds
+    return None
 
 
 def _details(exc: openai.APIError) -> str:
@@ -203,8 +262,8 @@ class _ToolCallAssembler:
 class OpenAILLM:
     """``LanguageModel`` over ``POST {base_url}/chat/completions`` with ``stream=true``.
 
-    ``default_model`` is used when ``LLMOptions.model`` is empty. ``timeout`` is in seconds,
-    per connect / read (gap between streamed chunks) / write. A supplied ``http_client``
+    ``default_model`` is used when ``LLMOptions.model`` is empty. Timeouts are in seconds (see
+    :func:`make_client`). A supplied ``http_client``
     (``httpx`` or ``httpx2``) stays the caller's to close; otherwise call :meth:`aclose`.
     """
 
@@ -215,13 +274,16 @@ class OpenAILLM:
         api_key: str,
         *,
         base_url: str | None = None,
-        default_model: str = "gpt-4o-mini",
-        timeout: float = 30.0,
+        default_model: str = DEFAULT_LLM_MODEL,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
         http_client: httpx.AsyncClient | httpx2.AsyncClient | None = None,
     ) -> None:
         self.default_model = default_model
         self._owns_client = http_client is None
-        self._client = make_client(api_key, base_url, timeout, http_client)
+        self._client = make_client(
+            api_key, base_url, http_client, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
 
     @property
     def base_url(self) -> str:
@@ -244,12 +306,16 @@ class OpenAILLM:
         """
         chat_messages = to_chat_messages(messages)
         chat_tools = to_chat_tools(tools)
+        model = options.model or self.default_model
+        reasoning = model_rules(model).reasoning
         try:
             stream = await self._client.chat.completions.create(
-                model=options.model or self.default_model,
+                model=model,
                 messages=chat_messages,
-                temperature=options.temperature,
-                max_tokens=options.max_tokens,
+                temperature=openai.omit if reasoning else options.temperature,
+                # a phone reply wants its first word fast; function tools need "none" here anyway
+                reasoning_effort="none" if reasoning else openai.omit,
+                max_completion_tokens=options.max_tokens,
                 tools=chat_tools if chat_tools else openai.omit,
                 stream=True,
             )

@@ -3,6 +3,11 @@
 Requests ``response_format="pcm"``: raw 24000 Hz, 16-bit little-endian, mono samples with no
 header, streamed as they are generated. This module does not resample; the caller converts
 24 kHz to the telephony rate. Errors map as in :func:`app.providers.openai_llm.map_openai_error`.
+
+There is no default model: every model OpenAI serves on ``/audio/speech`` (``tts-1``,
+``tts-1-hd``, ``gpt-4o-mini-tts``) shuts down on 2027-01-06, and the named replacement
+(``gpt-realtime-2.1-mini``) is a Realtime API model that this endpoint does not serve. Name the
+model (``OPENAI_TTS_MODEL``): one of those until then, or a compatible server's at ``base_url``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ import numpy as np
 import openai
 
 from app.providers.base import PCM, ProviderError, TTSOptions
-from app.providers.openai_llm import PROVIDER, make_client, map_openai_error
+from app.providers.openai_llm import (
+    CONNECT_TIMEOUT_S,
+    PROVIDER,
+    READ_TIMEOUT_S,
+    make_client,
+    map_openai_error,
+)
 
 __all__ = ["OPENAI_PCM_RATE", "OpenAITTS", "PCMAssembler"]
 
@@ -52,7 +63,9 @@ class PCMAssembler:
 class OpenAITTS:
     """``SpeechSynthesizer`` for OpenAI TTS (or a compatible server via ``base_url``).
 
-    ``model`` and ``voice`` apply when ``TTSOptions`` leaves them empty. ``TTSOptions.speed``
+    ``model`` (required, see the module) and ``voice`` apply when ``TTSOptions`` leaves them
+    empty; ``base_url`` is the voice's own (``OPENAI_TTS_BASE_URL``), never the language
+    model's: pointing the LLM at a local server must not move the voice. ``TTSOptions.speed``
     is sent only when it is not 1.0 (``gpt-4o-mini-tts`` ignores it; ``tts-1`` honours
     0.25-4.0). ``sample_rate`` must be 24000: the ``pcm`` format has no other rate. A supplied
     ``http_client`` stays the caller's to close; otherwise call :meth:`aclose`.
@@ -64,13 +77,16 @@ class OpenAITTS:
         self,
         api_key: str,
         *,
+        model: str,
         base_url: str | None = None,
-        model: str = "gpt-4o-mini-tts",
         voice: str = "alloy",
         sample_rate: int = OPENAI_PCM_RATE,
         http_client: httpx.AsyncClient | httpx2.AsyncClient | None = None,
-        timeout: float = 30.0,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
     ) -> None:
+        if not model.strip():
+            raise ValueError("model is required (OPENAI_TTS_MODEL): OpenAI's speech models have no default")
         if sample_rate != OPENAI_PCM_RATE:
             raise ValueError(
                 f"sample_rate must be {OPENAI_PCM_RATE}: OpenAI's pcm format is fixed at that rate "
@@ -80,7 +96,14 @@ class OpenAITTS:
         self.voice = voice
         self.sample_rate = sample_rate
         self._owns_client = http_client is None
-        self._client = make_client(api_key, base_url, timeout, http_client)
+        self._client = make_client(
+            api_key, base_url, http_client, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The API root speech requests go to, e.g. ``https://api.openai.com/v1/``."""
+        return str(self._client.base_url)
 
     async def aclose(self) -> None:
         """Close the connection pool (unless it belongs to a supplied ``http_client``)."""

@@ -82,15 +82,26 @@ def build_providers(
     else:
         stt = _offline_stt(clock)
     llm: LanguageModel | None = None
+    connect, read = settings.openai_connect_timeout_seconds, settings.openai_read_timeout_seconds
     if openai_key or llm_base:
         from app.providers.openai_llm import OpenAILLM
 
         # an OpenAI-compatible local server (Ollama, vLLM, llama.cpp) usually takes any key
-        llm = OpenAILLM(openai_key or "not-needed", base_url=llm_base)
-    if openai_key:
+        llm = OpenAILLM(
+            openai_key or "not-needed", base_url=llm_base, connect_timeout=connect, read_timeout=read
+        )
+    if openai_key and settings.openai_tts_model:
         from app.providers.openai_tts import OpenAITTS
 
-        tts["openai"] = OpenAITTS(openai_key, base_url=llm_base)
+        # the voice has its own server setting: OPENAI_BASE_URL may be a local LLM with no voice
+        tts_base = settings.openai_tts_base_url or None
+        tts["openai"] = OpenAITTS(
+            openai_key,
+            model=settings.openai_tts_model,
+            base_url=tts_base,
+            connect_timeout=connect,
+            read_timeout=read,
+        )
     offline_voice = _offline_voice(settings, clock, required=not tts, variation=voice_variation)
     if offline_voice is not None:
         tts["offline"] = offline_voice

@@ -12,6 +12,14 @@ compatible server mounted elsewhere (``/llama/v1``) can be imitated too.
   only), a deterministic tone of ``SAMPLES_PER_CHAR`` samples per input character, sent in
   odd-sized pieces (``SPEECH_CHUNK_BYTES``).
 
+Under ``/v1`` (OpenAI itself) the fake refuses, with a 400 in OpenAI's shape, what OpenAI refuses
+per its docs: a model it does not serve (:data:`CHAT_MODELS`, :data:`SPEECH_MODELS`), ``max_tokens``
+or a non-default ``temperature`` on a reasoning model, ``reasoning_effort`` on a chat model,
+function tools with a reasoning model unless ``reasoning_effort`` is ``"none"``, an unknown voice
+or ``response_format``, ``speed`` outside 0.25-4. Other prefixes imitate compatible servers and
+accept any model. An :class:`ErrorReply` can carry ``Retry-After``; a reply that pauses and is
+never released is a stalled stream.
+
 Both check ``Authorization: Bearer <api_key>`` (401 in OpenAI's error shape otherwise) and
 record every request. Replies are scripted per endpoint; a reply may pause after some body
 chunks until the test calls :meth:`FakeOpenAI.release` (no sleeps, no timing).
@@ -39,6 +47,15 @@ SAMPLES_PER_CHAR = 240  # 10 ms of tone per input character
 TONE_HZ = 440.0
 SPEECH_CHUNK_BYTES = (4801, 1, 3, 2047, 7777)  # odd piece sizes, cycled
 GATE_TIMEOUT = 5.0  # seconds a paused reply waits for release() before giving up
+
+# models OpenAI serves on Chat Completions (2026-12; some with a shutdown date, still served)
+REASONING_MODELS = frozenset({"gpt-6-luna", "gpt-6-sol", "gpt-6.1-sol", "gpt-6-astra", "gpt-5.6-luna",
+                              "gpt-5.6-sol", "gpt-5.6-terra", "gpt-5.5", "gpt-5.4"})  # fmt: skip
+CHAT_MODELS = REASONING_MODELS | {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"}
+SPEECH_MODELS = frozenset({"tts-1", "tts-1-hd", "gpt-4o-mini-tts"})  # all shut down 2027-01-06
+SPEECH_VOICES = frozenset({"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage",
+                           "shimmer", "verse", "marin", "cedar"})  # fmt: skip
+SPEECH_FORMATS = frozenset({"mp3", "opus", "aac", "flac", "wav", "pcm"})
 
 # ── scripted replies ─────────────────────────────────────────────────────────────────────────
 
@@ -79,6 +96,7 @@ class ErrorReply:
     code: str | None = None
     param: str | None = None
     message: str = "The fake server was scripted to fail."
+    retry_after: str | None = None  # the Retry-After header, e.g. "0.5"
 
 
 @dataclass(frozen=True)
@@ -131,10 +149,60 @@ def _split(data: bytes) -> Iterator[bytes]:
 
 
 def _error(
-    status: int, message: str, type_: str, code: str | None = None, param: str | None = None
+    status: int,
+    message: str,
+    type_: str,
+    code: str | None = None,
+    param: str | None = None,
+    retry_after: str | None = None,
 ) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status)
+    headers = {"retry-after": retry_after} if retry_after is not None else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _scripted(reply: ErrorReply) -> JSONResponse:
+    return _error(reply.status, reply.message, reply.type, reply.code, reply.param, reply.retry_after)
+
+
+def _refused(message: str, param: str, code: str | None = None) -> JSONResponse:
+    return _error(400, message, "invalid_request_error", code, param)
+
+
+def _chat_refusal(body: dict[str, Any]) -> JSONResponse | None:
+    """What OpenAI answers a chat request it refuses (None: it accepts it)."""
+    model = body.get("model", "")
+    if model not in CHAT_MODELS:
+        return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
+                      "invalid_request_error", "model_not_found", "model")  # fmt: skip
+    effort = body.get("reasoning_effort")
+    if model not in REASONING_MODELS:
+        if effort is not None:
+            return _refused(f"reasoning_effort is not supported with the model {model}.", "reasoning_effort")
+        return None
+    if "max_tokens" in body:
+        message = "Unsupported parameter: 'max_tokens'. Use 'max_completion_tokens' instead."
+        return _refused(message, "max_tokens", "unsupported_parameter")
+    if body.get("temperature", 1) != 1:
+        message = "Unsupported value: 'temperature': only the default (1) value is supported."
+        return _refused(message, "temperature", "unsupported_value")
+    if body.get("tools") and effort != "none":
+        return _refused(f"Function tools with reasoning_effort are not supported for {model} in "
+                        "/v1/chat/completions. To use function tools, use /v1/responses or set "
+                        "reasoning_effort to 'none'.", "reasoning_effort")  # fmt: skip
+    return None
+
+
+def _speech_refusal(body: dict[str, Any]) -> JSONResponse | None:
+    if body.get("model") not in SPEECH_MODELS:
+        return _refused(f"Invalid value for 'model': {body.get('model')!r}.", "model", "invalid_value")
+    if body.get("voice") not in SPEECH_VOICES:
+        return _refused(f"Invalid value for 'voice': {body.get('voice')!r}.", "voice", "invalid_value")
+    if body.get("response_format", "mp3") not in SPEECH_FORMATS:
+        return _refused("Invalid value for 'response_format'.", "response_format", "invalid_value")
+    if not 0.25 <= body.get("speed", 1.0) <= 4.0:
+        return _refused("Invalid 'speed': expected a value between 0.25 and 4.", "speed", "invalid_value")
+    return None
 
 
 class _DroppedMidBody(Response):
@@ -208,12 +276,15 @@ class FakeOpenAI:
         body, denied = await self._accept(request)
         if denied is not None:
             return denied
+        refusal = _chat_refusal(body) if request.url.path.startswith("/v1/") else None
+        if refusal is not None:
+            return refusal
         if not self._chat:
             return _error(500, "fake: no chat reply scripted", "server_error")
         reply = self._chat.popleft()
         model = body.get("model", "")
         if isinstance(reply, ErrorReply):
-            return _error(reply.status, reply.message, reply.type, reply.code, reply.param)
+            return _scripted(reply)
         if not body.get("stream"):
             return JSONResponse(_completion(reply, model))
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -232,9 +303,12 @@ class FakeOpenAI:
         body, denied = await self._accept(request)
         if denied is not None:
             return denied
+        refusal = _speech_refusal(body) if request.url.path.startswith("/v1/") else None
+        if refusal is not None:
+            return refusal
         reply = self._speech.popleft() if self._speech else SpeechReply()
         if isinstance(reply, ErrorReply):
-            return _error(reply.status, reply.message, reply.type, reply.code, reply.param)
+            return _scripted(reply)
         if body.get("response_format") != "pcm" or not body.get("input") or not body.get("voice"):
             return _error(400, "fake: needs input, voice and pcm", "invalid_request_error", None, "input")
         pcm = speech_for(body["input"]).astype("<i2").tobytes()

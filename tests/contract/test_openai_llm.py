@@ -11,6 +11,7 @@ import httpx
 import httpx2
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from app.providers.base import (
     Finished,
@@ -123,13 +124,13 @@ async def test_messages_tools_and_options_are_serialised_exactly(llm: OpenAILLM,
         Message("tool", "ok", tool_call_id="call_10"),
         Message("assistant", "It is clear."),
     ]
-    await collect(llm, history, [WEATHER, HANG_UP], model="gpt-test", temperature=0.2, max_tokens=50)
+    await collect(llm, history, [WEATHER, HANG_UP], model="gpt-4.1", temperature=0.2, max_tokens=50)
 
     [request] = fake.requests
     assert (request.method, request.path) == ("POST", "/v1/chat/completions")
     assert request.headers["authorization"] == f"Bearer {API_KEY}"
     assert request.body == {
-        "model": "gpt-test",
+        "model": "gpt-4.1",
         "messages": [
             {"role": "system", "content": "You are a receptionist."},
             {"role": "user", "content": "Weather in Paris?"},
@@ -158,7 +159,7 @@ async def test_messages_tools_and_options_are_serialised_exactly(llm: OpenAILLM,
             },
         ],
         "temperature": 0.2,
-        "max_tokens": 50,
+        "max_completion_tokens": 50,
         "stream": True,
     }
 
@@ -167,7 +168,14 @@ async def test_defaults_apply_and_empty_tools_are_omitted(llm: OpenAILLM, fake: 
     fake.script_chat(TextReply(["Hi"]))
     await collect(llm)
     body = fake.last_body
-    assert (body["model"], body["temperature"], body["max_tokens"]) == ("gpt-4o-mini", 0.6, 300)
+    # the default is a reasoning model: no temperature, its own effort, the new length field
+    assert (body["model"], body["reasoning_effort"], body["max_completion_tokens"]) == (
+        "gpt-6-luna",
+        "none",
+        300,
+    )
+    assert "temperature" not in body
+    assert "max_tokens" not in body
     assert "tools" not in body
     assert "stream_options" not in body
 
@@ -291,7 +299,7 @@ async def test_connection_refused_is_retryable() -> None:
 
 async def test_read_timeout_midstream_is_retryable(server: str, fake: FakeOpenAI) -> None:
     fake.script_chat(TextReply(["Hmm", "..."], pause_after=2))  # then never released in time
-    llm = OpenAILLM(API_KEY, base_url=f"{server}/v1", timeout=0.3)
+    llm = OpenAILLM(API_KEY, base_url=f"{server}/v1", read_timeout=0.3)
     seen: list[LLMEvent] = []
     try:
         error = await failure(llm, seen)
@@ -358,16 +366,23 @@ async def test_a_legacy_httpx_client_is_accepted(server: str, fake: FakeOpenAI) 
         assert not client.is_closed
 
 
+USER_X: list[ChatCompletionMessageParam] = [{"role": "user", "content": "x"}]
+
+
 async def test_fake_also_answers_non_streamed_and_usage_requests(server: str, fake: FakeOpenAI) -> None:
     fake.script_chat(TextReply(["Plain ", "reply"]), ToolCallsReply([LOOKUP]), TextReply(["Counted"]))
     async with openai.AsyncOpenAI(api_key=API_KEY, base_url=f"{server}/v1", max_retries=0) as client:
-        text = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        text = await client.chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "x"}]
+        )
         assert text.choices[0].message.content == "Plain reply"
-        tool = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        tool = await client.chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "x"}]
+        )
         assert tool.choices[0].message.tool_calls is not None
         assert tool.choices[0].finish_reason == "tool_calls"
         stream = await client.chat.completions.create(
-            model="m",
+            model="gpt-4.1",
             messages=[{"role": "user", "content": "x"}],
             stream=True,
             stream_options={"include_usage": True},
@@ -376,3 +391,32 @@ async def test_fake_also_answers_non_streamed_and_usage_requests(server: str, fa
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Counted"
+
+
+async def test_a_429_carries_its_retry_after(llm: OpenAILLM, fake: FakeOpenAI) -> None:
+    fake.script_chat(ErrorReply(429, type="requests", code="rate_limit_exceeded", retry_after="0.5"))
+    error = await failure(llm)
+    assert error.retryable
+    assert error.retry_after == 0.5
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [({"model": "gpt-6-luna", "temperature": 0.6}, "temperature"), ({"model": "no-such-model"}, "model")],
+)
+async def test_the_fake_refuses_what_openai_refuses(
+    server: str, fake: FakeOpenAI, options: dict[str, object], param: str
+) -> None:
+    """The stricter fake: a reasoning model with a temperature, an unknown model."""
+    async with openai.AsyncOpenAI(api_key=API_KEY, base_url=f"{server}/v1", max_retries=0) as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.chat.completions.create(messages=USER_X, **options)  # type: ignore[call-overload]
+    assert caught.value.status_code in (400, 404)
+    assert caught.value.param == param
+
+
+async def test_tools_with_the_default_reasoning_model_are_accepted(llm: OpenAILLM, fake: FakeOpenAI) -> None:
+    """Chat Completions takes function tools with a reasoning model only at effort "none"."""
+    fake.script_chat(TextReply(["Ok"]))
+    assert await collect(llm, HELLO, [WEATHER]) == [TextDelta("Ok"), Finished("stop")]
+    assert fake.last_body["reasoning_effort"] == "none"

@@ -23,6 +23,7 @@ from tests.contract.fake_openai import (
 )
 from tests.servers import serve_in_thread
 
+MODEL = "gpt-4o-mini-tts"  # served until 2027-01-06; the fake knows it
 TEXT = "Your table for four is booked for half past seven."
 
 
@@ -46,7 +47,7 @@ def server(served: tuple[FakeOpenAI, str], fake: FakeOpenAI) -> str:
 
 @pytest.fixture
 async def tts(server: str) -> AsyncIterator[OpenAITTS]:
-    engine = OpenAITTS(API_KEY, base_url=f"{server}/v1")
+    engine = OpenAITTS(API_KEY, model=MODEL, base_url=f"{server}/v1")
     yield engine
     await engine.aclose()
 
@@ -75,7 +76,7 @@ def test_satisfies_the_speech_synthesizer_protocol(tts: OpenAITTS) -> None:
 
 def test_only_the_pcm_rate_is_accepted() -> None:
     with pytest.raises(ValueError, match="24000"):
-        OpenAITTS(API_KEY, sample_rate=8000)
+        OpenAITTS(API_KEY, model=MODEL, sample_rate=8000)
 
 
 async def test_chunks_reassemble_to_exactly_the_served_samples(tts: OpenAITTS, fake: FakeOpenAI) -> None:
@@ -134,7 +135,7 @@ async def test_closing_early_closes_the_response(server: str, fake: FakeOpenAI) 
         responses.append(response)
 
     client = httpx2.AsyncClient(event_hooks={"response": [remember]})
-    tts = OpenAITTS(API_KEY, base_url=f"{server}/v1", http_client=client)
+    tts = OpenAITTS(API_KEY, model=MODEL, base_url=f"{server}/v1", http_client=client)
     fake.script_speech(SpeechReply(pause_after=1))
     try:
         async with aclosing(tts.synthesize(TEXT, TTSOptions())) as chunks:
@@ -172,7 +173,7 @@ async def test_http_errors_map_to_provider_error(
 
 
 async def test_wrong_key_is_not_retryable(server: str, fake: FakeOpenAI) -> None:
-    tts = OpenAITTS("sk-wrong-secret-value-42", base_url=f"{server}/v1")
+    tts = OpenAITTS("sk-wrong-secret-value-42", model=MODEL, base_url=f"{server}/v1")
     try:
         error = await failure(tts)
     finally:

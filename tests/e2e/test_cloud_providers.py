@@ -90,5 +90,5 @@ async def test_a_call_on_deepgram_and_openai(make_settings: Callable[..., Settin
         ("assistant", "Hello! How can I help you today?"),
         ("user", "What time do you open?"),
     ]
-    assert body["model"] == "gpt-4o-mini"
+    assert body["model"] == "gpt-6-luna"
     assert [t["function"]["name"] for t in body["tools"]] == ["end_call"]

@@ -81,3 +81,13 @@ def test_list_and_show(tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["personas", "show", "../etc/passwd", "--dir", str(tmp_path)])
     assert missing.exit_code == 2
     assert "is not a persona name" in missing.output
+
+
+def test_check_warns_of_a_model_with_a_shutdown_date(tmp_path: Path) -> None:
+    (tmp_path / "old.md").write_text("---\ndisplay_name: Old\nllm_model: gpt-4o-mini-2024-07-18\n---\nHi.\n")
+    result = CliRunner().invoke(cli, ["personas", "check", str(tmp_path)])
+    assert result.exit_code == 0, result.output  # a warning, not an error: it still works today
+    assert "llm_model: 'gpt-4o-mini-2024-07-18' shuts down on 2027-01-14" in result.output
+    assert "gpt-6-luna" in result.output
+    shipped = CliRunner().invoke(cli, ["personas", "check", str(ROOT / "prompts")])
+    assert "warning" not in shipped.output  # no shipped persona names a retiring model

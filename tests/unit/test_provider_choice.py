@@ -50,12 +50,44 @@ def test_each_part_goes_to_the_cloud_where_its_key_is_set(make_settings: Callabl
     assert only_openai is not None
     assert isinstance(only_openai.stt, WhisperSTT)
     assert isinstance(only_openai.llm, OpenAILLM)
-    assert isinstance(only_openai.tts["openai"], OpenAITTS)
+    assert "openai" not in only_openai.tts  # no OPENAI_TTS_MODEL: every speech model is retiring
 
     local_llm = build_providers(make_settings(providers="auto", openai_base_url="http://127.0.0.1:11434/v1"))
     assert local_llm is not None
     assert isinstance(local_llm.llm, OpenAILLM)  # an OpenAI-compatible local server, no key
     assert "openai" not in local_llm.tts
+
+
+def test_the_openai_voice_has_its_own_base_url(make_settings: Callable[..., Settings]) -> None:
+    """OPENAI_BASE_URL (a local LLM) does not move the voice; OPENAI_TTS_BASE_URL does."""
+    local = "http://127.0.0.1:11434/v1"
+    built = build_providers(
+        make_settings(
+            providers="auto",
+            openai_api_key="sk-test",
+            openai_base_url=local,
+            openai_tts_model="gpt-4o-mini-tts",
+        )
+    )
+    assert built is not None
+    assert isinstance(built.llm, OpenAILLM)
+    assert built.llm.base_url == local + "/"
+    voice = built.tts["openai"]
+    assert isinstance(voice, OpenAITTS)
+    assert voice.base_url == "https://api.openai.com/v1/"
+    speech = "http://127.0.0.1:9999/v1"
+    moved = build_providers(
+        make_settings(
+            providers="auto",
+            openai_api_key="sk-test",
+            openai_base_url=local,
+            openai_tts_model="gpt-4o-mini-tts",
+            openai_tts_base_url=speech,
+        )
+    )
+    assert moved is not None
+    assert isinstance(moved.tts["openai"], OpenAITTS)
+    assert moved.tts["openai"].base_url == speech + "/"
 
 
 def test_offline_ignores_keys_and_cloud_requires_them(make_settings: Callable[..., Settings]) -> None:
@@ -123,8 +155,12 @@ def test_a_missing_engine_is_one_line_naming_the_extra(blocked: str, engine: str
         """
     )
     root = Path(__file__).resolve().parents[2]
-    env = {"PATH": "/usr/bin:/bin", "STREAM_TOKEN_SECRET": "x" * 32, "PROMPTS_DIR": str(root / "prompts"),
-           "SIGNATURE_MODE": "off"}  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "STREAM_TOKEN_SECRET": "x" * 32,
+        "PROMPTS_DIR": str(root / "prompts"),
+        "SIGNATURE_MODE": "off",
+    }
     proc = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
