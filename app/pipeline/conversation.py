@@ -30,7 +30,7 @@ from app.pipeline.history import heard_history
 from app.pipeline.latency import LatencyLog, TurnStamps
 from app.pipeline.playout import Playout
 from app.pipeline.reply import Reply, ReplyState
-from app.pipeline.responder import Responder
+from app.pipeline.responder import FIRST_TOKEN_S, Responder
 from app.pipeline.session import AudioWritten, CallIO
 from app.providers.base import (
     LanguageModel,
@@ -67,6 +67,7 @@ class ConversationConfig:
     stt: STTOptions = field(default_factory=STTOptions)
     vad_aggressiveness: int = 2
     tool_filler_after_s: float = 0.8  # a slow tool gets a spoken filler after this long
+    first_token_s: float = FIRST_TOKEN_S  # an LLM round's first event must come within this long
     tick_s: float = 0.1
 
 
@@ -345,6 +346,7 @@ class Conversation:
             stamps=self.latency.turn(turn),
             apology=self.config.apology,
             fallback_tts=self.providers.fallback_tts,
+            first_token_s=self.config.first_token_s,
         )
         reply = self.replies[turn] = Reply(turn, responder, user_index)
         name = f"conv-{self.call_id}-reply-{turn}"

@@ -5,6 +5,13 @@ soon as it is complete; its first audio goes to the playout as soon as it exists
 are executed between LLM rounds. A provider failure becomes a short spoken apology; when the
 TTS itself failed, the apology (and any fixed line) is spoken by the ``fallback_tts`` if any.
 Cancelling the task stops the LLM and TTS streams at their next await.
+
+Retry rule: an LLM round or a sentence's synthesis that fails with a retryable ``ProviderError``
+is tried once more, after ``RETRY_WAIT_S`` (or the service's ``Retry-After`` when that is at most
+``RETRY_MAX_WAIT_S``), but only while nothing of it has been spoken: an LLM round none of whose
+sentences was queued, a sentence none of whose audio was. A longer ``Retry-After`` is not waited
+for on a call: the apology is said instead. The first event of each LLM round must come within
+``first_token_s`` (a retryable failure, so the rule above applies).
 """
 
 from __future__ import annotations
@@ -12,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from agents.tools import ToolContext, ToolRegistry
 from app.audio.formats import AudioFormat
 from app.audio.frames import OutboundEncoder
-from app.clock import Clock
+from app.clock import Clock, run_within
 from app.pipeline.history import ToolRound
 from app.pipeline.latency import TurnStamps
 from app.pipeline.playout import FRAME_S, Playout, SegmentAudio
@@ -26,6 +33,7 @@ from app.pipeline.sentences import SentenceSplitter
 from app.providers.base import (
     Finished,
     LanguageModel,
+    LLMEvent,
     LLMOptions,
     Message,
     ProviderError,
@@ -42,8 +50,20 @@ log = logging.getLogger("app.responder")
 MAX_TOOL_ROUNDS = 4
 FILLER_QUIET_S = 0.2  # a filler only fills silence: not while this much speech is still to play
 FILLER_CHECK_S = 0.1  # how often a running tool's line is checked for silence
+RETRY_WAIT_S = 0.3  # the one retry of a failed request waits this long (or its Retry-After) ...
+RETRY_MAX_WAIT_S = 1.0  # ... unless the service asks for more: then there is no retry
+FIRST_TOKEN_S = 4.0  # the first event of an LLM round must come within this long
 
 ToolRunner = Callable[[ToolCall], Awaitable[str]]
+
+
+def retry_wait(exc: ProviderError) -> float | None:
+    """How long to wait before the one retry of the request that raised ``exc`` (None: no retry)."""
+    if not exc.retryable:
+        return None
+    if exc.retry_after is None:
+        return RETRY_WAIT_S
+    return exc.retry_after if exc.retry_after <= RETRY_MAX_WAIT_S else None
 
 
 @dataclass(slots=True)
@@ -69,6 +89,7 @@ class Responder:
     apology: str = "Sorry, I had a problem there. Could you say that again?"
     fallback_tts: SpeechSynthesizer | None = None  # speaks when ``tts`` has failed
     max_ahead_s: float = 3.0  # synthesis waits while this much audio is still unheard
+    first_token_s: float = FIRST_TOKEN_S  # the first event of an LLM round must come by then
     _sentences: int = 0
     result: ReplyResult = field(default_factory=ReplyResult)
 
@@ -100,7 +121,7 @@ class Responder:
         messages = list(history)
         try:
             for _ in range(MAX_TOOL_ROUNDS):
-                calls, text = await self._llm_round(llm, messages, tools, options)
+                calls, text = await self._llm_round_once_more(llm, messages, tools, options)
                 if not calls:
                     return
                 messages.append(Message("assistant", text, tool_calls=tuple(calls)))
@@ -135,6 +156,38 @@ class Responder:
 
         return run
 
+    async def _llm_round_once_more(
+        self, llm: LanguageModel, messages: list[Message], tools: Sequence[ToolSpec], options: LLMOptions
+    ) -> tuple[list[ToolCall], str]:
+        """An LLM round, tried once more if it failed retryably before any of it was spoken."""
+        queued = self._sentences
+        try:
+            return await self._llm_round(llm, messages, tools, options)
+        except ProviderError as exc:
+            wait = retry_wait(exc)
+            if wait is None or self._sentences != queued:
+                raise
+            log.info("retrying the reply once: %s", exc.provider, extra={"retryable": True})
+        await self.clock.sleep(wait)
+        return await self._llm_round(llm, messages, tools, options)
+
+    async def _first_event(self, llm: LanguageModel, stream: AsyncIterator[LLMEvent]) -> LLMEvent | None:
+        """The stream's first event (None: it ended), or a retryable ``ProviderError`` when it
+        does not come within ``first_token_s`` of the clock."""
+        got: list[LLMEvent | Exception | None] = []
+
+        async def pull() -> None:
+            try:
+                got.append(await anext(stream, None))
+            except Exception as exc:  # re-raised below, outside the task group
+                got.append(exc)
+
+        if not await run_within(self.clock, self.first_token_s, pull()):
+            raise ProviderError(llm.name, f"no first token within {self.first_token_s:g} s", retryable=True)
+        if isinstance(got[0], Exception):
+            raise got[0]
+        return got[0]
+
     async def _llm_round(
         self, llm: LanguageModel, messages: list[Message], tools: Sequence[ToolSpec], options: LLMOptions
     ) -> tuple[list[ToolCall], str]:
@@ -142,7 +195,8 @@ class Responder:
         calls: list[ToolCall] = []
         said: list[str] = []
         async with contextlib.aclosing(llm.stream(messages, tools, options)) as stream:
-            async for event in stream:
+            event = await self._first_event(llm, stream)
+            while event is not None:
                 match event:
                     case TextDelta(text=delta):
                         self.stamps.stamp("llm_first_token", self.clock.now())
@@ -154,6 +208,7 @@ class Responder:
                         calls.append(call)
                     case Finished():
                         break
+                event = await anext(stream, None)
         tail = splitter.flush()
         if tail:
             said.append(tail)
@@ -182,23 +237,37 @@ class Responder:
         self.result.spoke = True
         tts = tts or self._voice()
         audio = self.playout.open_segment(self.turn, f"t{self.turn}-s{self._sentences}", sentence)
-        encoder = OutboundEncoder(tts.sample_rate, self.out_format)
+        retried = False
         try:
-            async with contextlib.aclosing(tts.synthesize(sentence, self.tts_options)) as chunks:
-                async for chunk in chunks:
-                    if len(chunk):
-                        self.stamps.stamp("tts_first_audio", self.clock.now())
-                        self._add_frames(audio, encoder.push(chunk), sentence)
-                        # let the playout send what just arrived before synthesising on: a TTS that
-                        # never waits (offline engines, cached audio) must not delay the first frame
-                        await asyncio.sleep(0)
-            self._add_frames(audio, encoder.flush(), sentence)
+            while True:
+                try:
+                    await self._synthesize(sentence, tts, audio)
+                    break
+                except ProviderError as exc:
+                    wait = retry_wait(exc)
+                    if retried or audio.frames or wait is None:
+                        raise
+                    retried = True  # none of this sentence was heard yet: ask once more
+                    log.info("retrying a sentence once: %s", exc.provider, extra={"retryable": True})
+                    await self.clock.sleep(wait)
         except ProviderError:
             if tts is self.tts:
                 self.result.tts_failed = True
             raise
         finally:
             self.playout.close_segment(audio)  # even when cancelled or failed: no half-open segment
+
+    async def _synthesize(self, sentence: str, tts: SpeechSynthesizer, audio: SegmentAudio) -> None:
+        encoder = OutboundEncoder(tts.sample_rate, self.out_format)
+        async with contextlib.aclosing(tts.synthesize(sentence, self.tts_options)) as chunks:
+            async for chunk in chunks:
+                if len(chunk):
+                    self.stamps.stamp("tts_first_audio", self.clock.now())
+                    self._add_frames(audio, encoder.push(chunk), sentence)
+                    # let the playout send what just arrived before synthesising on: a TTS that
+                    # never waits (offline engines, cached audio) must not delay the first frame
+                    await asyncio.sleep(0)
+        self._add_frames(audio, encoder.flush(), sentence)
 
     def _add_frames(self, audio: SegmentAudio, frames: list[bytes], sentence: str) -> None:
         if not frames:
