@@ -36,7 +36,6 @@ from app.providers.base import (
     LanguageModel,
     LLMOptions,
     Message,
-    ProviderError,
     SpeechStarted,
     SpeechSynthesizer,
     SpeechToText,
@@ -46,6 +45,7 @@ from app.providers.base import (
     TTSOptions,
     UtteranceEnd,
 )
+from app.providers.errors import ProviderError
 from app.providers.vad import VoiceActivityDetector, WebRtcVad
 from app.telephony import events as ev
 

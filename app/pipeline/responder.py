@@ -28,7 +28,6 @@ from app.providers.base import (
     LanguageModel,
     LLMOptions,
     Message,
-    ProviderError,
     SpeechSynthesizer,
     TextDelta,
     ToolCall,
@@ -36,6 +35,7 @@ from app.providers.base import (
     ToolSpec,
     TTSOptions,
 )
+from app.providers.errors import ProviderError
 
 log = logging.getLogger("app.responder")
 

@@ -20,15 +20,6 @@ import numpy.typing as npt
 PCM = npt.NDArray[np.int16]
 
 
-class ProviderError(Exception):
-    """A provider failed. ``retryable``: a retry (or reconnect) may succeed."""
-
-    def __init__(self, provider: str, message: str, *, retryable: bool) -> None:
-        super().__init__(f"{provider}: {message}")
-        self.provider = provider
-        self.retryable = retryable
-
-
 # ── speech-to-text ───────────────────────────────────────────────────────────────────────────
 
 

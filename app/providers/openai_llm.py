@@ -35,12 +35,12 @@ from app.providers.base import (
     LLMEvent,
     LLMOptions,
     Message,
-    ProviderError,
     TextDelta,
     ToolCall,
     ToolCallRequest,
     ToolSpec,
 )
+from app.providers.errors import ProviderError
 
 __all__ = ["PROVIDER", "OpenAILLM", "make_client", "map_openai_error", "to_chat_messages", "to_chat_tools"]
 

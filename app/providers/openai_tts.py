@@ -14,7 +14,8 @@ import httpx2
 import numpy as np
 import openai
 
-from app.providers.base import PCM, ProviderError, TTSOptions
+from app.providers.base import PCM, TTSOptions
+from app.providers.errors import ProviderError
 from app.providers.openai_llm import PROVIDER, make_client, map_openai_error
 
 __all__ = ["OPENAI_PCM_RATE", "OpenAITTS", "PCMAssembler"]

@@ -20,6 +20,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+TokenErrorReason = Literal["malformed", "bad-signature", "expired"]
+
 
 class VobizError(Exception):
     """A failed Vobiz REST request.
@@ -89,7 +93,7 @@ class VobizTimeoutError(VobizConnectionError):
     """The request timed out (connect, read, write or pool)."""
 
 
-_STATUS_ERRORS: dict[int, type[VobizError]] = {
+ERROR_BY_STATUS: dict[int, type[VobizError]] = {  # 5xx: VobizServerError, else VobizError
     400: VobizValidationError,
     401: VobizAuthError,
     403: VobizAuthError,
@@ -98,3 +102,27 @@ _STATUS_ERRORS: dict[int, type[VobizError]] = {
     422: VobizValidationError,
     429: VobizRateLimitError,
 }
+
+
+# ── reading and building what crosses the boundary ──
+
+
+class ProtocolError(ValueError):
+    """A frame from Vobiz that cannot be understood. The call goes on; the frame is dropped."""
+
+
+class CallbackFieldError(ValueError):
+    """A callback field is missing its bounds or its form. The message names the field, never
+    its value (a value may be a phone number, or megabytes)."""
+
+
+class StreamXmlError(ValueError):
+    """An answer document that Vobiz would not stream from; the message says why."""
+
+
+class TokenError(ValueError):
+    """A token that must not open a stream; ``reason`` is machine-readable, the message is for logs."""
+
+    def __init__(self, reason: TokenErrorReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: TokenErrorReason = reason

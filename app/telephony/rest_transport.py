@@ -15,14 +15,12 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from app.telephony.errors import (
-    VobizAuthError,
+    ERROR_BY_STATUS,
     VobizConnectionError,
     VobizError,
-    VobizNotFoundError,
     VobizRateLimitError,
     VobizServerError,
     VobizTimeoutError,
-    VobizValidationError,
 )
 from app.telephony.rest_models import error_details
 
@@ -32,16 +30,6 @@ _USER_AGENT = f"vobiz-voice-agent/0.1 httpx/{httpx.__version__}"
 _IDEMPOTENT = frozenset({"GET", "DELETE"})
 _MAX_BACKOFF = 8.0
 _MAX_MESSAGE = 300
-
-_STATUS_ERRORS: dict[int, type[VobizError]] = {
-    400: VobizValidationError,
-    401: VobizAuthError,
-    403: VobizAuthError,
-    404: VobizNotFoundError,
-    409: VobizValidationError,
-    422: VobizValidationError,
-    429: VobizRateLimitError,
-}
 
 
 def json_body(response: httpx.Response) -> Any:
@@ -176,7 +164,7 @@ class RestTransport:
     def _error(self, response: httpx.Response, method: str, path: str) -> VobizError:
         message, api_id, request_id, code = _error_details(response)
         status = response.status_code
-        cls = _STATUS_ERRORS.get(status) or (VobizServerError if status >= 500 else VobizError)
+        cls = ERROR_BY_STATUS.get(status) or (VobizServerError if status >= 500 else VobizError)
         error = cls(
             self._redact(message),
             status_code=status,

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
+from app.providers.errors import MissingEngineError
 from app.providers.espeak import EspeakTTS
-from app.providers.tts import MissingEngineError
 
 INSTALL_HINT = "pip install -e '.[embedded]'"
 
