@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
 from app.cli_calls import calls_app
+from app.cli_exit import app_or_exit
 from app.cli_personas import personas_app
 from app.cli_rest import call_app, streams_app
 from app.cli_scenarios import run_scenarios
-
-T = TypeVar("T")
 
 cli = typer.Typer(help="Full-duplex AI phone agent for Vobiz.", no_args_is_help=True)
 cli.add_typer(streams_app, name="streams")
@@ -38,7 +36,7 @@ def serve(
     settings = Settings()
     # uvicorn's own lines (start-up, errors) go through the same handler, in the same format
     configure_logging(settings.log_level, settings.log_format, loggers=("app", "uvicorn"))
-    app = _app_or_exit(create_app, settings)
+    app = app_or_exit(create_app, settings)
     uvicorn.run(
         app,
         host=host,
@@ -79,18 +77,7 @@ def simulate(
         typer.echo("error: --virtual runs the app in-process; it cannot be combined with --url", err=True)
         raise typer.Exit(2)
     options = SimulateOptions(script=text, url=url, virtual=virtual, out=out, persona=persona)
-    raise typer.Exit(_app_or_exit(simulate_command, options, Settings()))
-
-
-def _app_or_exit(run: Callable[..., T], *args: object) -> T:
-    """``run(*args)``; a configuration the service cannot work with is one line and exit 2."""
-    from app.main import ConfigurationError
-
-    try:
-        return run(*args)
-    except ConfigurationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    raise typer.Exit(app_or_exit(simulate_command, options, Settings()))
 
 
 def main() -> None:

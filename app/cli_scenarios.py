@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.cli_exit import app_or_exit
+
 
 def run_scenarios(
     path: Annotated[Path, typer.Argument(help="A scenario file, or a folder of them.")] = Path("scenarios"),
@@ -37,9 +39,7 @@ def run_scenarios(
                 outcomes.append(await run_scenario(scenario, settings))
         return outcomes
 
-    from app.cli import _app_or_exit
-
-    outcomes = _app_or_exit(asyncio.run, run_all())
+    outcomes = app_or_exit(asyncio.run, run_all())
     table = Table("scenario", "persona", "result", "call", "run", "why", box=None)
     for o in outcomes:
         result = "[green]pass[/]" if o.passed else "[bold red]FAIL[/]"

@@ -30,7 +30,8 @@ from app.pipeline.factory import conversation_config, persona_providers, persona
 from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
-from app.providers.registry import ProviderSet, ProviderSetupError, build_providers
+from app.providers.errors import ProviderSetupError
+from app.providers.registry import ProviderSet, build_providers
 from app.records.listener import CallRecorder
 from app.records.owner import is_dead as owner_is_dead
 from app.records.store import CallStore, DatabaseURLError

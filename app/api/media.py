@@ -12,7 +12,8 @@ from app.api.guard import SocketLease
 from app.observability.context import bind_call_id, unbind_call_id
 from app.pipeline.lifecycle import CallInfo, CallOutcome, notify_ended, notify_started
 from app.pipeline.session import CallSession, SessionConfig, TransportClosed
-from app.telephony.token import StreamClaims, TokenError, verify_token
+from app.telephony.errors import TokenError
+from app.telephony.token import StreamClaims, verify_token
 
 log = logging.getLogger("app.media")
 router = APIRouter()

@@ -17,7 +17,8 @@ from agents.personas import is_valid_name
 from app.api.deps import AppContext, get_ctx
 from app.config import SignatureMode, phone_digits
 from app.pipeline.lifecycle import notify_hangup
-from app.telephony.callback import CallbackFieldError, check_callback
+from app.telephony.callback import check_callback
+from app.telephony.errors import CallbackFieldError
 from app.telephony.signature import verify_signature
 from app.telephony.token import StreamClaims, issue_token
 from app.telephony.xml import StreamSettings, answer_xml, dial_xml, speak_hangup_xml

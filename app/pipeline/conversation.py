@@ -18,7 +18,6 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -28,24 +27,23 @@ from app.pipeline import turns as tt
 from app.pipeline.history import INTERRUPTED_MARK as INTERRUPTED_MARK
 from app.pipeline.history import heard_history
 from app.pipeline.latency import LatencyLog, TurnStamps
+from app.pipeline.parts import CallControl as CallControl
+from app.pipeline.parts import ConversationConfig as ConversationConfig
+from app.pipeline.parts import Providers as Providers
+from app.pipeline.parts import TranscriptEntry as TranscriptEntry
+from app.pipeline.parts import VadFactory as VadFactory
 from app.pipeline.playout import Playout
 from app.pipeline.reply import Reply, ReplyState
-from app.pipeline.responder import FIRST_TOKEN_S, Responder
+from app.pipeline.responder import Responder
 from app.pipeline.session import AudioWritten, CallIO
 from app.providers.base import (
-    LanguageModel,
-    LLMOptions,
     Message,
-    ProviderError,
     SpeechStarted,
-    SpeechSynthesizer,
-    SpeechToText,
-    STTOptions,
     STTStream,
     Transcript,
-    TTSOptions,
     UtteranceEnd,
 )
+from app.providers.errors import ProviderError
 from app.providers.vad import VoiceActivityDetector, WebRtcVad
 from app.telephony import events as ev
 
@@ -53,57 +51,6 @@ log = logging.getLogger("app.conversation")
 
 TRANSFER_DRAIN_S = 10.0  # at most this long waiting for queued speech before a transfer
 FRAME_S = 0.02
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationConfig:
-    system_prompt: str = "You are a friendly, concise phone assistant."
-    greeting: str = "Hello! How can I help you today?"
-    goodbye: str = "Thank you for calling. Goodbye!"
-    apology: str = "Sorry, I had a problem there. Could you say that again?"
-    policy: tt.TurnPolicy = field(default_factory=tt.TurnPolicy)
-    llm: LLMOptions = field(default_factory=LLMOptions)
-    tts: TTSOptions = field(default_factory=TTSOptions)
-    stt: STTOptions = field(default_factory=STTOptions)
-    vad_aggressiveness: int = 2
-    tool_filler_after_s: float = 0.8  # a slow tool gets a spoken filler after this long
-    first_token_s: float = FIRST_TOKEN_S  # an LLM round's first event must come within this long
-    tick_s: float = 0.1
-
-
-#: makes a call's voice activity detector for the rate of the audio it will judge (Hz)
-VadFactory = Callable[[int], VoiceActivityDetector]
-
-
-@dataclass(frozen=True, slots=True)
-class Providers:
-    stt: SpeechToText
-    llm: LanguageModel
-    tts: SpeechSynthesizer
-    fallback_tts: SpeechSynthesizer | None = None  # speaks the apology when ``tts`` has failed
-    # the call's one VAD (None: WebRTC VAD at ``ConversationConfig.vad_aggressiveness``); its
-    # verdicts go to the turn-taker and to the recogniser, so no frame is judged twice
-    vad: VadFactory | None = None
-
-
-class CallControl(Protocol):
-    async def hang_up(self) -> None: ...
-
-    async def transfer(self) -> str:
-        """Transfer the call; returns a sentence for the model about what happened."""
-        ...
-
-    async def send_dtmf(self, digits: str) -> str:
-        """Play DTMF tones on the call; returns a sentence for the model."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class TranscriptEntry:
-    t: float
-    speaker: str  # "caller" | "agent"
-    text: str
-    interrupted: bool = False
 
 
 class ConversationObserver(Protocol):

@@ -36,7 +36,6 @@ from app.providers.base import (
     LLMEvent,
     LLMOptions,
     Message,
-    ProviderError,
     SpeechSynthesizer,
     TextDelta,
     ToolCall,
@@ -44,6 +43,7 @@ from app.providers.base import (
     ToolSpec,
     TTSOptions,
 )
+from app.providers.errors import ProviderError
 
 log = logging.getLogger("app.responder")
 

@@ -20,19 +20,6 @@ import numpy.typing as npt
 PCM = npt.NDArray[np.int16]
 
 
-class ProviderError(Exception):
-    """A provider failed. ``retryable``: a retry (or reconnect) may succeed. ``retry_after``:
-    the seconds the service asked to wait first (its ``Retry-After``), when it said."""
-
-    def __init__(
-        self, provider: str, message: str, *, retryable: bool, retry_after: float | None = None
-    ) -> None:
-        super().__init__(f"{provider}: {message}")
-        self.provider = provider
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
 # ── speech-to-text ───────────────────────────────────────────────────────────────────────────
 
 

@@ -38,7 +38,6 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from app.clock import Clock, SystemClock
 from app.providers.base import (
     PCM,
-    ProviderError,
     SpeechStarted,
     STTCapabilities,
     STTEvent,
@@ -46,6 +45,7 @@ from app.providers.base import (
     Transcript,
     UtteranceEnd,
 )
+from app.providers.errors import ProviderError
 from app.providers.streaming import owned
 
 with warnings.catch_warnings():

@@ -34,7 +34,8 @@ import numpy as np
 import numpy.typing as npt
 
 from app.audio.wavio import resample_clip
-from app.providers.tts import MissingEngineError, SpeechAudio, TTSError
+from app.providers.errors import MissingEngineError, TTSError
+from app.providers.tts import SpeechAudio
 
 __all__ = ["MAX_WORDS_PER_MINUTE", "MIN_WORDS_PER_MINUTE", "NATIVE_RATE", "EspeakTTS"]
 

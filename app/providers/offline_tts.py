@@ -27,8 +27,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from app.clock import Clock, SystemClock
-from app.providers.base import PCM, ProviderError, SpeechSynthesizer, TTSOptions
-from app.providers.tts import MissingEngineError, TextToSpeech, TTSError
+from app.providers.base import PCM, SpeechSynthesizer, TTSOptions
+from app.providers.errors import MissingEngineError, ProviderError, TTSError
+from app.providers.tts import TextToSpeech
 
 __all__ = [
     "DEFAULT_EXECUTOR",

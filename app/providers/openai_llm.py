@@ -42,12 +42,12 @@ from app.providers.base import (
     LLMEvent,
     LLMOptions,
     Message,
-    ProviderError,
     TextDelta,
     ToolCall,
     ToolCallRequest,
     ToolSpec,
 )
+from app.providers.errors import ProviderError
 
 __all__ = [
     "CONNECT_TIMEOUT_S",

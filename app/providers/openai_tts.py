@@ -19,7 +19,8 @@ import httpx2
 import numpy as np
 import openai
 
-from app.providers.base import PCM, ProviderError, TTSOptions
+from app.providers.base import PCM, TTSOptions
+from app.providers.errors import ProviderError
 from app.providers.openai_llm import (
     CONNECT_TIMEOUT_S,
     PROVIDER,

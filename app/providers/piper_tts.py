@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.providers.base import PCM
-from app.providers.tts import MissingEngineError, SpeechAudio, TTSError
+from app.providers.errors import MissingEngineError, TTSError
+from app.providers.tts import SpeechAudio
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

@@ -14,15 +14,11 @@ from typing import Literal
 from app.clock import Clock
 from app.config import Settings
 from app.providers.base import LanguageModel, SpeechSynthesizer, SpeechToText
-from app.providers.tts import MissingEngineError
+from app.providers.errors import MissingEngineError, ProviderSetupError
 
 log = logging.getLogger("app.providers")
 
 Choice = Literal["auto", "cloud", "offline", "echo"]
-
-
-class ProviderSetupError(RuntimeError):
-    """The chosen providers cannot run here; one sentence saying what to set or install."""
 
 
 @dataclass(slots=True)

@@ -28,7 +28,6 @@ from app.providers.base import (
     LLMEvent,
     LLMOptions,
     Message,
-    ProviderError,
     STTCapabilities,
     STTEvent,
     STTOptions,
@@ -40,6 +39,7 @@ from app.providers.base import (
     TTSOptions,
     UtteranceEnd,
 )
+from app.providers.errors import ProviderError
 
 _CLOSED = object()
 

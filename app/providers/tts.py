@@ -15,30 +15,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from app.providers.errors import MissingEngineError, TTSError
+
 __all__ = ["MissingEngineError", "SpeechAudio", "TTSError", "TextToSpeech"]
-
-
-class TTSError(Exception):
-    """Synthesis failed: the engine rejected a setting (e.g. an unknown voice) or errored."""
-
-
-class MissingEngineError(RuntimeError):
-    """The Python package behind an optional engine is not installed.
-
-    The message is one sentence naming the pip extra that installs it, e.g.
-    ``pip install -e '.[embedded]'``. ``engine`` and ``extra`` are kept as attributes.
-    """
-
-    def __init__(self, engine: str, extra: str) -> None:
-        self.engine = engine
-        self.extra = extra
-        super().__init__(
-            f"the {engine} text-to-speech engine is not installed: "
-            f"install the optional '{extra}' extra with `pip install -e '.[{extra}]'`"
-        )
-
-    def __reduce__(self) -> tuple[type[MissingEngineError], tuple[str, str]]:
-        return (type(self), (self.engine, self.extra))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from app.providers.base import PCM, ProviderError
-from app.providers.tts import MissingEngineError
+from app.providers.base import PCM
+from app.providers.errors import MissingSTTEngineError, ProviderError
 
 __all__ = [
     "MODEL_SHA256",
@@ -57,15 +57,6 @@ _WORKERS = max(1, (os.cpu_count() or 2) // 2)  # transcriptions run in parallel 
 _LOCK = threading.Lock()  # guards the two process-wide singletons below
 _loaded: LoadedWhisper | None = None
 _executor: ThreadPoolExecutor | None = None
-
-
-class MissingSTTEngineError(MissingEngineError):
-    """A package of the offline STT is not installed; the message names the pip extra."""
-
-    def __init__(self, engine: str, extra: str) -> None:
-        super().__init__(engine, extra)
-        install = f"install the optional '{extra}' extra with `pip install -e '.[{extra}]'`"
-        self.args = (f"{engine} is not installed: {install}",)
 
 
 class _Segment(Protocol):  # faster_whisper.transcribe.Segment, as far as it is used here

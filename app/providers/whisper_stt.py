@@ -22,7 +22,6 @@ import numpy as np
 from app.clock import Clock, SystemClock, run_blocking
 from app.providers.base import (
     PCM,
-    ProviderError,
     SpeechStarted,
     STTCapabilities,
     STTEvent,
@@ -30,6 +29,7 @@ from app.providers.base import (
     Transcript,
     UtteranceEnd,
 )
+from app.providers.errors import MissingSTTEngineError, ProviderError
 from app.providers.streaming import owned
 from app.providers.vad import VoiceActivityDetector, WebRtcVad
 from app.providers.whisper_model import (
@@ -37,7 +37,6 @@ from app.providers.whisper_model import (
     PROVIDER,
     Heard,
     LoadedWhisper,
-    MissingSTTEngineError,
     accept,
     default_executor,
     load_whisper,

@@ -40,7 +40,7 @@ def caller_voice() -> TextToSpeech:
     """The caller's voice: Piper, a little faster than the agent's and the same on every run,
     else eSpeak NG. Raises
     ``MissingEngineError`` naming the extra when neither is installed."""
-    from app.providers.tts import MissingEngineError
+    from app.providers.errors import MissingEngineError
 
     try:
         from app.providers.piper_tts import PiperTTS

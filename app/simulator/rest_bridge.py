@@ -16,24 +16,78 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
-from app.simulator.connect import MediaSocket, SocketRefused
+from app.clock import Clock
+from app.simulator.connect import Connector, MediaSocket, SocketRefused
+from app.simulator.platform_config import PlatformConfig
 from app.simulator.recording import PCM
-from app.simulator.stream_audio import StatusTarget, StreamAudio, media_frame, start_frame
+from app.simulator.stream_audio import CallSide, StatusTarget, StreamAudio, media_frame, start_frame
 from app.simulator.vobiz_rest_state import FakeCall, FakeStream, FakeVobizState
 from app.simulator.wire_audio import encode_wire
 
-if TYPE_CHECKING:
-    from app.simulator.platform import FakeVobiz, SimulatedCall
+
+class Platform(Protocol):
+    """What a call and the REST bridge use of the fake platform (``FakeVobiz`` is one)."""
+
+    @property
+    def config(self) -> PlatformConfig: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def connector(self) -> Connector: ...
+
+    @property
+    def rest(self) -> FakeVobizState | None: ...
+
+    @property
+    def calls(self) -> Mapping[str, LiveCall]:
+        """The live calls by call id."""
+
+    def wall_stamp(self) -> str:
+        """The platform's wall clock as ``Timestamp``/``EndTime`` text."""
+
+    def hang_up(self, call_id: str, by: str = "api") -> bool:
+        """End a live call from outside; False if it is not live."""
+
+    def place_outbound(self, answer_url: str, **kwargs: Any) -> None:
+        """Start an outbound call (Make Call)."""
+
+
+class LiveCall(CallSide, Protocol):
+    """What the REST bridge uses of a live call (``SimulatedCall`` is one)."""
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def platform(self) -> Platform: ...
+
+    @property
+    def forks(self) -> dict[str, ForkStream]:
+        """The call's REST-started streams by stream id, mutated by the bridge."""
+
+    def now(self) -> float:
+        """Seconds since the call started."""
+
+    def signed(self, url: str) -> dict[str, str]:
+        """Signature headers for a webhook to ``url``."""
+
+    def xml_request_form(self, event: str) -> dict[str, str]:
+        """The fields of a request that fetches VobizXML."""
+
+    def request_end(self, reason: str, by: str, code: int = 4000) -> None:
+        """End the call at once."""
 
 
 class ForkStream:
     """A stream started over REST on a live call: its own socket, fed the caller's audio."""
 
-    def __init__(self, call: SimulatedCall, stream: FakeStream) -> None:
+    def __init__(self, call: LiveCall, stream: FakeStream) -> None:
         self.call = call
         self.stream = stream
         self.fmt = AudioFormat.from_content_type(stream.content_type)
@@ -115,9 +169,9 @@ class ForkStream:
 
 
 class RestBridge:
-    """Wires ``FakeVobizState``'s hooks to a ``FakeVobiz``."""
+    """Wires ``FakeVobizState``'s hooks to a platform (``FakeVobiz``)."""
 
-    def __init__(self, platform: FakeVobiz, state: FakeVobizState) -> None:
+    def __init__(self, platform: Platform, state: FakeVobizState) -> None:
         self.platform = platform
         self.state = state
         state.on_hangup = self._on_hangup

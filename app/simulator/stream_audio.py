@@ -14,22 +14,43 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
+from app.clock import Clock
 from app.simulator import checks
 from app.simulator.connect import MediaSocket
+from app.simulator.platform_config import PlatformConfig
 from app.simulator.playout import PhonePlayout, Played
-from app.simulator.recording import PCM
+from app.simulator.recording import PCM, EventKind
 from app.simulator.wire_audio import decode_wire
 
-if TYPE_CHECKING:
-    from app.simulator.platform import SimulatedCall
-
 Send = Callable[[str], Awaitable[None]]
+
+
+class CallSide(Protocol):
+    """What a stream uses of the call it belongs to (``SimulatedCall`` is one)."""
+
+    @property
+    def cfg(self) -> PlatformConfig: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def event(self, kind: EventKind, **detail: Any) -> None:
+        """Put one event on the call's timeline."""
+
+    def violation(self, rule: str, detail: str) -> None:
+        """Record a broken protocol rule."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as one of the call's tasks (ended with the call)."""
+
+    async def status(self, target: StatusTarget, event: str, **extra: str) -> None:
+        """Send one stream status callback to ``target``."""
 
 
 def start_frame(call_id: str, stream_id: str, account_id: str, fmt: AudioFormat) -> str:
@@ -77,7 +98,7 @@ class StreamAudio:
 
     def __init__(
         self,
-        call: SimulatedCall,
+        call: CallSide,
         target: StatusTarget,
         *,
         accepted: AudioFormat,

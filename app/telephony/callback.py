@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.telephony.errors import CallbackFieldError
+
 MAX_FIELDS = 100  # a callback carries about 15; X-VH-* extras add a few
 MAX_NAME_CHARS = 64
 MAX_VALUE_CHARS = 2048  # URLs (ServiceURL, status_callback_url) are the longest known values
@@ -44,11 +46,6 @@ _RULES: dict[str, _Rule] = {
     **dict.fromkeys(("Duration", "BillDuration", "HangupCauseCode"), _NUMBER_RULE),
     **dict.fromkeys(("From", "To", "ForwardedFrom", "CallerName"), _PARTY_RULE),
 }
-
-
-class CallbackFieldError(ValueError):
-    """A callback field is missing its bounds or its form. The message names the field, never
-    its value (a value may be a phone number, or megabytes)."""
 
 
 def check_callback(params: Mapping[str, str]) -> dict[str, str]:

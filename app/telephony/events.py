@@ -17,9 +17,7 @@ from typing import Any
 
 import orjson
 
-
-class ProtocolError(ValueError):
-    """A frame from Vobiz that cannot be understood. The call goes on; the frame is dropped."""
+from app.telephony.errors import ProtocolError as ProtocolError  # re-exported: callers write ev.ProtocolError
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,14 +28,14 @@ import math
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-TokenErrorReason = Literal["malformed", "bad-signature", "expired"]
+from app.telephony.errors import TokenError
 
 #: Longest token :func:`verify_token` looks at (characters); :func:`issue_token` never exceeds it.
 MAX_TOKEN_LENGTH = 1024
@@ -61,14 +61,6 @@ class StreamClaims:
     expires_at: int
     caller: str = ""  # the caller's number (digits), for the persona's {caller_number}
     called: str = ""  # the number called (digits), for the call record
-
-
-class TokenError(ValueError):
-    """A token that must not open a stream; ``reason`` is machine-readable, the message is for logs."""
-
-    def __init__(self, reason: TokenErrorReason, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason: TokenErrorReason = reason
 
 
 def new_secret() -> bytes:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 from urllib.parse import urlsplit
 
+from app.telephony.errors import StreamXmlError
+
 AudioTrack = Literal["inbound", "outbound", "both"]
 CallbackMethod = Literal["GET", "POST"]
 
@@ -68,10 +70,6 @@ class StreamSettings:
     status_callback_method: CallbackMethod = "POST"
     extra_headers: str | None = None
     max_retries: int | None = None
-
-
-class StreamXmlError(ValueError):
-    """An answer document that Vobiz would not stream from; the message says why."""
 
 
 # --------------------------------------------------------------------------- building

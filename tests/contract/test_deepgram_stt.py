@@ -16,17 +16,9 @@ import numpy as np
 import pytest
 
 from app.clock import FakeClock
-from app.providers.base import (
-    PCM,
-    ProviderError,
-    SpeechStarted,
-    STTEvent,
-    STTOptions,
-    STTStream,
-    Transcript,
-    UtteranceEnd,
-)
+from app.providers.base import PCM, SpeechStarted, STTEvent, STTOptions, STTStream, Transcript, UtteranceEnd
 from app.providers.deepgram_stt import DeepgramSTT
+from app.providers.errors import ProviderError
 from tests.contract.fake_deepgram import FakeDeepgram
 from tests.servers import serve_in_thread
 

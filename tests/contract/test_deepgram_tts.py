@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from app.providers.base import PCM, ProviderError, TTSOptions
+from app.providers.base import PCM, TTSOptions
 from app.providers.deepgram_tts import DeepgramTTS
+from app.providers.errors import ProviderError
 from tests.contract.fake_deepgram import FakeDeepgram, tone
 from tests.servers import serve_in_thread
 

@@ -19,12 +19,12 @@ from app.providers.base import (
     LLMEvent,
     LLMOptions,
     Message,
-    ProviderError,
     TextDelta,
     ToolCall,
     ToolCallRequest,
     ToolSpec,
 )
+from app.providers.errors import ProviderError
 from app.providers.openai_llm import OpenAILLM
 from tests.contract.fake_openai import (
     API_KEY,

@@ -9,7 +9,8 @@ import httpx2
 import numpy as np
 import pytest
 
-from app.providers.base import PCM, ProviderError, SpeechSynthesizer, TTSOptions
+from app.providers.base import PCM, SpeechSynthesizer, TTSOptions
+from app.providers.errors import ProviderError
 from app.providers.openai_tts import OPENAI_PCM_RATE, OpenAITTS, PCMAssembler
 from tests.contract.fake_openai import (
     API_KEY,

@@ -25,6 +25,7 @@ import webrtcvad
 
 from app.audio.wavio import resample_clip
 from app.providers.base import TTSOptions
+from app.providers.errors import MissingEngineError, TTSError
 from app.providers.espeak import EspeakTTS
 from app.providers.offline_tts import ThreadedSynthesizer, best_offline_tts
 from app.providers.piper_tts import (
@@ -35,7 +36,7 @@ from app.providers.piper_tts import (
     load_piper,
     load_voice_files,
 )
-from app.providers.tts import MissingEngineError, SpeechAudio, TextToSpeech, TTSError
+from app.providers.tts import SpeechAudio, TextToSpeech
 
 SENTENCE = "Please hold the line while I check your booking details."  # 10 words
 THREE = "Thanks for calling. Your table for four is booked. Is there anything else?"

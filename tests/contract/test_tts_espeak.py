@@ -13,8 +13,9 @@ import numpy.typing as npt
 import pytest
 import webrtcvad
 
+from app.providers.errors import TTSError
 from app.providers.espeak import NATIVE_RATE, EspeakTTS
-from app.providers.tts import SpeechAudio, TextToSpeech, TTSError
+from app.providers.tts import SpeechAudio, TextToSpeech
 
 SENTENCE = "Please hold the line while I check your booking details."  # 10 words
 LONGER = SENTENCE + " Your table for four is confirmed at half past seven this evening."

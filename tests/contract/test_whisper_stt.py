@@ -22,18 +22,9 @@ import pytest
 import app.providers.whisper_model as whisper_model
 from app.audio.wavio import through_phone_line
 from app.clock import FakeClock
-from app.providers.base import (
-    PCM,
-    ProviderError,
-    SpeechStarted,
-    STTEvent,
-    STTOptions,
-    STTStream,
-    Transcript,
-    UtteranceEnd,
-)
+from app.providers.base import PCM, SpeechStarted, STTEvent, STTOptions, STTStream, Transcript, UtteranceEnd
+from app.providers.errors import MissingEngineError, ProviderError
 from app.providers.espeak import EspeakTTS
-from app.providers.tts import MissingEngineError
 from app.providers.whisper_stt import LoadedWhisper, MissingSTTEngineError, WhisperSTT, accept, load_whisper
 from app.simulator.accuracy import word_error_rate, words
 

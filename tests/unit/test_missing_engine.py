@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
+from app.providers.errors import MissingEngineError
 from app.providers.espeak import EspeakTTS
-from app.providers.tts import MissingEngineError
 
 INSTALL_HINT = "pip install -e '.[embedded]'"
 
@@ -67,7 +67,7 @@ def test_fresh_process_reports_one_clear_line() -> None:
     )
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("app.providers.tts.MissingEngineError: ")
+    assert last.startswith("app.providers.errors.MissingEngineError: ")
     assert INSTALL_HINT in last
     assert "During handling of the above exception" not in proc.stderr
     assert "ImportError" not in proc.stderr

@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 
 from app.clock import FakeClock
-from app.providers.base import PCM, ProviderError, SpeechSynthesizer, TTSOptions
+from app.providers.base import PCM, SpeechSynthesizer, TTSOptions
+from app.providers.errors import MissingEngineError, ProviderError, TTSError
 from app.providers.espeak import EspeakTTS
 from app.providers.offline_tts import ChunkedTextToSpeech, ThreadedSynthesizer, best_offline_tts
-from app.providers.tts import MissingEngineError, SpeechAudio, TTSError
+from app.providers.tts import SpeechAudio
 
 OPTIONS = TTSOptions()
 SENTENCE = "Please hold the line while I check your booking details."

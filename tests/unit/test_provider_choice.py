@@ -14,11 +14,12 @@ from app.clock import FakeClock
 from app.config import Settings
 from app.providers.deepgram_stt import DeepgramSTT
 from app.providers.deepgram_tts import DeepgramTTS
+from app.providers.errors import ProviderSetupError
 from app.providers.offline_tts import ThreadedSynthesizer
 from app.providers.openai_llm import OpenAILLM
 from app.providers.openai_tts import OpenAITTS
 from app.providers.piper_tts import PiperTTS
-from app.providers.registry import ProviderSetupError, build_providers
+from app.providers.registry import build_providers
 from app.providers.whisper_stt import WhisperSTT
 
 INSTALL_HINT = "pip install -e '.[embedded]'"

@@ -17,14 +17,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.telephony.token import (
-    MAX_TOKEN_LENGTH,
-    StreamClaims,
-    TokenError,
-    issue_token,
-    new_secret,
-    verify_token,
-)
+from app.telephony.errors import TokenError
+from app.telephony.token import MAX_TOKEN_LENGTH, StreamClaims, issue_token, new_secret, verify_token
 
 SECRET = bytes(range(32))
 OTHER_SECRET = bytes(range(1, 33))

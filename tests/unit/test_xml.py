@@ -11,14 +11,8 @@ from typing import Any
 import pytest
 from vobiz import vobizxml
 
-from app.telephony.xml import (
-    StreamSettings,
-    StreamXmlError,
-    answer_xml,
-    hangup_xml,
-    parse_stream_xml,
-    speak_hangup_xml,
-)
+from app.telephony.errors import StreamXmlError
+from app.telephony.xml import StreamSettings, answer_xml, hangup_xml, parse_stream_xml, speak_hangup_xml
 
 PROLOG = '<?xml version="1.0" encoding="UTF-8"?>\n'
 WS = "wss://agent.example.com/vobiz/media/TOKEN123"

@@ -1,0 +1,71 @@
+"""What a ``Conversation`` is made of: its settings, its providers, the call control it uses,
+and the lines of its transcript. Plain values and protocols; no behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from app.pipeline import turns as tt
+from app.pipeline.responder import FIRST_TOKEN_S
+from app.providers.base import (
+    LanguageModel,
+    LLMOptions,
+    SpeechSynthesizer,
+    SpeechToText,
+    STTOptions,
+    TTSOptions,
+)
+from app.providers.vad import VoiceActivityDetector
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationConfig:
+    system_prompt: str = "You are a friendly, concise phone assistant."
+    greeting: str = "Hello! How can I help you today?"
+    goodbye: str = "Thank you for calling. Goodbye!"
+    apology: str = "Sorry, I had a problem there. Could you say that again?"
+    policy: tt.TurnPolicy = field(default_factory=tt.TurnPolicy)
+    llm: LLMOptions = field(default_factory=LLMOptions)
+    tts: TTSOptions = field(default_factory=TTSOptions)
+    stt: STTOptions = field(default_factory=STTOptions)
+    vad_aggressiveness: int = 2
+    tool_filler_after_s: float = 0.8  # a slow tool gets a spoken filler after this long
+    first_token_s: float = FIRST_TOKEN_S  # an LLM round's first event must come within this long
+    tick_s: float = 0.1
+
+
+#: makes a call's voice activity detector for the rate of the audio it will judge (Hz)
+VadFactory = Callable[[int], VoiceActivityDetector]
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    stt: SpeechToText
+    llm: LanguageModel
+    tts: SpeechSynthesizer
+    fallback_tts: SpeechSynthesizer | None = None  # speaks the apology when ``tts`` has failed
+    # the call's one VAD (None: WebRTC VAD at ``ConversationConfig.vad_aggressiveness``); its
+    # verdicts go to the turn-taker and to the recogniser, so no frame is judged twice
+    vad: VadFactory | None = None
+
+
+class CallControl(Protocol):
+    async def hang_up(self) -> None: ...
+
+    async def transfer(self) -> str:
+        """Transfer the call; returns a sentence for the model about what happened."""
+        ...
+
+    async def send_dtmf(self, digits: str) -> str:
+        """Play DTMF tones on the call; returns a sentence for the model."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    t: float
+    speaker: str  # "caller" | "agent"
+    text: str
+    interrupted: bool = False
