@@ -8,7 +8,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import AppContext, ws_ctx
-from app.api.guard import SocketLease
+from app.api.guard import CallGuard, SocketLease
 from app.observability.context import bind_call_id, unbind_call_id
 from app.pipeline.lifecycle import CallInfo, CallOutcome, notify_ended, notify_started
 from app.pipeline.session import CallSession, SessionConfig, TransportClosed
@@ -66,15 +66,30 @@ async def media(websocket: WebSocket, token: str) -> None:
         log.warning("media socket refused: the call is %s", lease, extra={"call_id": claims.call_id})
         await websocket.close(code=1008)
         return
-    reason = "error"
+    slot = _Slot(ctx.guard, lease)
     try:
-        reason = await _run_call(websocket, ctx, claims)
+        await _run_call(websocket, ctx, claims, slot)
     finally:
-        await ctx.guard.socket_ended(lease, reason)
+        await slot.release("error")  # only if the call did not get as far as releasing it
 
 
-async def _run_call(websocket: WebSocket, ctx: AppContext, claims: StreamClaims) -> str:
-    """The call on its socket, from accept to its end; the end reason."""
+class _Slot:
+    """The socket's live slot (its lease), released once."""
+
+    def __init__(self, guard: CallGuard, lease: SocketLease) -> None:
+        self._guard = guard
+        self._lease: SocketLease | None = lease
+
+    async def release(self, reason: str) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            await self._guard.socket_ended(lease, reason)
+
+
+async def _run_call(websocket: WebSocket, ctx: AppContext, claims: StreamClaims, slot: _Slot) -> None:
+    """The call on its socket, from accept to its end. Its slot is released as soon as the
+    session is over, before the record is written: a reconnect that arrives during a slow write
+    is let in (the recorder writes its start after this end, ``records.listener``)."""
     settings = ctx.settings
     session = CallSession(
         call_id=claims.call_id,
@@ -93,7 +108,7 @@ async def _run_call(websocket: WebSocket, ctx: AppContext, claims: StreamClaims)
             "media socket refused: the call already has a live stream", extra={"call_id": claims.call_id}
         )
         await websocket.close(code=1008)
-        return "error"  # a dropped-socket reason: the live call's facts stay as they are
+        return  # released as "error", a dropped-socket reason: the live call's facts stay as they are
     try:
         await websocket.accept()
     except BaseException:
@@ -108,6 +123,8 @@ async def _run_call(websocket: WebSocket, ctx: AppContext, claims: StreamClaims)
     finally:
         ctx.registry.remove(session)
         outcome = CallOutcome(reason, ctx.wall_time(), session.stats, session.agent)
-        await notify_ended(ctx.listeners, call, outcome)
-        unbind_call_id(tagged)
-    return reason
+        try:
+            await slot.release(reason)
+        finally:
+            await notify_ended(ctx.listeners, call, outcome)
+            unbind_call_id(tagged)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,20 +33,64 @@ class RecordNotWritten(RuntimeError):
     may quote the row (numbers, transcript), and this error is logged."""
 
 
+@dataclass(slots=True)
+class _Turn:
+    """A call's turn to write its record: held by one socket's session at a time."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # holding or waiting; the turn is forgotten at 0
+
+
 class CallRecorder:
+    """The writes of one call are serialised: a socket's session holds its call's turn from its
+    start until its end is written, so a reconnect's socket (let in as soon as the dropped one
+    has released its slot) writes its start only after the dropped socket's end, and its own end
+    continues that record (``records.segments``)."""
+
     def __init__(self, store: CallStore, clock: Clock) -> None:
         self.store = store
         self._clock = clock
+        self._turns: dict[str, _Turn] = {}  # by call id
+        self._holding: dict[int, CallInfo] = {}  # by id(): the sessions holding their call's turn
 
     async def call_started(self, call: CallInfo) -> None:
         with self._writing("start"):
-            async with asyncio.timeout(START_TIMEOUT_S):
+            async with asyncio.timeout(START_TIMEOUT_S):  # the turn included: the caller waits
+                await self._take_turn(call.call_id)
+                self._holding[id(call)] = call  # the object is kept, so its id() stays its own
                 await self.store.insert_started(started_record(call))
 
     async def call_ended(self, call: CallInfo, outcome: CallOutcome) -> None:
-        with self._writing("end"):
-            async with asyncio.timeout(END_TIMEOUT_S):
-                await self.store.save(ended_record(call, outcome))
+        held = self._holding.pop(id(call), None) is call  # False if the start gave up waiting
+        try:
+            with self._writing("end"):
+                async with asyncio.timeout(END_TIMEOUT_S):
+                    if not held:
+                        await self._take_turn(call.call_id)
+                        held = True
+                    await self.store.save(ended_record(call, outcome))
+        finally:
+            if held:
+                self._give_turn(call.call_id)
+
+    async def _take_turn(self, call_id: str) -> None:
+        turn = self._turns.setdefault(call_id, _Turn())
+        turn.users += 1
+        try:
+            await turn.lock.acquire()
+        except BaseException:  # timed out or cancelled while waiting: not holding it
+            self._forget(call_id, turn)
+            raise
+
+    def _give_turn(self, call_id: str) -> None:
+        turn = self._turns[call_id]
+        turn.lock.release()
+        self._forget(call_id, turn)
+
+    def _forget(self, call_id: str, turn: _Turn) -> None:
+        turn.users -= 1
+        if turn.users == 0:
+            del self._turns[call_id]
 
     async def hangup_reported(self, call_id: str, cause: str, duration_s: float | None) -> None:
         """An orphaned call's record is completed from Vobiz's hang-up callback."""
@@ -90,6 +135,7 @@ def ended_record(call: CallInfo, outcome: CallOutcome) -> CallRecord:
         end_reason=outcome.reason,
         agent=type(outcome.agent).__name__,
         stats={
+            "sockets": 1,  # summed when a reconnect continues the record (``records.segments``)
             "frames_in": stats.frames_in,
             "frames_out": stats.frames_out,
             "inbound_dropped": stats.inbound_dropped,

@@ -34,6 +34,7 @@ from app.records.record import (
     ToolUse,
     TranscriptLine,
 )
+from app.records.segments import continued
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DATABASE_FILE = "calls.sqlite3"  # in DATA_DIR, when DATABASE_URL is empty
@@ -123,7 +124,7 @@ class CallStore:
 
     async def insert_started(self, record: CallRecord) -> None:
         """The in-progress row of a call that has just started. A second socket for the same
-        call (a reconnect) marks the existing row in progress again; its end completes it anew."""
+        call (a reconnect) marks the existing row in progress again; its end continues it (``save``)."""
         await self.migrate()
         async with self._sessions.begin() as session:
             row = await session.get(CallRow, record.call_id)
@@ -162,14 +163,17 @@ class CallStore:
             return True
 
     async def save(self, record: CallRecord) -> None:
-        """Write the whole record: insert it, or replace the row of the same call."""
+        """Write the record of a socket's part of its call: insert it, or continue the row of the
+        same call (``segments.continued``: the row's own in-progress start, or the parts of the
+        sockets before a reconnect, which stay). The row is locked while it is read and written
+        (PostgreSQL; SQLite has one writer at a time), so two writers cannot lose a part."""
         await self.migrate()
         async with self._sessions.begin() as session:
-            row = await session.get(CallRow, record.call_id)
+            row = await session.get(CallRow, record.call_id, with_for_update=True)
             if row is None:
                 session.add(_row(record))
             else:
-                for name, value in _values(record).items():
+                for name, value in _values(continued(_record(row), record)).items():
                     setattr(row, name, value)
 
     async def get(self, call_id: str) -> CallRecord | None:
