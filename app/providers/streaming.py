@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Protocol, TypeVar
+
+from app.clock import Clock
 
 
 class WorkerStream(Protocol):
@@ -47,3 +49,32 @@ async def owned(stream: W, name: str) -> AsyncIterator[W]:
             await stream.end_input()
     if failure is not None:
         raise failure
+
+
+T = TypeVar("T")
+
+
+async def within(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> T:
+    """``awaitable``'s result, or ``TimeoutError`` once ``seconds`` passed on ``clock`` (then it
+    is cancelled). Its own exception propagates as itself. Two short-lived tasks: not for a
+    per-frame path."""
+    result: list[T] = []
+    failure: list[Exception] = []
+
+    async def guarded() -> None:
+        try:
+            result.append(await awaitable)
+        except Exception as exc:  # handed to the caller below, unwrapped
+            failure.append(exc)
+
+    async with asyncio.TaskGroup() as tg:
+        work = tg.create_task(guarded())
+        timer = tg.create_task(clock.sleep(seconds))
+        await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+        work.cancel()
+        timer.cancel()
+    if failure:
+        raise failure[0]
+    if not result:
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    return result[0]

@@ -10,10 +10,14 @@ sends ``UtteranceEnd``. Long silence gets empty final results, like the real ser
 are seconds of audio received on that socket. ``Finalize``/``CloseStream`` flush a pending
 utterance (``from_finalize=true``); ``CloseStream`` then sends ``Metadata`` and closes (1000).
 
-Failure injection: ``drop_after_bytes[i]`` closes the i-th listen socket (1011) once it has
-received that many audio bytes; a wrong ``Authorization: Token`` header is refused with HTTP 401,
-parameters Deepgram would reject with HTTP 400. ``speak_status`` refuses speak upgrades with that
-status; ``speak_drop_after_bytes`` closes a speak socket (1011) in the middle of the audio.
+Failure injection: ``drop_after_bytes[i]`` closes the i-th listen socket (with ``drop_code``,
+1011 unless set) once it has received that many audio bytes; ``listen_status[i]`` refuses the
+i-th listen upgrade with that HTTP status; ``stall_after_bytes[i]`` makes the i-th listen socket
+answer nothing more once it has received that many bytes (it still reads). A wrong
+``Authorization: Token`` header is refused with HTTP 401, parameters Deepgram would reject
+(unknown model, a model without that language) with HTTP 400. ``speak_status`` refuses speak
+upgrades with that status; ``speak_drop_after_bytes`` closes a speak socket (1011) in the middle
+of the audio.
 
 ``/v1/speak`` answers ``Speak`` + ``Flush`` with :func:`tone` (length proportional to the text)
 in ``speak_chunk_bytes`` pieces, then ``Flushed``. When ``speak_gate`` is set, the last piece
@@ -85,6 +89,9 @@ class FakeDeepgram:
     utterances: list[str] = field(default_factory=list)
     threshold: int = 1000
     drop_after_bytes: list[int | None] = field(default_factory=list)
+    drop_code: int = 1011
+    listen_status: list[int | None] = field(default_factory=list)
+    stall_after_bytes: list[int | None] = field(default_factory=list)
     speak_chunk_bytes: int = 999  # odd on purpose: clients must carry a byte over
     speak_delay: float = 0.005  # seconds between speak chunks
     speak_gate: threading.Event | None = None
@@ -113,12 +120,16 @@ class FakeDeepgram:
         rec = ListenSocket(self._authorized(ws), ws.query_params.multi_items())
         index = len(self.listens)
         self.listens.append(rec)
+        status = self.listen_status[index] if index < len(self.listen_status) else None
+        if status is not None:
+            return await self._refuse(ws, status, "refused")
         problem = "Invalid credentials." if not rec.authorized else _check_listen_query(rec)
         if problem:
             return await self._refuse(ws, 401 if not rec.authorized else 400, problem)
         await ws.accept()
         rec.opened_at = self.now() if self.now is not None else None
         drop = self.drop_after_bytes[index] if index < len(self.drop_after_bytes) else None
+        stall = self.stall_after_bytes[index] if index < len(self.stall_after_bytes) else None
         recogniser = _Recogniser(rec, self)
 
         async def emit(messages: list[Message]) -> None:
@@ -132,8 +143,9 @@ class FakeDeepgram:
                     rec.bytes_received += len(msg["bytes"])
                     if drop is not None and rec.bytes_received >= drop:
                         rec.dropped = True
-                        return await ws.close(1011, "fake drop")
-                    await emit(recogniser.feed(msg["bytes"]))
+                        return await ws.close(self.drop_code, "fake drop")
+                    if stall is None or rec.bytes_received < stall:  # stalled: reads, hears nothing
+                        await emit(recogniser.feed(msg["bytes"]))
                     continue
                 kind = json.loads(msg["text"]).get("type")
                 if kind == "KeepAlive":
@@ -194,9 +206,48 @@ class FakeDeepgram:
         return True
 
 
+# Deepgram's streaming models and the languages each takes (the Models & Languages overview,
+# 2026): Nova-3 by primary language subtag (``multi``: code-switching); English variants only
+# for the Nova-2 use-case models and Nova-3 Medical.
+_ENGLISH = frozenset({"en", "en-US", "en-AU", "en-GB", "en-IN", "en-NZ"})
+_NOVA2_CODES = "multi en es fr pt de nl sv da it tr no id bg cs fi hi hu ja ko pl ru uk vi ca et el lv lt"
+_NOVA2 = frozenset(f"{_NOVA2_CODES} ms ro sk zh th".split(" "))
+_NOVA3 = _NOVA2 | frozenset(["be", "bn", "bs", "hr", "kn", "mk", "mr", "sr", "sl", "ta", "tl", "te"])
+_ENGLISH_ONLY = frozenset(
+    {
+        "nova-3-medical",
+        "nova-2-phonecall",
+        "nova-2-meeting",
+        "nova-2-finance",
+        "nova-2-conversationalai",
+        "nova-2-voicemail",
+        "nova-2-video",
+        "nova-2-medical",
+        "nova-2-drivethru",
+        "nova-2-automotive",
+        "nova-2-atc",
+    }
+)
+
+
+def _model_problem(model: str, language: str) -> str | None:
+    """Why Deepgram refuses ``model`` with ``language`` (None: it takes them)."""
+    primary = language.split("-")[0]
+    if model in ("nova-3", "nova-3-general"):
+        return None if primary in _NOVA3 else f"nova-3 does not support language {language}"
+    if model in ("nova-2", "nova-2-general"):
+        return None if primary in _NOVA2 else f"nova-2 does not support language {language}"
+    if model in _ENGLISH_ONLY:
+        return None if language in _ENGLISH else f"{model} is English only"
+    return f"unknown model {model}"
+
+
 def _check_listen_query(rec: ListenSocket) -> str | None:
     """The HTTP 400 reasons Deepgram gives for the parameters this project sends."""
     query = dict(rec.query)
+    problem = _model_problem(query.get("model", "nova-3"), query.get("language", "en"))
+    if problem:
+        return problem
     if query.get("encoding", "linear16") not in ("linear16", "mulaw", "alaw", "opus", "flac"):
         return "unknown encoding"
     if "encoding" in query and not query.get("sample_rate", "").isdigit():
