@@ -15,9 +15,10 @@ no tool runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +34,7 @@ from app.pipeline.reply import Reply, ReplyState
 from app.pipeline.responder import Responder
 from app.pipeline.session import AudioWritten, CallIO
 from app.providers.base import (
+    PCM,
     LanguageModel,
     LLMOptions,
     Message,
@@ -40,6 +42,7 @@ from app.providers.base import (
     SpeechStarted,
     SpeechSynthesizer,
     SpeechToText,
+    STTEvent,
     STTOptions,
     STTStream,
     Transcript,
@@ -115,6 +118,24 @@ class ConversationObserver(Protocol):
         ...
 
 
+class _FailedStream:
+    """The recogniser could not be opened: no audio is heard, and ``events`` raises ``error``
+    (so the call ends the way a recogniser that fails mid-call ends it)."""
+
+    def __init__(self, error: ProviderError) -> None:
+        self._error = error
+
+    async def send(self, pcm: PCM, voiced: bool | None = None) -> None:
+        pass
+
+    async def events(self) -> AsyncIterator[STTEvent]:
+        raise self._error
+        yield  # an async generator
+
+    async def end_input(self) -> None:
+        pass
+
+
 class Conversation:
     def __init__(
         self,
@@ -186,7 +207,14 @@ class Conversation:
             clock=self.clock,
         )
         try:
-            async with self.providers.stt.stream(self.config.stt) as stt, asyncio.TaskGroup() as tg:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    stt: STTStream = await stack.enter_async_context(
+                        self.providers.stt.stream(self.config.stt)
+                    )
+                except ProviderError as exc:  # no recogniser: the caller hears the apology and goodbye
+                    stt = _FailedStream(exc)
+                tg = await stack.enter_async_context(asyncio.TaskGroup())
                 self._tg = tg
                 tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
                 self._pump = tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
@@ -194,7 +222,8 @@ class Conversation:
                 tg.create_task(self._read_control(), name=f"conv-{self.call_id}-control")
                 tg.create_task(self._tick(), name=f"conv-{self.call_id}-tick")
                 self._stt = stt
-                self._apply(self.turns.start(self.clock.now(), self.config.greeting))
+                greeting = "" if isinstance(stt, _FailedStream) else self.config.greeting
+                self._apply(self.turns.start(self.clock.now(), greeting))
         finally:
             self._settle_replies()  # ended without ``finish`` (an error): keep what was heard
             if self._observer is not None:
@@ -261,8 +290,19 @@ class Conversation:
             log.error("speech recognition failed: %s", exc.provider, extra={"call_id": self.call_id})
             if self.call.ending:
                 return  # the call is over: nothing to apologise to
-            self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), "speech recognition failed")))
-            self._start_turn_reply(self.turns.turn + 1, fixed=self.config.apology + " " + self.config.goodbye)
+            reason = "speech recognition failed"
+            self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), reason)))
+            turn = self.turns.turn + 1
+            self._start_turn_reply(turn, fixed=self.config.apology + " " + self.config.goodbye)
+            # nobody can answer the caller now: hang up once the apology and goodbye were heard
+            task = self.replies[turn].task
+            if task is not None:
+                await asyncio.wait({task})
+            deadline = self.clock.now() + TRANSFER_DRAIN_S
+            while not self.playout.settled() and not self.call.ending and self.clock.now() < deadline:
+                await self.clock.sleep(FRAME_S)
+            if not self.call.ending:
+                self._hang_up(reason)
 
     async def _read_control(self) -> None:
         while True:
