@@ -55,9 +55,10 @@ T = TypeVar("T")
 
 
 async def within(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> T:
-    """``awaitable``'s result, or ``TimeoutError`` once ``seconds`` passed on ``clock`` (then it
-    is cancelled). Its own exception propagates as itself. Two short-lived tasks: not for a
-    per-frame path."""
+    """``awaitable``'s result (a remote service's answer), or ``TimeoutError`` once ``seconds``
+    passed on ``clock`` (then it is cancelled). Its own exception propagates as itself. The wait
+    holds the clock (``Clock.hold``): virtual time does not jump ahead while the network answers.
+    Two short-lived tasks: not for a per-frame path."""
     result: list[T] = []
     failure: list[Exception] = []
 
@@ -67,12 +68,13 @@ async def within(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> T:
         except Exception as exc:  # handed to the caller below, unwrapped
             failure.append(exc)
 
-    async with asyncio.TaskGroup() as tg:
-        work = tg.create_task(guarded())
-        timer = tg.create_task(clock.sleep(seconds))
-        await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
-        work.cancel()
-        timer.cancel()
+    with clock.hold():
+        async with asyncio.TaskGroup() as tg:
+            work = tg.create_task(guarded())
+            timer = tg.create_task(clock.sleep(seconds))
+            await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+            work.cancel()
+            timer.cancel()
     if failure:
         raise failure[0]
     if not result:

@@ -19,6 +19,12 @@ answer nothing more once it has received that many bytes (it still reads). A wro
 upgrades with that status; ``speak_drop_after_bytes`` closes a speak socket (1011) in the middle
 of the audio.
 
+``/v1/speak`` refuses (HTTP 400) a model that is not an Aura voice id (``aura-<voice>-en``,
+``aura-2-<voice>-<language>``) and an encoding/sample rate pair Aura streaming does not offer
+(linear16: 8, 16, 24, 32, 48 kHz; mulaw/alaw: 8, 16 kHz). ``speak_error`` is sent as an ``Error``
+message and ``speak_warning`` as a ``Warning`` (no code) after the first piece of audio;
+``speak_stall_after_bytes`` stops the audio there (no ``Flushed``, the socket stays open).
+
 ``/v1/speak`` answers ``Speak`` + ``Flush`` with :func:`tone` (length proportional to the text)
 in ``speak_chunk_bytes`` pieces, then ``Flushed``. When ``speak_gate`` is set, the last piece
 waits (≤ 2 s) for the gate, so a test can prove audio arrives while synthesis is in progress.
@@ -97,6 +103,9 @@ class FakeDeepgram:
     speak_gate: threading.Event | None = None
     speak_status: int | None = None  # refuse every speak upgrade with this HTTP status
     speak_drop_after_bytes: int | None = None  # close (1011) once this much audio went out
+    speak_error: Message | None = None  # sent after the first piece of audio
+    speak_warning: Message | None = None  # sent after the first piece of audio
+    speak_stall_after_bytes: int | None = None  # no more audio, no Flushed, from there on
     listens: list[ListenSocket] = field(default_factory=list)
     speaks: list[SpeakSocket] = field(default_factory=list)
     now: Callable[[], float] | None = None
@@ -167,8 +176,9 @@ class FakeDeepgram:
         self.speaks.append(rec)
         if not rec.authorized or self.speak_status is not None:
             return await self._refuse(ws, self.speak_status or 401, "refused")
-        if rec.query.get("encoding") != "linear16" or not rec.query.get("model", "").startswith("aura"):
-            return await self._refuse(ws, 400, "unsupported encoding or model")
+        problem = _speak_problem(rec.query)
+        if problem:
+            return await self._refuse(ws, 400, problem)
         rate = int(rec.query.get("sample_rate", "24000"))
         await ws.accept()
         meta = {"type": "Metadata", "request_id": str(uuid.uuid4()), "model_name": rec.query["model"]}
@@ -199,11 +209,43 @@ class FakeDeepgram:
         for at in range(0, len(audio), step):
             if self.speak_drop_after_bytes is not None and at >= self.speak_drop_after_bytes:
                 return False
+            if at == step:
+                for extra in (self.speak_error, self.speak_warning):
+                    if extra is not None:
+                        await ws.send_text(json.dumps(extra))
+            if self.speak_stall_after_bytes is not None and at >= self.speak_stall_after_bytes:
+                while (await ws.receive())["type"] != "websocket.disconnect":
+                    pass  # stalled: read on until the client gives up
+                raise WebSocketDisconnect(1000)
             if at + step >= len(audio) and self.speak_gate is not None:
                 rec.gate_timed_out = not await asyncio.to_thread(self.speak_gate.wait, 2.0)
             await ws.send_bytes(audio[at : at + step])
             await asyncio.sleep(self.speak_delay)
         return True
+
+
+_SPEAK_RATES = {"linear16": {8000, 16000, 24000, 32000, 48000}, "mulaw": {8000, 16000}, "alaw": {8000, 16000}}
+
+
+def _speak_problem(query: dict[str, str]) -> str | None:
+    """Why Aura streaming refuses these parameters (None: it takes them)."""
+    model = query.get("model", "aura-asteria-en")
+    parts = model.split("-")
+    aura1 = len(parts) == 3 and parts[0] == "aura" and parts[2] == "en"
+    aura2 = (
+        len(parts) == 4
+        and parts[:2] == ["aura", "2"]
+        and parts[3] in ("en", "es", "de", "fr", "nl", "it", "ja")
+    )
+    if not (aura1 or aura2):
+        return f"unknown model {model}"
+    encoding = query.get("encoding", "linear16")
+    if encoding not in _SPEAK_RATES:
+        return f"encoding {encoding} is not supported for streaming"
+    rate = query.get("sample_rate", "24000" if encoding == "linear16" else "8000")
+    if not rate.isdigit() or int(rate) not in _SPEAK_RATES[encoding]:
+        return f"sample_rate {rate} is not supported with {encoding}"
+    return None
 
 
 # Deepgram's streaming models and the languages each takes (the Models & Languages overview,
