@@ -13,7 +13,11 @@ utterance (``from_finalize=true``); ``CloseStream`` then sends ``Metadata`` and 
 Failure injection: ``drop_after_bytes[i]`` closes the i-th listen socket (with ``drop_code``,
 1011 unless set) once it has received that many audio bytes; ``listen_status[i]`` refuses the
 i-th listen upgrade with that HTTP status; ``stall_after_bytes[i]`` makes the i-th listen socket
-answer nothing more once it has received that many bytes (it still reads). A wrong
+answer nothing more once it has received that many bytes (it still reads). ``idle_close_seconds``
+(real seconds) closes a listen socket that got no audio or message that long with 1011 and
+``NET-0001``, as Deepgram does after about 10 s. ``split_final_seconds``: a long utterance comes
+as several ``is_final`` results (half the words left each time speech lasted that long since the
+last one) before the ``speech_final`` one. A wrong
 ``Authorization: Token`` header is refused with HTTP 401, parameters Deepgram would reject
 (unknown model, a model without that language) with HTTP 400. ``speak_status`` refuses speak
 upgrades with that status; ``speak_drop_after_bytes`` closes a speak socket (1011) in the middle
@@ -98,6 +102,8 @@ class FakeDeepgram:
     drop_code: int = 1011
     listen_status: list[int | None] = field(default_factory=list)
     stall_after_bytes: list[int | None] = field(default_factory=list)
+    idle_close_seconds: float | None = None
+    split_final_seconds: float | None = None
     speak_chunk_bytes: int = 999  # odd on purpose: clients must carry a byte over
     speak_delay: float = 0.005  # seconds between speak chunks
     speak_gate: threading.Event | None = None
@@ -147,7 +153,9 @@ class FakeDeepgram:
                 await ws.send_text(json.dumps(message))
 
         try:
-            while (msg := await ws.receive())["type"] != "websocket.disconnect":
+            while (msg := await self._receive(ws))["type"] != "websocket.disconnect":
+                if msg["type"] == "idle":
+                    return await ws.close(1011, "NET-0001: no audio received within the timeout window")
                 if msg.get("bytes") is not None:
                     rec.bytes_received += len(msg["bytes"])
                     if drop is not None and rec.bytes_received >= drop:
@@ -170,6 +178,13 @@ class FakeDeepgram:
                     return await ws.close(1000)
         except WebSocketDisconnect:
             return
+
+    async def _receive(self, ws: WebSocket) -> Message:
+        """The next ASGI message, or ``{"type": "idle"}`` after ``idle_close_seconds`` without one."""
+        try:
+            return dict(await asyncio.wait_for(ws.receive(), self.idle_close_seconds))
+        except TimeoutError:
+            return {"type": "idle"}
 
     async def _speak(self, ws: WebSocket) -> None:
         rec = SpeakSocket(self._authorized(ws), dict(ws.query_params))
@@ -384,6 +399,13 @@ class _Recogniser:
             self._interim_sent = True
             text = self._fake.utterances[0] if self._fake.utterances else ""
             out.append(self._results(_first_half(text), is_final=False))
+        split = self._fake.split_final_seconds
+        if split is not None and self._pos - self._speech_start >= round(split * self._rate):
+            words = (self._fake.utterances[0] if self._fake.utterances else "").split()
+            if len(words) > 1:  # a long utterance: its first half is final, the rest follows
+                self._fake.utterances[0] = " ".join(words[len(words) // 2 :])
+                out.append(self._results(" ".join(words[: len(words) // 2]), is_final=True))
+                self._speech_start, self._interim_sent = self._pos, False
         return out
 
     def _quiet(self) -> list[Message]:

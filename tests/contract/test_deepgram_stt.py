@@ -456,3 +456,37 @@ async def test_a_model_language_pair_deepgram_refuses_is_not_retried(
             pass
     assert (info.value.retryable, len(served.fake.listens)) == (False, 1)
     assert "400" in str(info.value)
+
+
+async def test_a_long_utterance_in_several_finals_before_speech_final(served: Served) -> None:
+    served.fake.split_final_seconds = 1.0
+    served.fake.utterances = ["one two three four five six seven eight"]
+    async with DeepgramSTT(KEY, base_url=served.url).stream(STTOptions(endpointing_ms=300)) as stream:
+        events = await run(stream, quiet(0.2), loud(2.5), quiet(0.5))
+    got = finals(events)
+    assert [(t.text, t.speech_final) for t in got] == [
+        ("one two three four", False),
+        ("five six", False),
+        ("seven eight", True),
+    ]
+    assert [t.start for t in got] == sorted(t.start for t in got)
+
+
+async def test_keepalives_keep_an_idle_socket_from_the_net_0001_close(served: Served) -> None:
+    served.fake.idle_close_seconds = 0.4  # Deepgram's ~10 s, shortened (real time)
+    async with DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=0.1).stream(STTOptions()) as stream:
+        await stream.send(quiet(0.02))
+        await asyncio.sleep(1.0)  # no audio: only KeepAlives
+    assert len(served.fake.listens) == 1  # never closed, never reopened
+    assert served.fake.listens[0].close_stream
+
+
+async def test_a_net_0001_close_is_reopened(served: Served) -> None:
+    served.fake.idle_close_seconds = 0.2
+    served.fake.utterances = ["still there"]
+    stt = DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=1000)  # no KeepAlive: idle
+    async with stt.stream(STTOptions()) as stream:
+        await until(lambda: len(served.fake.listens) >= 2)  # closed with NET-0001, reopened
+        served.fake.idle_close_seconds = None
+        events = await run(stream, quiet(0.1), loud(0.4), quiet(0.3))
+    assert [t.text for t in finals(events)] == ["still there"]
