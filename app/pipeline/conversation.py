@@ -15,6 +15,7 @@ no tool runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from app.providers.base import (
     UtteranceEnd,
 )
 from app.providers.errors import ProviderError
+from app.providers.streaming import FailedStream
 from app.providers.vad import VoiceActivityDetector, WebRtcVad
 from app.telephony import events as ev
 
@@ -134,7 +136,14 @@ class Conversation:
             clock=self.clock,
         )
         try:
-            async with self.providers.stt.stream(self.config.stt) as stt, asyncio.TaskGroup() as tg:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    stt: STTStream = await stack.enter_async_context(
+                        self.providers.stt.stream(self.config.stt)
+                    )
+                except ProviderError as exc:  # no recogniser: the caller hears the apology and goodbye
+                    stt = FailedStream(exc)
+                tg = await stack.enter_async_context(asyncio.TaskGroup())
                 self._tg = tg
                 tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
                 self._pump = tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
@@ -142,7 +151,8 @@ class Conversation:
                 tg.create_task(self._read_control(), name=f"conv-{self.call_id}-control")
                 tg.create_task(self._tick(), name=f"conv-{self.call_id}-tick")
                 self._stt = stt
-                self._apply(self.turns.start(self.clock.now(), self.config.greeting))
+                greeting = "" if isinstance(stt, FailedStream) else self.config.greeting
+                self._apply(self.turns.start(self.clock.now(), greeting))
         finally:
             self._settle_replies()  # ended without ``finish`` (an error): keep what was heard
             if self._observer is not None:
@@ -209,8 +219,19 @@ class Conversation:
             log.error("speech recognition failed: %s", exc.provider, extra={"call_id": self.call_id})
             if self.call.ending:
                 return  # the call is over: nothing to apologise to
-            self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), "speech recognition failed")))
-            self._start_turn_reply(self.turns.turn + 1, fixed=self.config.apology + " " + self.config.goodbye)
+            reason = "speech recognition failed"
+            self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), reason)))
+            turn = self.turns.turn + 1
+            self._start_turn_reply(turn, fixed=self.config.apology + " " + self.config.goodbye)
+            # nobody can answer the caller now: hang up once the apology and goodbye were heard
+            task = self.replies[turn].task
+            if task is not None:
+                await asyncio.wait({task})
+            deadline = self.clock.now() + TRANSFER_DRAIN_S
+            while not self.playout.settled() and not self.call.ending and self.clock.now() < deadline:
+                await self.clock.sleep(FRAME_S)
+            if not self.call.ending:
+                self._hang_up(reason)
 
     async def _read_control(self) -> None:
         while True:

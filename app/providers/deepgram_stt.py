@@ -9,6 +9,13 @@ A dropped socket is reopened and the audio sent since the end of the last final 
 new socket's times are shifted by where the replay starts, and a transcript never starts before
 the end of the previous final one. Replayed speech may repeat an interim or ``SpeechStarted``.
 
+Timeouts sized for a phone call, on the injected clock: a connect (the WebSocket handshake) gets
+``CONNECT_TIMEOUT`` s; a socket that was sent ``READ_TIMEOUT`` s of audio and answered nothing
+for ``READ_TIMEOUT`` s has stalled and is reopened like a dropped one. The first connect retries
+like a reconnect. Retried: refused or lost connections, timeouts, HTTP 429/5xx; not retried: a
+refused request (HTTP 4xx) or close code 1008 (Deepgram could not decode the audio). A socket
+resets the failure count only once it produced a result.
+
 ``make_client`` and ``map_deepgram_error`` are shared with :mod:`app.providers.deepgram_tts`.
 Neither the key nor transcripts are logged or put into errors.
 """
@@ -46,7 +53,7 @@ from app.providers.base import (
     UtteranceEnd,
 )
 from app.providers.errors import ProviderError
-from app.providers.streaming import owned
+from app.providers.streaming import owned, within
 
 with warnings.catch_warnings():
     # deepgram-sdk 7.x's socket modules import websockets' deprecated legacy client and
@@ -58,14 +65,15 @@ with warnings.catch_warnings():
     import deepgram.speak.v1.client  # noqa: F401  (used by app.providers.deepgram_tts)
     from deepgram.listen.v1.socket_client import AsyncV1SocketClient
 
-__all__ = ["PROVIDER", "DeepgramSTT", "make_client", "map_deepgram_error"]
+__all__ = ["CONNECT_TIMEOUT", "PROVIDER", "READ_TIMEOUT", "DeepgramSTT", "make_client", "map_deepgram_error"]
 
 PROVIDER = "deepgram"
 log = logging.getLogger("app.providers.deepgram")
 
 _AUDIO_QUEUE_CHUNKS = 500  # queued ``send`` calls: 10 s of 20 ms frames
 _MAX_REPLAY_SECONDS = 30.0  # replay buffer bound
-_HEALTHY_SECONDS = 10.0  # a socket that lived this long (or gave a final) resets the failure count
+CONNECT_TIMEOUT = 3.0  # seconds for a WebSocket handshake (STT and TTS)
+READ_TIMEOUT = 8.0  # seconds without an answer (to audio sent, or to a Flush) before giving up
 _CLOSE_TIMEOUT = 5.0  # seconds ``end_input`` waits for the final results
 _NOT_RETRYABLE_STATUS = frozenset({400, 401, 402, 403, 404, 422})
 
@@ -94,8 +102,15 @@ def map_deepgram_error(exc: BaseException, during: str) -> ProviderError:
         return ProviderError(PROVIDER, f"{during}: HTTP {status} ({kind})", retryable=retryable)
     if isinstance(exc, ConnectionClosed):
         code = exc.rcvd.code if exc.rcvd is not None else 1006
-        return ProviderError(PROVIDER, f"{during}: connection closed ({code})", retryable=code != 1008)
+        return closed_error(code, during)
     return ProviderError(PROVIDER, f"{during}: {type(exc).__name__}", retryable=True)
+
+
+def closed_error(code: int, during: str) -> ProviderError:
+    """The socket closed with ``code``: 1008 (the data was refused) is not worth a retry."""
+    if code == 1008:
+        return ProviderError(PROVIDER, f"{during}: connection closed (1008, data refused)", retryable=False)
+    return ProviderError(PROVIDER, f"{during}: connection closed ({code})", retryable=True)
 
 
 def backoff(failures: int) -> float:
@@ -134,9 +149,9 @@ class _ReplayBuffer:
 class DeepgramSTT:
     """``SpeechToText`` on Deepgram live streaming. ``sample_rate``: Hz of the int16 mono audio;
     ``keepalive_seconds``: time without audio sent before a ``KeepAlive``; ``reconnect_attempts``:
-    reopenings tried after a drop (0.1 s, 0.2 s, 0.4 s … at most 2 s apart) before ``events()``
-    raises ``ProviderError(retryable=True)``. ``clock`` times the keep-alives and the back-off
-    (default: a ``SystemClock``)."""
+    reopenings tried after a failed connect or a drop (0.1 s, 0.2 s, 0.4 s … at most 2 s apart)
+    before entering the stream or ``events()`` raises ``ProviderError(retryable=True)``. ``clock``
+    times the keep-alives, the back-off and the timeouts (default: a ``SystemClock``)."""
 
     name = PROVIDER
 
@@ -189,6 +204,10 @@ class DeepgramSTT:
         return owned(stream, "deepgram-stt")
 
 
+class _Stalled(Exception):
+    """The socket took audio and answered nothing for ``READ_TIMEOUT`` s."""
+
+
 class _DeepgramStream:
     """One live stream. Its supervisor task (``work``) lives in the TaskGroup of
     :func:`~app.providers.streaming.owned`; each socket's sender and keep-alive tasks live in a
@@ -207,7 +226,10 @@ class _DeepgramStream:
         self._closing = False  # ``end_input`` was called: ``send`` ignores audio
         self._close_taken = False  # the sender took the end-of-audio marker: CloseStream is due
         self._close_sent = False  # CloseStream went out on the current socket
-        self._progress = False  # the current socket gave a final result
+        self._progress = False  # the current socket gave a result: it is healthy
+        self._stall_bytes = 2 * round(READ_TIMEOUT * rate)  # READ_TIMEOUT s of audio
+        self._unanswered = 0  # audio bytes sent on the current socket since its last message
+        self._answered_at = 0.0  # clock time of the current socket's last message (or its opening)
         self._ended = False  # the supervisor queued its last event
         self._floor = 0.0  # end (stream seconds) of the last final result
         self._last_sent = 0.0  # clock time something last went out on the current socket
@@ -263,56 +285,83 @@ class _DeepgramStream:
             self._events.put_nowait(item)
 
     async def work(self) -> None:
-        """The supervisor: one socket after another, until CloseStream is answered or it gives up."""
+        """The supervisor: one socket after another, until CloseStream is answered or it gives up.
+        The first connect is retried like a reconnect; entering the stream waits for it."""
         clock, failures, attempts = self._clock, 0, self.attempts
         while True:
             base, replay = self._replay.snapshot()
-            opened = clock.now()
+            self._progress = False
+            during = "reconnect" if self._ready.done() else "connect"
             try:
-                async with self._client.listen.v1.connect(**self._args) as sock:
+                async with contextlib.AsyncExitStack() as stack:
+                    connect = self._client.listen.v1.connect(**self._args)
+                    sock = await within(clock, CONNECT_TIMEOUT, stack.enter_async_context(connect))
                     if not self._ready.done():
                         self._ready.set_result(None)
-                    self._progress = False
-                    if await self._pump(sock, base, replay):
-                        return self._end(None)  # the server closed after our CloseStream
-                if self._progress or clock.now() - opened >= _HEALTHY_SECONDS:
-                    failures = 0
-                error = ProviderError(PROVIDER, "connection lost", retryable=True)
-            except (ApiError, OSError, TimeoutError, WebSocketException) as exc:
-                error = map_deepgram_error(exc, "reconnect" if self._ready.done() else "connect")
-            except Exception as exc:  # a bug or an SDK surprise: end the stream, not the caller
-                log.exception("deepgram: stream failed")
-                error = ProviderError(PROVIDER, f"internal error: {type(exc).__name__}", retryable=False)
-            if not self._ready.done():
-                self._ended = True
-                return self._ready.set_exception(error)
+                    during = "stream"
+                    code = await self._pump(sock, base, replay)
+                if code is None:
+                    return self._end(None)  # the server closed after our CloseStream
+                error = closed_error(code, "stream")
+            except* _Stalled:
+                error = ProviderError(PROVIDER, f"no results for {READ_TIMEOUT:g} s", retryable=True)
+            except* (ApiError, OSError, TimeoutError, WebSocketException) as group:
+                error = map_deepgram_error(group.exceptions[0], during)
+            except* Exception as group:  # a bug or an SDK surprise: end the stream, not the caller
+                log.error("deepgram: stream failed", exc_info=group.exceptions[0])
+                name = type(group.exceptions[0]).__name__
+                error = ProviderError(PROVIDER, f"internal error: {name}", retryable=False)
+            if self._progress:
+                failures = 0
             failures += 1
             if not error.retryable or failures > attempts:
                 if error.retryable:
-                    reason = str(error).removeprefix(f"{PROVIDER}: ")
-                    error = ProviderError(
-                        PROVIDER, f"{reason}; gave up after {attempts} reconnects", retryable=True
-                    )
+                    reason, what = str(error).removeprefix(f"{PROVIDER}: "), "reconnects"
+                    if not self._ready.done():
+                        what = "retries"
+                    reason = f"{reason}; gave up after {attempts} {what}"
+                    error = ProviderError(PROVIDER, reason, retryable=True)
+                if not self._ready.done():
+                    self._ended = True
+                    return self._ready.set_exception(error)
                 return self._end(error)
             log.warning("%s; reconnecting (%d of %d)", error, failures, attempts)
             await clock.sleep(backoff(failures))
 
-    async def _pump(self, sock: AsyncV1SocketClient, base: float, replay: list[bytes]) -> bool:
-        """Run one socket until it closes; True when it closed normally after our CloseStream."""
-        self._close_sent, code = False, 1006
-        self._last_sent = self._clock.now()
+    async def _pump(self, sock: AsyncV1SocketClient, base: float, replay: list[bytes]) -> int | None:
+        """Run one socket until it closes: None when it closed normally after our CloseStream,
+        else the close code. Raises ``_Stalled`` (in a group) when it stops answering."""
+        self._close_sent = False
+        self._last_sent = self._answered_at = self._clock.now()
+        self._unanswered = 0
         async with asyncio.TaskGroup() as tg:
             sender = tg.create_task(self._send_loop(sock, replay), name="deepgram-stt-send")
             keeper = tg.create_task(self._keep_alive(sock), name="deepgram-stt-keepalive")
-            try:
-                while True:
-                    self._on_message(await sock.recv(), base)
-            except ConnectionClosed as exc:
-                code = exc.rcvd.code if exc.rcvd is not None else 1006
-            finally:
-                sender.cancel()
-                keeper.cancel()
-        return self._close_sent and code == 1000
+            watch = tg.create_task(self._watch(), name="deepgram-stt-watch")
+            code = await self._read(sock, base)
+            for task in (sender, keeper, watch):
+                task.cancel()
+        return None if self._close_sent and code == 1000 else code
+
+    async def _read(self, sock: AsyncV1SocketClient, base: float) -> int:
+        """Messages until the socket closes; its close code."""
+        try:
+            while True:
+                message = await sock.recv()
+                self._unanswered, self._answered_at = 0, self._clock.now()
+                self._on_message(message, base)
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd is not None else 1006
+
+    async def _watch(self) -> None:
+        """Raise ``_Stalled`` once ``READ_TIMEOUT`` s of audio went out and nothing came back for
+        ``READ_TIMEOUT`` s of clock time (the TaskGroup then stops the socket's other work)."""
+        clock = self._clock
+        while True:
+            due = self._answered_at + READ_TIMEOUT
+            if clock.now() >= due and self._unanswered >= self._stall_bytes:
+                raise _Stalled()
+            await clock.sleep(max(due - clock.now(), 1.0))
 
     async def _send_loop(self, sock: AsyncV1SocketClient, replay: list[bytes]) -> None:
         """Replay, then queued audio in order."""
@@ -321,6 +370,7 @@ class _DeepgramStream:
             for data in replay:
                 await sock.send_media(data)
                 self._last_sent = clock.now()
+                self._unanswered += len(data)
             while not self._close_taken:
                 item = await self._audio.get()
                 if item is None:
@@ -329,6 +379,7 @@ class _DeepgramStream:
                     self._replay.append(item)  # kept before sending: a failed send is replayed
                     await sock.send_media(item)
                     self._last_sent = clock.now()
+                    self._unanswered += len(item)
             # Finalize first: everything heard becomes a final result (``from_finalize``), read
             # before CloseStream's close, so the caller's last words are never lost at a hang-up
             await sock.send_finalize()
@@ -350,6 +401,7 @@ class _DeepgramStream:
 
     def _on_message(self, msg: object, base: float) -> None:
         if isinstance(msg, ListenV1Results):
+            self._progress = True  # a socket that produced a result is healthy
             self._on_results(msg, base)
         elif isinstance(msg, ListenV1SpeechStarted):
             self._events.put_nowait(SpeechStarted(timestamp=round(base + msg.timestamp, 6)))
@@ -364,7 +416,7 @@ class _DeepgramStream:
         floor, window_end = self._floor, base + msg.start + msg.duration
         if msg.is_final:  # audio up to the window's end will not be revised: no need to replay it
             self._replay.trim_to(window_end)
-            self._floor, self._progress = max(floor, window_end), True
+            self._floor = max(floor, window_end)
         alt = msg.channel.alternatives[0] if msg.channel.alternatives else None
         if alt is None or not alt.transcript.strip():
             return  # Deepgram sends empty results during silence

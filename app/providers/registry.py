@@ -74,7 +74,7 @@ def build_providers(
 
         deepgram_base = settings.deepgram_base_url or None
         stt = DeepgramSTT(deepgram, base_url=deepgram_base, clock=clock)
-        tts["deepgram"] = DeepgramTTS(deepgram, base_url=deepgram_base)
+        tts["deepgram"] = DeepgramTTS(deepgram, base_url=deepgram_base, clock=clock)
     else:
         stt = _offline_stt(clock)
     llm: LanguageModel | None = None

@@ -10,10 +10,24 @@ sends ``UtteranceEnd``. Long silence gets empty final results, like the real ser
 are seconds of audio received on that socket. ``Finalize``/``CloseStream`` flush a pending
 utterance (``from_finalize=true``); ``CloseStream`` then sends ``Metadata`` and closes (1000).
 
-Failure injection: ``drop_after_bytes[i]`` closes the i-th listen socket (1011) once it has
-received that many audio bytes; a wrong ``Authorization: Token`` header is refused with HTTP 401,
-parameters Deepgram would reject with HTTP 400. ``speak_status`` refuses speak upgrades with that
-status; ``speak_drop_after_bytes`` closes a speak socket (1011) in the middle of the audio.
+Failure injection: ``drop_after_bytes[i]`` closes the i-th listen socket (with ``drop_code``,
+1011 unless set) once it has received that many audio bytes; ``listen_status[i]`` refuses the
+i-th listen upgrade with that HTTP status; ``stall_after_bytes[i]`` makes the i-th listen socket
+answer nothing more once it has received that many bytes (it still reads). ``idle_close_seconds``
+(real seconds) closes a listen socket that got no audio or message that long with 1011 and
+``NET-0001``, as Deepgram does after about 10 s. ``split_final_seconds``: a long utterance comes
+as several ``is_final`` results (half the words left each time speech lasted that long since the
+last one) before the ``speech_final`` one. A wrong
+``Authorization: Token`` header is refused with HTTP 401, parameters Deepgram would reject
+(unknown model, a model without that language) with HTTP 400. ``speak_status`` refuses speak
+upgrades with that status; ``speak_drop_after_bytes`` closes a speak socket (1011) in the middle
+of the audio.
+
+``/v1/speak`` refuses (HTTP 400) a model that is not an Aura voice id (``aura-<voice>-en``,
+``aura-2-<voice>-<language>``) and an encoding/sample rate pair Aura streaming does not offer
+(linear16: 8, 16, 24, 32, 48 kHz; mulaw/alaw: 8, 16 kHz). ``speak_error`` is sent as an ``Error``
+message and ``speak_warning`` as a ``Warning`` (no code) after the first piece of audio;
+``speak_stall_after_bytes`` stops the audio there (no ``Flushed``, the socket stays open).
 
 ``/v1/speak`` answers ``Speak`` + ``Flush`` with :func:`tone` (length proportional to the text)
 in ``speak_chunk_bytes`` pieces, then ``Flushed``. When ``speak_gate`` is set, the last piece
@@ -85,11 +99,19 @@ class FakeDeepgram:
     utterances: list[str] = field(default_factory=list)
     threshold: int = 1000
     drop_after_bytes: list[int | None] = field(default_factory=list)
+    drop_code: int = 1011
+    listen_status: list[int | None] = field(default_factory=list)
+    stall_after_bytes: list[int | None] = field(default_factory=list)
+    idle_close_seconds: float | None = None
+    split_final_seconds: float | None = None
     speak_chunk_bytes: int = 999  # odd on purpose: clients must carry a byte over
     speak_delay: float = 0.005  # seconds between speak chunks
     speak_gate: threading.Event | None = None
     speak_status: int | None = None  # refuse every speak upgrade with this HTTP status
     speak_drop_after_bytes: int | None = None  # close (1011) once this much audio went out
+    speak_error: Message | None = None  # sent after the first piece of audio
+    speak_warning: Message | None = None  # sent after the first piece of audio
+    speak_stall_after_bytes: int | None = None  # no more audio, no Flushed, from there on
     listens: list[ListenSocket] = field(default_factory=list)
     speaks: list[SpeakSocket] = field(default_factory=list)
     now: Callable[[], float] | None = None
@@ -113,12 +135,16 @@ class FakeDeepgram:
         rec = ListenSocket(self._authorized(ws), ws.query_params.multi_items())
         index = len(self.listens)
         self.listens.append(rec)
+        status = self.listen_status[index] if index < len(self.listen_status) else None
+        if status is not None:
+            return await self._refuse(ws, status, "refused")
         problem = "Invalid credentials." if not rec.authorized else _check_listen_query(rec)
         if problem:
             return await self._refuse(ws, 401 if not rec.authorized else 400, problem)
         await ws.accept()
         rec.opened_at = self.now() if self.now is not None else None
         drop = self.drop_after_bytes[index] if index < len(self.drop_after_bytes) else None
+        stall = self.stall_after_bytes[index] if index < len(self.stall_after_bytes) else None
         recogniser = _Recogniser(rec, self)
 
         async def emit(messages: list[Message]) -> None:
@@ -127,13 +153,16 @@ class FakeDeepgram:
                 await ws.send_text(json.dumps(message))
 
         try:
-            while (msg := await ws.receive())["type"] != "websocket.disconnect":
+            while (msg := await self._receive(ws))["type"] != "websocket.disconnect":
+                if msg["type"] == "idle":
+                    return await ws.close(1011, "NET-0001: no audio received within the timeout window")
                 if msg.get("bytes") is not None:
                     rec.bytes_received += len(msg["bytes"])
                     if drop is not None and rec.bytes_received >= drop:
                         rec.dropped = True
-                        return await ws.close(1011, "fake drop")
-                    await emit(recogniser.feed(msg["bytes"]))
+                        return await ws.close(self.drop_code, "fake drop")
+                    if stall is None or rec.bytes_received < stall:  # stalled: reads, hears nothing
+                        await emit(recogniser.feed(msg["bytes"]))
                     continue
                 kind = json.loads(msg["text"]).get("type")
                 if kind == "KeepAlive":
@@ -150,13 +179,21 @@ class FakeDeepgram:
         except WebSocketDisconnect:
             return
 
+    async def _receive(self, ws: WebSocket) -> Message:
+        """The next ASGI message, or ``{"type": "idle"}`` after ``idle_close_seconds`` without one."""
+        try:
+            return dict(await asyncio.wait_for(ws.receive(), self.idle_close_seconds))
+        except TimeoutError:
+            return {"type": "idle"}
+
     async def _speak(self, ws: WebSocket) -> None:
         rec = SpeakSocket(self._authorized(ws), dict(ws.query_params))
         self.speaks.append(rec)
         if not rec.authorized or self.speak_status is not None:
             return await self._refuse(ws, self.speak_status or 401, "refused")
-        if rec.query.get("encoding") != "linear16" or not rec.query.get("model", "").startswith("aura"):
-            return await self._refuse(ws, 400, "unsupported encoding or model")
+        problem = _speak_problem(rec.query)
+        if problem:
+            return await self._refuse(ws, 400, problem)
         rate = int(rec.query.get("sample_rate", "24000"))
         await ws.accept()
         meta = {"type": "Metadata", "request_id": str(uuid.uuid4()), "model_name": rec.query["model"]}
@@ -187,6 +224,14 @@ class FakeDeepgram:
         for at in range(0, len(audio), step):
             if self.speak_drop_after_bytes is not None and at >= self.speak_drop_after_bytes:
                 return False
+            if at == step:
+                for extra in (self.speak_error, self.speak_warning):
+                    if extra is not None:
+                        await ws.send_text(json.dumps(extra))
+            if self.speak_stall_after_bytes is not None and at >= self.speak_stall_after_bytes:
+                while (await ws.receive())["type"] != "websocket.disconnect":
+                    pass  # stalled: read on until the client gives up
+                raise WebSocketDisconnect(1000)
             if at + step >= len(audio) and self.speak_gate is not None:
                 rec.gate_timed_out = not await asyncio.to_thread(self.speak_gate.wait, 2.0)
             await ws.send_bytes(audio[at : at + step])
@@ -194,9 +239,72 @@ class FakeDeepgram:
         return True
 
 
+_SPEAK_RATES = {"linear16": {8000, 16000, 24000, 32000, 48000}, "mulaw": {8000, 16000}, "alaw": {8000, 16000}}
+
+
+def _speak_problem(query: dict[str, str]) -> str | None:
+    """Why Aura streaming refuses these parameters (None: it takes them)."""
+    model = query.get("model", "aura-asteria-en")
+    parts = model.split("-")
+    aura1 = len(parts) == 3 and parts[0] == "aura" and parts[2] == "en"
+    aura2 = (
+        len(parts) == 4
+        and parts[:2] == ["aura", "2"]
+        and parts[3] in ("en", "es", "de", "fr", "nl", "it", "ja")
+    )
+    if not (aura1 or aura2):
+        return f"unknown model {model}"
+    encoding = query.get("encoding", "linear16")
+    if encoding not in _SPEAK_RATES:
+        return f"encoding {encoding} is not supported for streaming"
+    rate = query.get("sample_rate", "24000" if encoding == "linear16" else "8000")
+    if not rate.isdigit() or int(rate) not in _SPEAK_RATES[encoding]:
+        return f"sample_rate {rate} is not supported with {encoding}"
+    return None
+
+
+# Deepgram's streaming models and the languages each takes (the Models & Languages overview,
+# 2026): Nova-3 by primary language subtag (``multi``: code-switching); English variants only
+# for the Nova-2 use-case models and Nova-3 Medical.
+_ENGLISH = frozenset({"en", "en-US", "en-AU", "en-GB", "en-IN", "en-NZ"})
+_NOVA2_CODES = "multi en es fr pt de nl sv da it tr no id bg cs fi hi hu ja ko pl ru uk vi ca et el lv lt"
+_NOVA2 = frozenset(f"{_NOVA2_CODES} ms ro sk zh th".split(" "))
+_NOVA3 = _NOVA2 | frozenset(["be", "bn", "bs", "hr", "kn", "mk", "mr", "sr", "sl", "ta", "tl", "te"])
+_ENGLISH_ONLY = frozenset(
+    {
+        "nova-3-medical",
+        "nova-2-phonecall",
+        "nova-2-meeting",
+        "nova-2-finance",
+        "nova-2-conversationalai",
+        "nova-2-voicemail",
+        "nova-2-video",
+        "nova-2-medical",
+        "nova-2-drivethru",
+        "nova-2-automotive",
+        "nova-2-atc",
+    }
+)
+
+
+def _model_problem(model: str, language: str) -> str | None:
+    """Why Deepgram refuses ``model`` with ``language`` (None: it takes them)."""
+    primary = language.split("-")[0]
+    if model in ("nova-3", "nova-3-general"):
+        return None if primary in _NOVA3 else f"nova-3 does not support language {language}"
+    if model in ("nova-2", "nova-2-general"):
+        return None if primary in _NOVA2 else f"nova-2 does not support language {language}"
+    if model in _ENGLISH_ONLY:
+        return None if language in _ENGLISH else f"{model} is English only"
+    return f"unknown model {model}"
+
+
 def _check_listen_query(rec: ListenSocket) -> str | None:
     """The HTTP 400 reasons Deepgram gives for the parameters this project sends."""
     query = dict(rec.query)
+    problem = _model_problem(query.get("model", "nova-3"), query.get("language", "en"))
+    if problem:
+        return problem
     if query.get("encoding", "linear16") not in ("linear16", "mulaw", "alaw", "opus", "flac"):
         return "unknown encoding"
     if "encoding" in query and not query.get("sample_rate", "").isdigit():
@@ -291,6 +399,13 @@ class _Recogniser:
             self._interim_sent = True
             text = self._fake.utterances[0] if self._fake.utterances else ""
             out.append(self._results(_first_half(text), is_final=False))
+        split = self._fake.split_final_seconds
+        if split is not None and self._pos - self._speech_start >= round(split * self._rate):
+            words = (self._fake.utterances[0] if self._fake.utterances else "").split()
+            if len(words) > 1:  # a long utterance: its first half is final, the rest follows
+                self._fake.utterances[0] = " ".join(words[len(words) // 2 :])
+                out.append(self._results(" ".join(words[: len(words) // 2]), is_final=True))
+                self._speech_start, self._interim_sent = self._pos, False
         return out
 
     def _quiet(self) -> list[Message]:

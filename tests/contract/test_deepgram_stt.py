@@ -187,7 +187,7 @@ async def test_reconnect_back_off_doubles_on_the_clock(served: Served) -> None:
         await send_all(stream, loud(1.0))
         waits = []
         for _ in range(3):
-            await until(lambda: any(t < 100 for t in clock.deadlines()))  # the back-off, not a keep-alive
+            await until(lambda: any(t < clock.now() + 1 for t in clock.deadlines()))  # back-off
             wake = min(clock.deadlines())
             waits.append(round(wake - clock.now(), 6))
             await clock.advance(wake - clock.now())
@@ -317,3 +317,169 @@ async def test_an_error_in_the_block_propagates_as_itself_after_the_stream_stopp
     assert served.fake.listens[0].close_stream  # leaving ended the input, as end_input does
     assert [t.text for t in finals(await collect(stream))] == ["still heard"]
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+# ── issue 18: retries, close codes, timeouts on the clock ──
+
+
+async def test_close_1008_is_not_retried(served: Served) -> None:
+    served.fake.drop_code = 1008  # Deepgram could not decode the audio: a retry sends it again
+    served.fake.drop_after_bytes = [3200] * 5
+    async with DeepgramSTT(KEY, base_url=served.url).stream(STTOptions()) as stream:
+        await send_all(stream, loud(0.5))
+        with pytest.raises(ProviderError) as info:
+            await collect(stream)
+    assert info.value.retryable is False
+    assert "1008" in str(info.value)
+    assert len(served.fake.listens) == 1
+
+
+async def test_a_socket_that_lived_long_but_produced_nothing_does_not_reset_the_failures(
+    served: Served,
+) -> None:
+    clock = FakeClock()
+    served.fake.now = clock.now
+    # socket k is replayed k × 0.1 s of quiet audio (no result), then drops at the next 0.1 s
+    served.fake.drop_after_bytes = [3200 * (k + 1) for k in range(10)]
+    stt = DeepgramSTT(KEY, base_url=served.url, reconnect_attempts=2, keepalive_seconds=1000, clock=clock)
+    async with stt.stream(STTOptions()) as stream:
+        for k in range(3):
+            await until(lambda: len(served.fake.listens) > k and served.fake.listens[k].opened_at is not None)  # noqa: B023
+            await clock.advance(11.0)  # a long life, without a single result
+            await send_all(stream, quiet(0.1))
+            await until(lambda: served.fake.listens[k].dropped)  # noqa: B023
+            await until(lambda: any(t < clock.now() + 1 for t in clock.deadlines()) or stream._ended)
+            await clock.advance(1.0)  # the back-off
+        async with asyncio.timeout(2):  # a hang guard: the old code kept reconnecting
+            with pytest.raises(ProviderError, match="gave up after 2 reconnects"):
+                await collect(stream)
+    assert len(served.fake.listens) == 3
+
+
+async def test_first_connect_backs_off_on_the_clock_and_retries(served: Served) -> None:
+    clock = FakeClock()
+    served.fake.now = clock.now
+    served.fake.listen_status = [503, 429]
+    served.fake.utterances = ["hello"]
+    stt = DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=1000, clock=clock)
+    async with asyncio.TaskGroup() as tg:
+        entering = tg.create_task(_open_and_hear(stt))
+        await step_back_offs(clock, 0.1, 0.2)
+    assert entering.result() == ["hello"]
+    assert [rec.opened_at for rec in served.fake.listens] == [None, None, pytest.approx(0.3)]
+
+
+async def step_back_offs(clock: FakeClock, *waits: float) -> None:
+    """Wait for each back-off in turn (a sleeper due within 1 s) and let its time pass."""
+    for wait in waits:
+        await until(lambda: any(t < clock.now() + 1 for t in clock.deadlines()))
+        assert round(min(clock.deadlines()) - clock.now(), 6) == wait
+        await clock.advance(wait)
+
+
+async def _open_and_hear(stt: DeepgramSTT) -> list[str]:
+    async with stt.stream(STTOptions()) as stream:
+        return [t.text for t in finals(await run(stream, quiet(0.1), loud(0.4), quiet(0.3)))]
+
+
+async def test_first_connect_gives_up_after_the_retries_with_a_retryable_error(served: Served) -> None:
+    clock = FakeClock()
+    served.fake.listen_status = [503] * 5
+    stt = DeepgramSTT(KEY, base_url=served.url, reconnect_attempts=2, clock=clock)
+    with pytest.raises(ProviderError, match=r"HTTP 503.*gave up after 2 retries") as info:
+        await asyncio.gather(_open_and_hear(stt), step_back_offs(clock, 0.1, 0.2))
+    assert info.value.retryable is True
+    assert len(served.fake.listens) == 3
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_connect_times_out_after_3_s_on_the_clock() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts the TCP connection, never answers the handshake
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clock = FakeClock()
+    stt = DeepgramSTT(KEY, base_url=f"http://127.0.0.1:{port}", reconnect_attempts=0, clock=clock)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            entering = tg.create_task(_open_and_hear(stt))
+            await until(lambda: clock.deadlines() == [3.0])
+            await clock.advance(3.0)
+            await asyncio.wait({entering})
+    except* ProviderError as group:
+        [error] = group.exceptions
+        assert isinstance(error, ProviderError)
+        assert error.retryable is True
+        assert str(error) == "deepgram: connect: TimeoutError; gave up after 0 retries"
+    else:
+        pytest.fail("no timeout")
+    finally:
+        server.close()
+
+
+async def test_a_stalled_socket_is_reopened_and_the_utterance_replayed(served: Served) -> None:
+    clock = FakeClock()
+    served.fake.now = clock.now
+    served.fake.stall_after_bytes = [0]  # the first socket reads on and answers nothing
+    served.fake.utterances = ["are you there"]
+    stt = DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=1000, clock=clock)
+    async with stt.stream(STTOptions()) as stream:
+        await send_all(stream, quiet(8.0), loud(0.5), quiet(0.5))  # 9 s of audio, unanswered
+        await until(lambda: served.fake.listens[0].bytes_received == 9 * 2 * RATE)
+        await clock.advance(8.0)  # nothing back for 8 s: stalled
+        await until(lambda: any(t < clock.now() + 1 for t in clock.deadlines()))
+        await clock.advance(0.1)  # the back-off
+        await until(lambda: len(served.fake.listens) == 2)
+        events = await run(stream, quiet(0.02))
+    assert [t.text for t in finals(events)] == ["are you there"]
+    assert served.fake.listens[1].close_stream
+
+
+@pytest.mark.parametrize(
+    ("model", "language"), [("nova-2-phonecall", "hi"), ("nova-3-medical", "es"), ("whisper-9", "en-US")]
+)
+async def test_a_model_language_pair_deepgram_refuses_is_not_retried(
+    served: Served, model: str, language: str
+) -> None:
+    with pytest.raises(ProviderError) as info:
+        async with DeepgramSTT(KEY, base_url=served.url).stream(STTOptions(model=model, language=language)):
+            pass
+    assert (info.value.retryable, len(served.fake.listens)) == (False, 1)
+    assert "400" in str(info.value)
+
+
+async def test_a_long_utterance_in_several_finals_before_speech_final(served: Served) -> None:
+    served.fake.split_final_seconds = 1.0
+    served.fake.utterances = ["one two three four five six seven eight"]
+    async with DeepgramSTT(KEY, base_url=served.url).stream(STTOptions(endpointing_ms=300)) as stream:
+        events = await run(stream, quiet(0.2), loud(2.5), quiet(0.5))
+    got = finals(events)
+    assert [(t.text, t.speech_final) for t in got] == [
+        ("one two three four", False),
+        ("five six", False),
+        ("seven eight", True),
+    ]
+    starts = [t.start or 0.0 for t in got]
+    assert starts == sorted(starts)
+
+
+async def test_keepalives_keep_an_idle_socket_from_the_net_0001_close(served: Served) -> None:
+    served.fake.idle_close_seconds = 0.4  # Deepgram's ~10 s, shortened (real time)
+    async with DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=0.1).stream(STTOptions()) as stream:
+        await stream.send(quiet(0.02))
+        await asyncio.sleep(1.0)  # no audio: only KeepAlives
+    assert len(served.fake.listens) == 1  # never closed, never reopened
+    assert served.fake.listens[0].close_stream
+
+
+async def test_a_net_0001_close_is_reopened(served: Served) -> None:
+    served.fake.idle_close_seconds = 0.2
+    served.fake.utterances = ["still there"]
+    stt = DeepgramSTT(KEY, base_url=served.url, keepalive_seconds=1000)  # no KeepAlive: idle
+    async with stt.stream(STTOptions()) as stream:
+        await until(lambda: len(served.fake.listens) >= 2)  # closed with NET-0001, reopened
+        served.fake.idle_close_seconds = None
+        events = await run(stream, quiet(0.1), loud(0.4), quiet(0.3))
+    assert [t.text for t in finals(events)] == ["still there"]

@@ -10,12 +10,13 @@ import asyncio
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from app.clock import FakeClock
 from app.providers.base import PCM, TTSOptions
 from app.providers.deepgram_tts import DeepgramTTS
 from app.providers.errors import ProviderError
@@ -152,3 +153,85 @@ async def test_unreachable_server_is_retryable() -> None:
     with pytest.raises(ProviderError) as info:
         await chunks(DeepgramTTS(KEY, base_url=f"http://127.0.0.1:{port}"), TEXT)
     assert info.value.retryable is True
+
+
+# ── issue 18: what the real service sends besides audio, timeouts on the clock ──
+
+
+async def test_an_error_message_is_a_provider_error_not_the_end_of_the_sentence(served: Served) -> None:
+    served.fake.speak_error = {"type": "Error", "err_code": "SYNTHESIS_FAILED", "err_msg": "failed"}
+    with pytest.raises(ProviderError) as info:
+        await chunks(DeepgramTTS(KEY, base_url=served.url), TEXT)
+    assert info.value.retryable is False
+    assert "SYNTHESIS_FAILED" in str(info.value)
+
+
+async def test_a_warning_without_a_code_does_not_cut_the_sentence(served: Served) -> None:
+    served.fake.speak_warning = {"type": "Warning", "description": "Flush limit near"}
+    got = await chunks(DeepgramTTS(KEY, base_url=served.url), TEXT)
+    assert np.array_equal(np.concatenate(got), tone(TEXT, 16000))  # all of it, up to the real Flushed
+
+
+async def test_a_stalled_sentence_times_out_after_8_s_on_the_clock(served: Served) -> None:
+    served.fake.speak_stall_after_bytes = 3000
+    clock = FakeClock()
+    got: list[PCM] = []
+
+    async def listen() -> None:
+        async for chunk in DeepgramTTS(KEY, base_url=served.url, clock=clock).synthesize(TEXT, TTSOptions()):
+            got.append(chunk)
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(listen())
+            await until(lambda: sum(len(c) for c in got) == 3996 // 2)  # four 999-byte messages
+            await until(lambda: [round(t - clock.now(), 6) for t in clock.deadlines()] == [8.0])
+            await clock.advance(8.0)
+    except* ProviderError as group:
+        [error] = group.exceptions
+        assert isinstance(error, ProviderError)
+        assert (str(error), error.retryable) == ("deepgram: speak: TimeoutError", True)
+    else:
+        pytest.fail("no timeout")
+
+
+async def test_connect_times_out_after_3_s_on_the_clock() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts the TCP connection, never answers the handshake
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clock = FakeClock()
+    tts = DeepgramTTS(KEY, base_url=f"http://127.0.0.1:{port}", clock=clock)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            speaking = tg.create_task(chunks(tts, TEXT))
+            await until(lambda: clock.deadlines() == [3.0])
+            await clock.advance(3.0)
+            await asyncio.wait({speaking})
+    except* ProviderError as group:
+        [error] = group.exceptions
+        assert isinstance(error, ProviderError)
+        assert (str(error), error.retryable) == ("deepgram: speak: TimeoutError", True)
+    else:
+        pytest.fail("no timeout")
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("model", "rate"), [("aura-2-thalia-en", 22050), ("aura-2-thalia-en", 44100), ("thalia", 16000)]
+)
+async def test_a_rate_or_voice_aura_refuses_is_not_retryable(served: Served, model: str, rate: int) -> None:
+    with pytest.raises(ProviderError) as info:
+        await chunks(DeepgramTTS(KEY, base_url=served.url, model=model, sample_rate=rate), TEXT)
+    assert (info.value.retryable, "400" in str(info.value)) == (False, True)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (up to 2 s) for a state reached in another task or thread."""
+    deadline = asyncio.get_running_loop().time() + 2.0
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)

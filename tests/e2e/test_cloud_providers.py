@@ -92,3 +92,35 @@ async def test_a_call_on_deepgram_and_openai(make_settings: Callable[..., Settin
     ]
     assert body["model"] == "gpt-6-luna"
     assert [t["function"]["name"] for t in body["tools"]] == ["end_call"]
+
+
+async def test_a_recogniser_that_never_connects_ends_the_call_with_an_apology(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    (tmp_path / "default.md").write_text(PERSONA, encoding="utf-8")
+    deepgram = FakeDeepgram(listen_status=[503] * 10)  # every listen upgrade refused, retryably
+    with serve_in_thread(deepgram.app()) as dg_url:
+        port = free_port()
+        settings = make_settings(
+            public_url=f"http://127.0.0.1:{port}",
+            signature_mode="enforce",
+            vobiz_auth_token=AUTH,
+            deepgram_api_key=deepgram.api_key,
+            deepgram_base_url=dg_url,
+            openai_api_key=API_KEY,
+            openai_base_url="http://127.0.0.1:9/v1",  # never reached
+            prompts_dir=tmp_path,
+            providers="cloud",
+        )
+        with run_server(create_app(settings), port=port) as srv:
+            steps: list[Step] = [WaitForAgent(timeout=10.0), WaitForAgent(timeout=5.0)]
+            vobiz = FakeVobiz(NetworkConnector(), SystemClock(), PlatformConfig(auth_token=AUTH))
+            answer = f"{srv.url}/vobiz/answer"
+            rec = await vobiz.dial(answer, steps, {}, hangup_url=f"{srv.url}/vobiz/hangup")
+            await vobiz.connector.aclose()
+    assert len(deepgram.listens) == 4  # the first connect and three retries, backing off
+    assert rec.protocol_errors == []
+    spoken = " ".join(text for socket in deepgram.speaks for text in socket.texts)
+    # no greeting to a call nobody can hear: the apology and goodbye, then the agent hangs up
+    assert spoken == "Sorry, I had a problem there. Could you say that again? Thank you for calling. Goodbye!"
+    assert rec.end_reason.startswith("app sent stop")
