@@ -121,8 +121,27 @@ class CallOver:
     t: float
 
 
+@dataclass(frozen=True, slots=True)
+class Assessed:
+    """The end-of-turn model's answer to ``Assess(seq)``: the probability that the caller's
+    turn is complete (None: no answer, e.g. the model was busy or failed)."""
+
+    t: float
+    seq: int
+    complete: float | None
+
+
 TurnEvent = (
-    Voice | Words | UtteranceEnded | AudioStarted | AudioDone | ReplyEmpty | EndRequested | Tick | CallOver
+    Voice
+    | Words
+    | UtteranceEnded
+    | AudioStarted
+    | AudioDone
+    | ReplyEmpty
+    | EndRequested
+    | Tick
+    | CallOver
+    | Assessed
 )
 
 # ── actions out ──
@@ -136,6 +155,24 @@ class Respond:
     turn: int
     text: str
     final_at: float | None = field(default=None, compare=False)
+    # preemptive: prepare the reply now (LLM, first sentence's audio) but play nothing, run no
+    # tool and keep nothing in the history until ``Commit(turn)``; ``Cancel(turn)`` discards it
+    held: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """The caller's turn ended as the held ``Respond(turn)`` foresaw: it becomes the reply."""
+
+    turn: int
+
+
+@dataclass(frozen=True, slots=True)
+class Assess:
+    """Ask the end-of-turn audio model whether the caller's turn is complete (the caller's
+    recent audio); its answer comes back as ``Assessed(seq=seq)``."""
+
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +209,7 @@ class HangUp:
     reason: str
 
 
-TurnAction = Respond | Speak | Silence | Resume | Cancel | HangUp
+TurnAction = Respond | Commit | Assess | Speak | Silence | Resume | Cancel | HangUp
 
 _WORD = re.compile(r"[\w'-]+", re.UNICODE)
 
