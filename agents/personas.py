@@ -105,6 +105,18 @@ class PersonaSettings(pydantic.BaseModel):
     min_speech_ms: int = pydantic.Field(80, ge=20, le=2000)
     min_words: int = pydantic.Field(1, ge=1, le=10)
     backchannels: list[str] | None = None  # None: the built-in English/Hindi list
+    # a short sound over the agent with no words: it talks on this long after the sound stopped
+    resume_after_ms: int = pydantic.Field(300, ge=100, le=3000)
+    late_interruption_ms: int = pydantic.Field(1000, ge=0, le=5000)  # real words this soon after still cut
+    # the end of the caller's turn (app/pipeline/end_of_turn.py): silence after which the words
+    # are judged (and a reply is prepared), then the silence that ends a turn whose words are
+    # complete, unsure, or trailing off ("a table for…")
+    end_of_turn_decide_ms: int = pydantic.Field(150, ge=20, le=2000)
+    end_of_turn_complete_ms: int = pydantic.Field(250, ge=20, le=5000)
+    end_of_turn_unsure_ms: int = pydantic.Field(700, ge=20, le=5000)
+    end_of_turn_incomplete_ms: int = pydantic.Field(2000, ge=20, le=10000)
+    end_of_turn_model: bool = True  # the end-of-turn audio model settles unsure words, when installed
+    preemptive_replies: bool = True  # prepare the reply unheard while the caller may still go on
     idle_reprompt_seconds: float = pydantic.Field(8.0, gt=0)
     idle_reprompt_count: int = pydantic.Field(2, ge=0, le=10)
     reprompt: str = "Are you still there?"
@@ -115,6 +127,21 @@ class PersonaSettings(pydantic.BaseModel):
     intents: list[IntentSetting] = []
     fallback: str = "Sorry, I didn't catch that. Could you say it another way?"
     business_hours: str = ""  # for the prompt's {business_hours}, e.g. "Mon-Fri 9:00-17:00"
+
+    @pydantic.model_validator(mode="after")
+    def _end_of_turn_in_order(self) -> PersonaSettings:
+        waits = (
+            self.end_of_turn_decide_ms,
+            self.end_of_turn_complete_ms,
+            self.end_of_turn_unsure_ms,
+            self.end_of_turn_incomplete_ms,
+        )
+        if list(waits) != sorted(waits):
+            raise ValueError(
+                "end_of_turn_decide_ms ≤ end_of_turn_complete_ms ≤ end_of_turn_unsure_ms ≤ "
+                "end_of_turn_incomplete_ms: got " + " > ".join(str(w) for w in waits)
+            )
+        return self
 
 
 PLACEHOLDERS = {

@@ -25,6 +25,8 @@ from typing import Protocol
 from agents.tools import ToolContext, ToolRegistry
 from app.clock import Clock
 from app.pipeline import turns as tt
+from app.pipeline.assessor import RATE as ASSESS_RATE
+from app.pipeline.assessor import TurnAssessor
 from app.pipeline.history import INTERRUPTED_MARK as INTERRUPTED_MARK
 from app.pipeline.history import heard_history
 from app.pipeline.latency import LatencyLog, TurnStamps
@@ -92,8 +94,10 @@ class Conversation:
         if not providers.stt.capabilities.interim_words:
             # words only when the caller stops (Whisper): a long sentence over the agent would
             # look like wordless noise and the agent would talk over it
-            policy = dataclasses.replace(policy, max_pause_s=None)
+            policy = dataclasses.replace(policy, max_pause_s=None, interim_words=False)
+        policy = dataclasses.replace(policy, eot=dataclasses.replace(policy.eot, preemptive=False))  # TEMP
         self.turns = tt.TurnTaker(policy)
+        self._assessor: TurnAssessor | None = None
         self.latency = LatencyLog()
         self.history: list[Message] = [Message("system", config.system_prompt)]
         self.transcript: list[TranscriptEntry] = []
@@ -125,6 +129,11 @@ class Conversation:
             if make_vad is not None
             else WebRtcVad(self.config.vad_aggressiveness, call.pipeline_rate)
         )
+        if self.providers.turn_model is not None and call.pipeline_rate == ASSESS_RATE:
+            self._assessor = TurnAssessor(
+                self.providers.turn_model, self.clock, self._on_assessed, self.call_id
+            )
+            self.turns.policy = dataclasses.replace(self.turns.policy, audio_model=True)
         self.tool_ctx = ToolContext(
             call_id=self.call_id,
             persona=self.persona,
@@ -192,10 +201,11 @@ class Conversation:
                 self._cancel(turn)
 
     async def _pump_audio(self, stt: STTStream) -> None:
-        audio_in = self.call.audio_in
-        vad = self.vad
+        audio_in, vad, assessor = self.call.audio_in, self.vad, self._assessor
         while True:
             pcm = await audio_in.get()
+            if assessor is not None:
+                assessor.push(pcm)
             now = self.clock.now()
             voiced = vad.is_voiced(pcm)
             if voiced:
@@ -302,6 +312,12 @@ class Conversation:
                     self._cancel(turn)
                 case tt.HangUp(reason=reason):
                     self._hang_up(reason)
+                case tt.Assess(seq=seq) if self._assessor is not None:
+                    self._assessor.assess(seq, self._tg)
+
+    def _on_assessed(self, answer: tt.Assessed) -> None:
+        if not self.call.ending:
+            self._apply(self.turns.handle(answer))
 
     def _start_turn_reply(self, turn: int, fixed: str | None = None, user_index: int | None = None) -> None:
         responder = Responder(

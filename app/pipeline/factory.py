@@ -8,6 +8,7 @@ from agents.catalog import ALL_TOOLS
 from agents.personas import Persona
 from agents.tools import ToolRegistry
 from app.pipeline.conversation import ConversationConfig, Providers
+from app.pipeline.end_of_turn import EndOfTurnPolicy, cue_languages
 from app.pipeline.turns import BACKCHANNELS, TurnPolicy
 from app.providers.base import LLMOptions, STTOptions, TTSOptions
 from app.providers.intent_llm import Intent, IntentLLM, Slot
@@ -32,6 +33,16 @@ def conversation_config(persona: Persona, *, caller_number: str = "") -> Convers
         reprompt=s.reprompt,
         idle_goodbye=s.goodbye,
         closing_line=s.closing_line,
+        resume_after_s=s.resume_after_ms / 1000,
+        late_words_s=s.late_interruption_ms / 1000,
+        eot=EndOfTurnPolicy(
+            decide_after_s=s.end_of_turn_decide_ms / 1000,
+            complete_s=s.end_of_turn_complete_ms / 1000,
+            unsure_s=s.end_of_turn_unsure_ms / 1000,
+            incomplete_s=s.end_of_turn_incomplete_ms / 1000,
+            preemptive=s.preemptive_replies,
+            languages=cue_languages(s.language),
+        ),
     )
     return ConversationConfig(
         system_prompt=persona.system_prompt(caller_number=caller_number),

@@ -6,11 +6,19 @@ call's clock). The policy, "stop fast, decide later":
 - While the agent is audible, a voiced run of ``min_speech_s`` silences it at once
   (``Silence``: clearAudio, keep the unplayed audio). Words decide what it was: real words
   (not a backchannel, at least ``min_words``) cancel the reply and the caller keeps the
-  floor; a backchannel, or no words within ``false_interruption_s``, resumes from the cut.
-  Voiced noise that never becomes words (a fan, traffic) resumes after ``max_pause_s``; barge-in
-  by voice alone then waits until that noise has stopped, while words still interrupt.
-- The caller's turn ends on a final transcript plus an end signal: ``speech_final``,
-  ``UtteranceEnd``, or ``end_of_turn_silence_s`` of VAD silence.
+  floor; a backchannel resumes from the cut at once. No words: with a recogniser that gives
+  interim words, ``resume_after_s`` after the sound stopped; with one that does not (Whisper),
+  as soon as it reports the sound held no words (``UtteranceEnded``), at most
+  ``false_interruption_s``. Real words that arrive within ``late_words_s`` of such a resume
+  still cancel it. Voiced noise that never becomes words (a fan, traffic) resumes after
+  ``max_pause_s``; barge-in by voice alone then waits until that noise has stopped, while
+  words still interrupt.
+- The caller's turn ends by meaning, not by a fixed silence (``app.pipeline.end_of_turn``):
+  after ``eot.decide_after_s`` of silence the words are judged complete, unsure or incomplete
+  (an audio model settles "unsure", ``Assess`` → ``Assessed``), and the turn ends after that
+  verdict's silence, or on the recogniser's end of speech unless the words trail off. From
+  ``decide_after_s`` on, a reply is prepared unheard (``Respond(held=True)``); the end of the
+  turn commits it (``Commit``), and new words discard it (``Cancel``).
 - Idle: ``idle_reprompt_s`` of silence on both sides → a reprompt; after ``max_reprompts`` a
   goodbye and hang-up. ``max_duration_s`` → a closing line and hang-up.
 """
@@ -19,7 +27,58 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+
+from app.pipeline.end_of_turn import EndOfTurnPolicy, Verdict, resolve, same_words, text_verdict
+from app.pipeline.turn_events import (
+    Assess,
+    Assessed,
+    AudioDone,
+    AudioStarted,
+    CallOver,
+    Cancel,
+    Commit,
+    EndRequested,
+    Floor,
+    HangUp,
+    ReplyEmpty,
+    Respond,
+    Resume,
+    Silence,
+    Speak,
+    Tick,
+    TurnAction,
+    TurnEvent,
+    UtteranceEnded,
+    Voice,
+    Words,
+)
+
+__all__ = [
+    "BACKCHANNELS",
+    "Assess",
+    "Assessed",
+    "AudioDone",
+    "AudioStarted",
+    "CallOver",
+    "Cancel",
+    "Commit",
+    "EndRequested",
+    "Floor",
+    "HangUp",
+    "ReplyEmpty",
+    "Respond",
+    "Resume",
+    "Silence",
+    "Speak",
+    "Tick",
+    "TurnAction",
+    "TurnEvent",
+    "TurnPolicy",
+    "TurnTaker",
+    "UtteranceEnded",
+    "Voice",
+    "Words",
+]
 
 # said over the agent to show attention, not to take the floor (English and Hindi/Hinglish)
 BACKCHANNELS = (
@@ -33,11 +92,16 @@ class TurnPolicy:
     min_speech_s: float = 0.08
     min_words: int = 1
     backchannels: frozenset[str] = frozenset(BACKCHANNELS)
-    false_interruption_s: float = 1.2  # voice stopped this long with no words: resume
+    # no words this long after a sound over the agent stopped: resume (interim-word recognisers)
+    resume_after_s: float = 0.3
+    false_interruption_s: float = 1.2  # ... at the latest, for any recogniser
+    late_words_s: float = 1.0  # real words this soon after such a resume still interrupt
+    interim_words: bool = True  # the recogniser gives words while the caller talks
+    audio_model: bool = False  # an end-of-turn audio model answers ``Assess``
     # paused this long with no words, however loud: resume (None: never, for a recogniser that
     # gives no words until the caller stops, where long speech would look like noise)
     max_pause_s: float | None = 1.8
-    end_of_turn_silence_s: float = 0.7
+    eot: EndOfTurnPolicy = field(default_factory=EndOfTurnPolicy)
     greeting_interruptible: bool = True
     idle_reprompt_s: float = 8.0
     max_reprompts: int = 2
@@ -46,170 +110,6 @@ class TurnPolicy:
     idle_goodbye: str = "I'll let you go now. Goodbye!"
     closing_line: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
 
-
-class Floor(Enum):
-    LISTENING = "listening"  # the agent is silent, the caller may speak
-    THINKING = "thinking"  # a reply is being prepared; nothing audible yet
-    SPEAKING = "speaking"  # the agent's audio is playing
-    PAUSED = "paused"  # silenced by a possible barge-in; deciding
-    ENDING = "ending"  # the last words are playing; then hang up
-    ENDED = "ended"
-
-
-# ── events in ──
-
-
-@dataclass(frozen=True, slots=True)
-class Voice:
-    t: float
-    voiced: bool  # VAD verdict for one 20 ms frame
-
-
-@dataclass(frozen=True, slots=True)
-class Words:
-    t: float
-    text: str
-    final: bool
-    speech_final: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class UtteranceEnded:
-    t: float
-
-
-@dataclass(frozen=True, slots=True)
-class AudioStarted:
-    t: float
-    turn: int
-
-
-@dataclass(frozen=True, slots=True)
-class AudioDone:
-    """Every sample of the turn's reply has played (its last checkpoint acknowledged)."""
-
-    t: float
-    turn: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyEmpty:
-    """The reply finished without producing any audio (e.g. a tool call only, or a failure)."""
-
-    t: float
-    turn: int
-
-
-@dataclass(frozen=True, slots=True)
-class EndRequested:
-    """The agent decided to end the call (``end_call``) in the turn now being spoken."""
-
-    t: float
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    t: float
-
-
-@dataclass(frozen=True, slots=True)
-class CallOver:
-    """The call has ended (the recogniser is flushed): final words not yet answered become one
-    last ``Respond`` (to be written down, never answered); the floor is ``ENDED`` after."""
-
-    t: float
-
-
-@dataclass(frozen=True, slots=True)
-class Assessed:
-    """The end-of-turn model's answer to ``Assess(seq)``: the probability that the caller's
-    turn is complete (None: no answer, e.g. the model was busy or failed)."""
-
-    t: float
-    seq: int
-    complete: float | None
-
-
-TurnEvent = (
-    Voice
-    | Words
-    | UtteranceEnded
-    | AudioStarted
-    | AudioDone
-    | ReplyEmpty
-    | EndRequested
-    | Tick
-    | CallOver
-    | Assessed
-)
-
-# ── actions out ──
-
-
-@dataclass(frozen=True, slots=True)
-class Respond:
-    """Start reply ``turn`` to what the caller said. ``final_at``: when the last final
-    transcript of ``text`` arrived (the turn may end later, on silence); metadata, not identity."""
-
-    turn: int
-    text: str
-    final_at: float | None = field(default=None, compare=False)
-    # preemptive: prepare the reply now (LLM, first sentence's audio) but play nothing, run no
-    # tool and keep nothing in the history until ``Commit(turn)``; ``Cancel(turn)`` discards it
-    held: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """The caller's turn ended as the held ``Respond(turn)`` foresaw: it becomes the reply."""
-
-    turn: int
-
-
-@dataclass(frozen=True, slots=True)
-class Assess:
-    """Ask the end-of-turn audio model whether the caller's turn is complete (the caller's
-    recent audio); its answer comes back as ``Assessed(seq=seq)``."""
-
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Speak:
-    """Say a fixed line as reply ``turn`` (greeting, reprompt, closing)."""
-
-    turn: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Silence:
-    """Stop the agent's audio now (clearAudio), keeping what was not heard."""
-
-    turn: int
-
-
-@dataclass(frozen=True, slots=True)
-class Resume:
-    """It was not an interruption: play the rest of ``turn`` from the cut."""
-
-    turn: int
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    """Abandon reply ``turn``; only what the caller heard stays in the history."""
-
-    turn: int
-
-
-@dataclass(frozen=True, slots=True)
-class HangUp:
-    reason: str
-
-
-TurnAction = Respond | Commit | Assess | Speak | Silence | Resume | Cancel | HangUp
 
 _WORD = re.compile(r"[\w'-]+", re.UNICODE)
 
@@ -227,6 +127,7 @@ class TurnTaker:
     _paused_at: float = 0.0
     _pause_words: bool = False
     _pause_words_at: float = 0.0  # last words (any) seen while paused
+    _resumed_at: float | None = None  # when the agent last resumed after a cut
     _noise: bool = False  # resumed over wordless noise: voice alone cannot barge in until it stops
     _final_at: float | None = None  # when the last final words of this turn arrived
     _quiet_since: float = 0.0  # when both sides last went quiet
@@ -234,6 +135,14 @@ class TurnTaker:
     _last_user_text: str = ""
     _end_reason: str = ""
     _closing: bool = False
+    # this pause of the caller's: the recogniser ended the speech; the audio model's question
+    _signalled: bool = False
+    _seq: int = 0
+    _asked: int = 0  # the ``Assess`` of this pause (0: not asked)
+    _answered: bool = False
+    _probability: float | None = None
+    _held: int = 0  # the reply prepared unheard (0: none) and the words it answers
+    _held_text: str = ""
 
     @property
     def closing(self) -> bool:
@@ -244,6 +153,11 @@ class TurnTaker:
     def agent_speaking(self) -> bool:
         """True while the caller can hear (or is about to hear) the agent."""
         return self.floor in (Floor.SPEAKING, Floor.ENDING)
+
+    @property
+    def held(self) -> int:
+        """The turn of the reply being prepared unheard (0: none)."""
+        return self._held
 
     def start(self, t: float, greeting: str) -> list[TurnAction]:
         self.started_at = self._quiet_since = t
@@ -260,7 +174,13 @@ class TurnTaker:
             case Words():
                 return self._on_words(event)
             case UtteranceEnded(t=t):
-                return self._maybe_end_turn(t, signal=True)
+                if self.floor is Floor.PAUSED and self._wordless_burst_over():
+                    return self._resume(t)  # the recogniser found no words in the sound
+                self._signalled = self.policy.interim_words  # see ``_on_words``
+                return self._maybe_end_turn(t)
+            case Assessed(t=t, seq=seq, complete=complete) if seq == self._asked and not self._answered:
+                self._answered, self._probability = True, complete
+                return self._maybe_end_turn(t)
             case AudioStarted(turn=turn) if turn == self.turn and self.floor is Floor.THINKING:
                 self.floor = Floor.SPEAKING
             case AudioDone(t=t, turn=turn) | ReplyEmpty(t=t, turn=turn) if turn == self.turn:
@@ -272,13 +192,14 @@ class TurnTaker:
             case Tick(t=t):
                 return self._on_tick(t)
             case CallOver():
+                dropped = self._drop_held()
                 self.floor = Floor.ENDED
                 if not self._heard_words:
-                    return []
+                    return dropped
                 text = " ".join(self._heard_words)
                 self._heard_words, self._interim = [], ""
                 self.turn += 1
-                return [Respond(self.turn, text, final_at=self._final_at)]
+                return [*dropped, Respond(self.turn, text, final_at=self._final_at)]
         return []
 
     # ── internals ──
@@ -287,6 +208,13 @@ class TurnTaker:
         self.turn += 1
         self.floor = Floor.THINKING
         return [Speak(self.turn, text)]
+
+    def _drop_held(self) -> list[TurnAction]:
+        """Discard the reply prepared unheard, if any."""
+        if not self._held:
+            return []
+        turn, self._held, self._held_text = self._held, 0, ""
+        return [Cancel(turn)]
 
     def _on_voice(self, event: Voice) -> list[TurnAction]:
         t = event.t
@@ -297,15 +225,16 @@ class TurnTaker:
             waited = t - max(self._last_voice, self._paused_at)
             if self._noise and t - self._last_voice >= self.policy.false_interruption_s - 1e-9:
                 self._noise = False
-            if (
-                self.floor is Floor.PAUSED
-                and not self._pause_words
-                and waited >= self.policy.false_interruption_s
-            ):
-                return self._resume()
-            return self._maybe_end_turn(t, signal=False)
+            if self.floor is Floor.PAUSED and not self._pause_words:
+                policy = self.policy
+                patience = policy.resume_after_s if policy.interim_words else policy.false_interruption_s
+                if waited >= patience - 1e-9:
+                    return self._resume(t)
+            return self._maybe_end_turn(t)
         self._voiced_run += 0.02
         self._last_voice = self._quiet_since = t
+        if self._asked or self._signalled:  # the caller goes on: this pause's judgement is void
+            self._signalled, self._asked, self._answered, self._probability = False, 0, False, None
         if (
             self.floor is Floor.SPEAKING
             and self._may_barge_in()
@@ -328,10 +257,15 @@ class TurnTaker:
         since = max(self._paused_at, self._pause_words_at)
         return t - since >= self.policy.max_pause_s - 1e-9
 
+    def _wordless_burst_over(self) -> bool:
+        """Paused, the sound has stopped, and a recogniser without interim words found no real
+        words in it (its ``UtteranceEnded`` follows its words)."""
+        return not self.policy.interim_words and not self._pause_words and self._voiced_run == 0.0
+
     def _resume_over_noise(self, t: float) -> list[TurnAction]:
         # loud but wordless: talk on, and while the noise lasts do not let it cut again at once
         self._noise = t - self._last_voice < self.policy.false_interruption_s
-        return self._resume()
+        return self._resume(t)
 
     def _is_backchannel(self, text: str) -> bool:
         words = [w.lower() for w in _WORD.findall(text)]
@@ -351,7 +285,7 @@ class TurnTaker:
             self._pause_words_at = event.t
             if self._is_backchannel(text):
                 if event.final:
-                    return self._resume()  # "uh-huh": carry on
+                    return self._resume(event.t)  # "uh-huh": carry on
                 return []
             if not self._counts_as_interruption(text):
                 return []
@@ -359,10 +293,11 @@ class TurnTaker:
             actions.append(Cancel(self.turn))
             self.floor = Floor.LISTENING
         elif self.floor is Floor.SPEAKING:
-            if not (self._noise and self._may_barge_in() and self._counts_as_interruption(text)):
+            late = self._resumed_at is not None and event.t - self._resumed_at <= self.policy.late_words_s
+            if not ((self._noise or late) and self._may_barge_in() and self._counts_as_interruption(text)):
                 return []  # heard over the agent without a barge-in: ignore
-            # voice cannot barge in through the noise, so real words do: stop the reply now
-            self._noise = False
+            # real words in a sound taken for noise (or that voice could not cut): stop the reply
+            self._noise, self._resumed_at = False, None
             actions.append(Cancel(self.turn))
             self.floor = Floor.LISTENING
         elif self.floor is Floor.THINKING and self._last_user_text and self._counts_as_interruption(text):
@@ -379,26 +314,67 @@ class TurnTaker:
             self._interim = ""
         else:
             self._interim = text
+        if self._held and not same_words(self._held_text, self._said()):
+            actions += self._drop_held()  # the caller went on: the prepared reply answers too little
         if event.speech_final:
-            actions += self._maybe_end_turn(event.t, signal=True)
+            # a streaming recogniser's endpoint is its judgement that speech ended; Whisper's
+            # is only the end of a stretch of speech (0.2 s of silence), so silence decides there
+            self._signalled = self.policy.interim_words
+        actions += self._maybe_end_turn(event.t)
         return actions
 
-    def _maybe_end_turn(self, t: float, *, signal: bool) -> list[TurnAction]:
-        if self.floor is not Floor.LISTENING or not self._heard_words:
+    def _said(self) -> str:
+        """The caller's words this turn: the final ones, then the interim tail."""
+        final = " ".join(self._heard_words)
+        return f"{final} {self._interim}".strip() if self._interim else final
+
+    def _maybe_end_turn(self, t: float) -> list[TurnAction]:
+        """Judge the caller's words once they have paused; end the turn, or prepare a reply."""
+        if self.floor is not Floor.LISTENING or (self._voiced_run > 0.0 and not self._signalled):
+            return []  # the caller is talking (unless the recogniser heard the end of speech)
+        text = self._said()
+        if not text:
             return []
-        quiet = t - self._last_voice >= self.policy.end_of_turn_silence_s - 1e-9
-        if not (signal or quiet):
+        eot, silence = self.policy.eot, t - self._last_voice
+        if silence < eot.decide_after_s - 1e-9 and not self._signalled:
             return []
-        text = " ".join(self._heard_words)
+        actions: list[TurnAction] = []
+        verdict = text_verdict(text, eot.languages, full_stop=self.policy.interim_words)
+        pending = False  # the audio model has been asked and has not answered
+        if verdict is Verdict.UNSURE and self.policy.audio_model:
+            if not self._asked:
+                self._seq += 1
+                self._asked, self._answered, self._probability = self._seq, False, None
+                actions.append(Assess(self._seq))
+            pending = not self._answered
+            verdict = resolve(verdict, self._probability, eot.model_threshold)
+        waited = silence >= eot.wait(verdict) - 1e-9
+        over = waited or (self._signalled and verdict is not Verdict.INCOMPLETE and not pending)
+        if over and not self._interim:  # the turn ends on final words only
+            return actions + self._end_turn(text)
+        if eot.preemptive and verdict is not Verdict.INCOMPLETE and not same_words(self._held_text, text):
+            actions += self._drop_held()
+            self.turn += 1
+            self._held, self._held_text = self.turn, text
+            actions.append(Respond(self.turn, text, final_at=self._final_at, held=True))
+        return actions
+
+    def _end_turn(self, text: str) -> list[TurnAction]:
         self._heard_words, self._interim = [], ""
         self._last_user_text = text
         self._reprompts = 0
-        self.turn += 1
+        self._signalled, self._asked, self._answered, self._probability = False, 0, False, None
         self.floor = Floor.THINKING
-        return [Respond(self.turn, text, final_at=self._final_at)]
+        if self._held and same_words(self._held_text, text):
+            turn, self._held, self._held_text = self._held, 0, ""
+            return [Commit(turn, final_at=self._final_at)]
+        actions = self._drop_held()
+        self.turn += 1
+        return [*actions, Respond(self.turn, text, final_at=self._final_at)]
 
-    def _resume(self) -> list[TurnAction]:
+    def _resume(self, t: float) -> list[TurnAction]:
         self.floor = Floor.SPEAKING
+        self._resumed_at = t
         return [Resume(self.turn)]
 
     def _on_reply_over(self, t: float) -> list[TurnAction]:
@@ -419,7 +395,7 @@ class TurnTaker:
             self._closing = True
             self._end_reason = "maximum call duration"
             cancel: list[TurnAction] = [Cancel(self.turn)] if self.floor is not Floor.LISTENING else []
-            return [*cancel, *self._speak(policy.closing_line)]
+            return [*self._drop_held(), *cancel, *self._speak(policy.closing_line)]
         idle = self.floor is Floor.LISTENING and not self._heard_words and self._voiced_run == 0.0
         if idle and t - self._quiet_since >= policy.idle_reprompt_s:
             self._quiet_since = t
@@ -429,6 +405,6 @@ class TurnTaker:
                 return self._speak(policy.idle_goodbye)
             self._reprompts += 1
             return self._speak(policy.reprompt)
-        if self.floor is Floor.LISTENING and self._heard_words:
-            return self._maybe_end_turn(t, signal=False)
+        if self.floor is Floor.LISTENING and (self._heard_words or self._interim):
+            return self._maybe_end_turn(t)
         return []

@@ -184,3 +184,12 @@ class SpeechSynthesizer(Protocol):
 
         Closing the generator early (barge-in) stops the synthesis."""
         ...
+
+
+class TurnModel(Protocol):
+    """An end-of-turn audio model: has the caller finished their turn?"""
+
+    async def complete_probability(self, audio: PCM) -> float | None:
+        """The probability that the turn is complete, from int16 16 kHz mono audio of any
+        length (only the last 8 s are heard); None when it cannot answer in time (busy, failed)."""
+        ...

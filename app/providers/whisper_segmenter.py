@@ -2,7 +2,9 @@
 
 Whisper does not stream, so the caller's audio is cut into utterances by voice activity:
 ``SpeechStarted`` at an onset (3 voiced frames among 5), then a :class:`Job` (the utterance's
-frames) once ``end_silence_s`` of unvoiced audio follows, or every ``max_s`` of speech. Times
+frames) once ``end_silence_s`` of unvoiced audio follows, or every ``max_s`` of speech. An
+utterance with too little voice ends with an empty final ``Job``, so the recogniser can say at
+once that the sound held no words. Times
 are seconds of stream audio (frames pushed × 20 ms). No I/O, no clock, one thread.
 """
 
@@ -29,7 +31,7 @@ class Job:
 
 class Segmenter:
     """Endpointing of 20 ms frames by their voice verdicts; ``push`` gives at most one item per
-    frame. An utterance with less than ``min_speech_s`` of voiced frames is dropped."""
+    frame. An utterance with less than ``min_speech_s`` of voiced frames is not transcribed."""
 
     def __init__(self, end_silence_s: float, max_s: float, min_speech_s: float):
         self._end = max(1, round(end_silence_s / FRAME_S))
@@ -69,8 +71,8 @@ class Segmenter:
         frames, job = self._utt[: len(self._utt) - max(0, self._silence - _TAIL)], None
         if self._voiced >= self._min:
             job = Job(tuple(frames), self._onset * FRAME_S, (self._last + 1) * FRAME_S, final)
-        elif final and self._parts:
-            job = Job((), self._onset * FRAME_S, self._onset * FRAME_S, True)
+        elif final:  # too little voice for words (a click, a cough): the utterance ends empty
+            job = Job((), self._onset * FRAME_S, (self._last + 1) * FRAME_S, True)
         self._parts += job is not None
         if final:
             self._ring.extend(self._utt[-_PREROLL:])

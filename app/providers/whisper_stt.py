@@ -3,10 +3,13 @@
 Whisper does not stream, so :class:`WhisperSTT` cuts the caller's audio into utterances by voice
 activity (:mod:`app.providers.whisper_segmenter`) and transcribes each when it ends:
 ``SpeechStarted`` at onset, then one final ``Transcript`` (``speech_final=True``) and
-``UtteranceEnd``. The voice verdicts are the call's own when ``send`` is given them (the call
-already runs a VAD on every frame); otherwise the stream runs a WebRTC VAD of its own. The CPU
-work runs in a thread pool, never on the event loop. Times in events are seconds of stream
-audio since the stream opened (samples passed to ``send`` / 16000).
+``UtteranceEnd`` (an ``UtteranceEnd`` alone when the sound held no words: a cough, a click).
+An utterance ends after 0.2 s of silence, so a short sound over the agent is judged at once;
+the turn-taker joins the pieces of a sentence the caller paused in. The voice verdicts are the
+call's own when ``send`` is given them (the call already runs a VAD on every frame); otherwise
+the stream runs a WebRTC VAD of its own. The CPU work runs in a thread pool, never on the event
+loop. Times in events are seconds of stream audio since the stream opened (samples passed to
+``send`` / 16000).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class WhisperSTT:
         executor: Executor | None = None,
         clock: Clock | None = None,
         vad_aggressiveness: int = 2,
-        end_silence_s: float = 0.5,
+        end_silence_s: float = 0.2,
         max_utterance_s: float = 15.0,
         min_speech_s: float = 0.2,
     ) -> None:
@@ -214,8 +217,8 @@ class _WhisperStream:
                 said = Transcript(heard.text, True, job.final, heard.confidence, job.start, job.end)
                 self._events.put_nowait(said)
                 words_end = job.end
-            if job.final and words_end is not None:
-                self._events.put_nowait(UtteranceEnd(words_end))
+            if job.final:  # words or none: the caller's sound is over and all of it was heard
+                self._events.put_nowait(UtteranceEnd(job.end if words_end is None else words_end))
                 words_end = None
 
     async def _transcribe(self, job: Job) -> Heard | None:

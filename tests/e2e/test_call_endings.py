@@ -179,6 +179,7 @@ async def test_embedded_engines_keep_the_cut_reply_and_the_last_words(
         ]
     )
     record = await simulate_offline(make_settings, script)
+    print("LINES", lines(record))
     *_, (who, cut, interrupted), (speaker, last, _) = lines(record)
     assert (who, interrupted) == ("agent", True)
     assert HOURS_REPLY.startswith(cut)  # only the words the caller heard

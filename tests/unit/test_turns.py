@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.pipeline.end_of_turn import EndOfTurnPolicy
 from app.pipeline.turns import (
     AudioDone,
     AudioStarted,
@@ -22,6 +23,8 @@ from app.pipeline.turns import (
     Voice,
     Words,
 )
+
+NOT_PREEMPTIVE = TurnPolicy(eot=EndOfTurnPolicy(preemptive=False))
 
 
 def voice(tt: TurnTaker, start: float, seconds: float, voiced: bool = True) -> list[TurnAction]:
@@ -52,15 +55,16 @@ def test_a_question_gets_a_reply_on_speech_final() -> None:
 
 
 def test_turn_ends_on_vad_silence_when_no_endpoint_signal_comes() -> None:
-    tt = greeted()
-    voice(tt, 1.0, 0.5)
-    tt.handle(Words(1.5, "hello there", final=True))
-    assert voice(tt, 1.5, 0.6, voiced=False) == []  # 0.6 s < end_of_turn_silence_s
-    assert voice(tt, 2.1, 0.2, voiced=False) == [Respond(2, "hello there")]
+    tt = greeted(NOT_PREEMPTIVE)
+    voice(tt, 1.0, 0.5)  # last voiced frame at 1.48
+    tt.handle(Words(1.5, "hello there", final=True))  # neither complete nor trailing off: unsure
+    assert voice(tt, 1.5, 0.68, voiced=False) == []  # up to 2.16: < 0.7 s of silence
+    assert voice(tt, 2.18, 0.02, voiced=False) == [Respond(2, "hello there")]
 
 
 def test_utterance_end_closes_the_turn_and_joins_finals() -> None:
     tt = greeted()
+    voice(tt, 1.0, 1.0)
     tt.handle(Words(1.5, "I want", final=True))
     tt.handle(Words(1.9, "a table for two", final=True))
     assert tt.handle(UtteranceEnded(2.0)) == [Respond(2, "I want a table for two")]
@@ -108,10 +112,19 @@ def test_noise_with_no_words_is_a_false_interruption() -> None:
     tt = greeted()
     tt.handle(Words(1.5, "question", final=True, speech_final=True))
     speaking(tt, 2, 2.0)
+    assert voice(tt, 3.0, 0.2) == [Silence(2)]  # last voiced frame at 3.18
+    assert voice(tt, 3.2, 0.28, voiced=False) == []
+    assert voice(tt, 3.48, 0.02, voiced=False) == [Resume(2)]  # 0.3 s after the voice stopped
+    assert tt.agent_speaking
+
+
+def test_noise_with_no_words_resumes_after_1_2_s_with_a_recogniser_without_interim_words() -> None:
+    tt = greeted(TurnPolicy(interim_words=False))
+    tt.handle(Words(1.5, "question", final=True, speech_final=True))
+    speaking(tt, 2, 2.0)
     assert voice(tt, 3.0, 0.2) == [Silence(2)]
     assert voice(tt, 3.2, 1.0, voiced=False) == []
     assert voice(tt, 4.2, 0.4, voiced=False) == [Resume(2)]  # 1.2 s after the voice stopped
-    assert tt.agent_speaking
 
 
 def test_greeting_can_be_made_uninterruptible() -> None:
@@ -259,7 +272,7 @@ def test_without_interim_words_a_pause_waits_for_the_words() -> None:
 
 
 def test_respond_carries_when_the_final_transcript_arrived() -> None:
-    tt = greeted()
+    tt = greeted(NOT_PREEMPTIVE)
     voice(tt, 1.0, 0.5)
     tt.handle(Words(1.6, "hello there", final=True))  # no endpoint signal: the VAD ends the turn
     actions = voice(tt, 1.5, 0.8, voiced=False)

@@ -1,0 +1,153 @@
+"""``EndOfTurn``: has the caller finished their turn? Pure: words in, a verdict and a wait out.
+
+Silence alone is a poor judge: "What time do you open?" is over at once, "I'd like a table
+for…" is not, however long the caller thinks. The verdict comes from the words first:
+
+- **incomplete**: the words trail off on a connective or a filler ("for", "and", "the", "um",
+  Hindi "aur", "ki", "toh"), on "…", or in the middle of a number being dictated (3 to 9 digits
+  so far);
+- **complete**: a question mark (it wins over a trailing preposition: "what is it for?"), a full
+  stop or an exclamation mark after the last word (the streaming recognisers punctuate; a full
+  stop from Whisper, which ends every stretch of speech with one, counts for nothing), or a
+  one-word answer ("yes", "no", "okay", "haan");
+- **unsure**: anything else. An end-of-turn audio model, when there is one, decides these
+  (``resolve``); else the recogniser's own end of speech or ``unsure_s`` of silence ends them.
+
+Each verdict has its silence (``EndOfTurnPolicy``): complete ``complete_s``, unsure
+``unsure_s``, incomplete ``incomplete_s`` (the longest the agent ever waits for more words).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Verdict(Enum):
+    COMPLETE = "complete"
+    UNSURE = "unsure"
+    INCOMPLETE = "incomplete"
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfTurnPolicy:
+    """Seconds of the caller's silence (by VAD, since their last voiced frame)."""
+
+    decide_after_s: float = 0.15  # judge the words (and prepare a reply) after this much silence
+    complete_s: float = 0.25  # the turn is over after this much silence when the words are complete
+    unsure_s: float = 0.7  # ... when nothing says either way (and the recogniser has not ended it)
+    incomplete_s: float = 2.0  # ... when they trail off: then the agent answers anyway
+    model_threshold: float = 0.5  # the audio model's probability from which a turn is complete
+    preemptive: bool = True  # start the reply at ``decide_after_s`` (kept unheard until the end)
+    languages: frozenset[str] = frozenset({"en"})  # the cue lists used ("en", "hi")
+
+    def wait(self, verdict: Verdict) -> float:
+        if verdict is Verdict.COMPLETE:
+            return self.complete_s
+        if verdict is Verdict.INCOMPLETE:
+            return self.incomplete_s
+        return self.unsure_s
+
+
+# words after which an English statement goes on (a question may end on a preposition: "what
+# is it for?", so a question mark wins over these)
+_EN_TRAILING = frozenset(
+    (
+        *("a", "an", "the", "and", "or", "but", "because", "cause", "if", "than", "which", "whose"),
+        *("while", "to", "for", "of", "with", "without", "at", "in", "on", "into", "from", "by"),
+        *("about", "as", "my", "your", "our", "their", "his", "her", "its", "is", "are", "was", "were"),
+        *("i", "i'm", "we", "we're", "it's", "there's", "just", "um", "uh", "er", "erm", "uhm", "hmm"),
+        *("let", "let's", "some", "any", "per", "plus", "umm"),
+    )
+)
+# ... and a Hindi (or Hinglish) one: postpositions and connectives come before what they join
+_HI_TRAILING = frozenset(
+    (
+        *("aur", "ki", "ke", "ka", "ko", "toh", "to", "se", "mein", "me", "par", "pe", "lekin", "ya"),
+        *("jo", "kyunki", "kyonki", "matlab", "phir", "fir", "jaise", "agar", "mera", "meri", "mere"),
+        *("aapka", "aapki", "aapke", "hum", "main", "kuch", "umm", "hmm"),
+    )
+)
+# fillers that start an answer: nothing said yet
+_FILLERS = frozenset(("um", "uh", "er", "erm", "uhm", "umm", "hmm", "mm", "so", "well", "like"))
+# one word that answers a question by itself
+_ANSWERS = frozenset(
+    (
+        *("yes", "no", "yeah", "yep", "nope", "okay", "ok", "sure", "thanks", "right", "correct"),
+        *("exactly", "perfect", "great", "fine", "bye", "goodbye", "haan", "nahi", "nahin", "ji"),
+        *("theek", "thik", "achha", "accha", "shukriya", "dhanyavaad"),
+    )
+)
+_DIGIT_WORDS = frozenset(
+    ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "double", "triple")
+)
+_WORD = re.compile(r"[\w'’-]+", re.UNICODE)
+_TRAILING_DIGITS = re.compile(r"(?:\d[\d\s().-]*)$")
+_HINDI_LANGS = ("hi", "en-in", "multi")
+
+
+def cue_languages(language: str) -> frozenset[str]:
+    """The cue lists for a recogniser language ("en-US" → English; "hi", "en-IN", "multi" →
+    English and Hindi, as Indian callers mix them)."""
+    lang = language.lower()
+    if lang.startswith(_HINDI_LANGS):
+        return frozenset({"en", "hi"})
+    return frozenset({"en"})
+
+
+def text_verdict(
+    text: str, languages: frozenset[str] = frozenset({"en"}), *, full_stop: bool = True
+) -> Verdict:
+    """What the words alone say about the end of the turn. ``full_stop=False``: a final full stop
+    says nothing (a recogniser that transcribes each stretch of speech alone, like Whisper, ends
+    every stretch with one, even "Sorry, wait." before "make that four people")."""
+    stripped = text.strip()
+    if not stripped:
+        return Verdict.UNSURE
+    if stripped.endswith(("...", "…", ",", "-", "–", "—")):
+        return Verdict.INCOMPLETE
+    words = [w.lower().replace("’", "'") for w in _WORD.findall(stripped)]
+    if not words:
+        return Verdict.UNSURE
+    if all(w in _FILLERS for w in words):
+        return Verdict.INCOMPLETE  # "um…": the answer has not started
+    last = words[-1]
+    if stripped.endswith("?"):
+        return Verdict.COMPLETE
+    trailing = ("en" in languages and last in _EN_TRAILING) or ("hi" in languages and last in _HI_TRAILING)
+    if trailing and not (len(words) == 1 and last in _ANSWERS):
+        return Verdict.INCOMPLETE
+    if _dictating(stripped.rstrip(".!"), words):
+        return Verdict.INCOMPLETE
+    if stripped.endswith(("!", "।")) or (full_stop and stripped.endswith(".")):
+        return Verdict.COMPLETE
+    if len(words) == 1 and last in _ANSWERS:
+        return Verdict.COMPLETE
+    return Verdict.UNSURE
+
+
+def _dictating(text: str, words: list[str]) -> bool:
+    """A number is being read out and is not whole yet: 3 to 9 digits at the end."""
+    match = _TRAILING_DIGITS.search(text)
+    digits = sum(c.isdigit() for c in match.group()) if match else 0
+    if digits == 0:
+        run = 0
+        for w in reversed(words):
+            if w not in _DIGIT_WORDS:
+                break
+            run += 1
+        digits = run
+    return 3 <= digits <= 9
+
+
+def resolve(verdict: Verdict, probability: float | None, threshold: float) -> Verdict:
+    """The audio model settles an unsure verdict; the words win when they are sure."""
+    if verdict is not Verdict.UNSURE or probability is None:
+        return verdict
+    return Verdict.COMPLETE if probability >= threshold else Verdict.INCOMPLETE
+
+
+def same_words(a: str, b: str) -> bool:
+    """The same words, whatever the case and punctuation (an interim and its final)."""
+    return [w.lower() for w in _WORD.findall(a)] == [w.lower() for w in _WORD.findall(b)]
