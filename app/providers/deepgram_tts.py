@@ -78,7 +78,8 @@ class DeepgramTTS:
         self.model = model
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=_TIMEOUTS, limits=_POOL_LIMITS)
-        self._client = make_client(api_key, base_url, self._http)
+        # the SDK imports its speak modules on first use: here, at start-up, not in a call's first sentence
+        self._speak = make_client(api_key, base_url, self._http).speak.v1.audio.with_raw_response
         self._clock: Clock = clock if clock is not None else SystemClock()
 
     async def aclose(self) -> None:
@@ -94,7 +95,7 @@ class DeepgramTTS:
         if not text.strip():
             return
         speed = {"speed": options.speed} if options.speed != 1.0 else {}
-        request = self._client.speak.v1.audio.with_raw_response.generate(
+        request = self._speak.generate(
             text=text,
             model=options.voice or options.model or self.model,
             encoding="linear16",
