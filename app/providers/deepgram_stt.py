@@ -26,10 +26,11 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import httpx
 import numpy as np
 from deepgram import AsyncDeepgramClient
 from deepgram.core.api_error import ApiError
@@ -78,32 +79,54 @@ _CLOSE_TIMEOUT = 5.0  # seconds ``end_input`` waits for the final results
 _NOT_RETRYABLE_STATUS = frozenset({400, 401, 402, 403, 404, 422})
 
 
-def make_client(api_key: str, base_url: str | None) -> AsyncDeepgramClient:
+def make_client(
+    api_key: str, base_url: str | None, http_client: httpx.AsyncClient | None = None
+) -> AsyncDeepgramClient:
     """An SDK client for ``base_url`` (``http[s]://host[:port]``; ``None``: Deepgram's cloud).
-    The SDK opens WebSockets at ``environment.production`` and REST at ``environment.base``."""
+    The SDK opens WebSockets at ``environment.production`` and REST at ``environment.base``;
+    REST requests go through ``http_client`` when given (its pool and timeouts), else the SDK's."""
+    extra: dict[str, Any] = {} if http_client is None else {"httpx_client": http_client}
     if base_url is None:
-        return AsyncDeepgramClient(api_key=api_key)
+        return AsyncDeepgramClient(api_key=api_key, **extra)
     http = base_url.rstrip("/").replace("ws://", "http://", 1).replace("wss://", "https://", 1)
     ws = http.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     env = DeepgramClientEnvironment(base=http, production=ws, agent=ws, agent_rest=http)
-    return AsyncDeepgramClient(api_key=api_key, environment=env)
+    return AsyncDeepgramClient(api_key=api_key, environment=env, **extra)
 
 
 def map_deepgram_error(exc: BaseException, during: str) -> ProviderError:
     """``ProviderError`` for an SDK/transport failure while ``during`` (no key, no request text).
 
-    Not retryable: HTTP 400/401/402/403/404/422 on the upgrade, close code 1008 (the request
-    was refused). Retryable: other statuses (429, 5xx), refused or lost connections, timeouts.
+    Not retryable: HTTP 400/401/402/403/404/422 (the request was refused), close code 1008.
+    Retryable: other statuses (429, 5xx, with ``Retry-After`` as ``retry_after``), refused or
+    lost connections, timeouts. The error body's ``err_code`` is named; its ``err_msg`` is not.
     """
     if isinstance(exc, ApiError):
         status = exc.status_code or 0
         kind = "authentication failed" if status in (401, 403) else "request refused"
         retryable = status not in _NOT_RETRYABLE_STATUS
-        return ProviderError(PROVIDER, f"{during}: HTTP {status} ({kind})", retryable=retryable)
+        body = exc.body if isinstance(exc.body, dict) else {}
+        code = body.get("err_code")
+        if isinstance(code, str) and code.replace("_", "").replace("-", "").isalnum() and len(code) <= 40:
+            kind = f"{kind}, {code}"  # a code like INVALID_QUERY_PARAMETER; never the free-text message
+        wait = _retry_after(exc.headers or {}) if retryable else None
+        return ProviderError(
+            PROVIDER, f"{during}: HTTP {status} ({kind})", retryable=retryable, retry_after=wait
+        )
     if isinstance(exc, ConnectionClosed):
         code = exc.rcvd.code if exc.rcvd is not None else 1006
         return closed_error(code, during)
     return ProviderError(PROVIDER, f"{during}: {type(exc).__name__}", retryable=True)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a ``Retry-After`` header (an HTTP date: None, too far off for a call)."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        seconds = float(value) if value is not None else -1.0
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def closed_error(code: int, during: str) -> ProviderError:

@@ -1,5 +1,5 @@
-"""A small, protocol-faithful fake of Deepgram's live STT (``/v1/listen``) and Aura streaming TTS
-(``/v1/speak``) WebSockets, for contract tests of the real ``deepgram-sdk`` client.
+"""A small, protocol-faithful fake of Deepgram's live STT WebSocket (``/v1/listen``) and Aura REST
+text-to-speech (``/v1/speak``), for contract tests of the real ``deepgram-sdk`` client.
 
 Recognition is scripted: ``FakeDeepgram.utterances`` are "heard" in order. Audio is judged in
 10 ms frames: a frame is loud when its mean |sample| reaches ``threshold``. Loud frames start
@@ -19,19 +19,10 @@ answer nothing more once it has received that many bytes (it still reads). ``idl
 as several ``is_final`` results (half the words left each time speech lasted that long since the
 last one) before the ``speech_final`` one. A wrong
 ``Authorization: Token`` header is refused with HTTP 401, parameters Deepgram would reject
-(unknown model, a model without that language) with HTTP 400. ``speak_status`` refuses speak
-upgrades with that status; ``speak_drop_after_bytes`` closes a speak socket (1011) in the middle
-of the audio.
+(unknown model, a model without that language) with HTTP 400.
 
-``/v1/speak`` refuses (HTTP 400) a model that is not an Aura voice id (``aura-<voice>-en``,
-``aura-2-<voice>-<language>``) and an encoding/sample rate pair Aura streaming does not offer
-(linear16: 8, 16, 24, 32, 48 kHz; mulaw/alaw: 8, 16 kHz). ``speak_error`` is sent as an ``Error``
-message and ``speak_warning`` as a ``Warning`` (no code) after the first piece of audio;
-``speak_stall_after_bytes`` stops the audio there (no ``Flushed``, the socket stays open).
-
-``/v1/speak`` answers ``Speak`` + ``Flush`` with :func:`tone` (length proportional to the text)
-in ``speak_chunk_bytes`` pieces, then ``Flushed``. When ``speak_gate`` is set, the last piece
-waits (≤ 2 s) for the gate, so a test can prove audio arrives while synthesis is in progress.
+``/v1/speak`` (REST streaming text-to-speech) is :class:`FakeSpeak` in ``fake_deepgram_speak.py``:
+``FakeDeepgram.speak`` holds its settings and what it saw.
 
 ``now``: when set (a test's clock, e.g. a ``FakeClock`` it steps by hand), each listen socket
 notes when it opened (``opened_at``) and when each ``KeepAlive`` arrived (``keepalive_at``).
@@ -41,29 +32,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-SECONDS_PER_CHAR = 0.02  # length of the fake TTS audio per character of text
+from tests.contract.fake_deepgram_speak import SECONDS_PER_CHAR, FakeSpeak, SpeakRequest, tone
+
 _MODEL_INFO = {"name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3"}
 _MODEL_UUID = "00000000-0000-4000-8000-000000000003"
+__all__ = ["SECONDS_PER_CHAR", "FakeDeepgram", "FakeSpeak", "ListenSocket", "SpeakRequest", "tone"]
 Message = dict[str, Any]
-
-
-def tone(text: str, sample_rate: int) -> npt.NDArray[np.int16]:
-    """The fake TTS audio for ``text``: a 440 Hz int16 tone, ``SECONDS_PER_CHAR`` s per character."""
-    n = round(len(text) * SECONDS_PER_CHAR * sample_rate)
-    return (8000 * np.sin(2 * np.pi * 440.0 * np.arange(n) / sample_rate)).astype(np.int16)
 
 
 @dataclass
@@ -86,14 +72,6 @@ class ListenSocket:
 
 
 @dataclass
-class SpeakSocket:
-    authorized: bool
-    query: dict[str, str]
-    texts: list[str] = field(default_factory=list)  # one per Flush
-    gate_timed_out: bool = False
-
-
-@dataclass
 class FakeDeepgram:
     api_key: str = "test-key"
     utterances: list[str] = field(default_factory=list)
@@ -104,25 +82,28 @@ class FakeDeepgram:
     stall_after_bytes: list[int | None] = field(default_factory=list)
     idle_close_seconds: float | None = None
     split_final_seconds: float | None = None
-    speak_chunk_bytes: int = 999  # odd on purpose: clients must carry a byte over
-    speak_delay: float = 0.005  # seconds between speak chunks
-    speak_gate: threading.Event | None = None
-    speak_status: int | None = None  # refuse every speak upgrade with this HTTP status
-    speak_drop_after_bytes: int | None = None  # close (1011) once this much audio went out
-    speak_error: Message | None = None  # sent after the first piece of audio
-    speak_warning: Message | None = None  # sent after the first piece of audio
-    speak_stall_after_bytes: int | None = None  # no more audio, no Flushed, from there on
     listens: list[ListenSocket] = field(default_factory=list)
-    speaks: list[SpeakSocket] = field(default_factory=list)
+    speak: FakeSpeak = field(init=False)
     now: Callable[[], float] | None = None
+
+    def __post_init__(self) -> None:
+        self.speak = FakeSpeak(self.api_key)
 
     def reset(self) -> None:
         """Back to a fresh fake with the same key, for a server shared between tests."""
         self.__dict__.update(FakeDeepgram(api_key=self.api_key).__dict__)
 
-    def app(self) -> Starlette:
-        routes = [WebSocketRoute("/v1/listen", self._listen), WebSocketRoute("/v1/speak", self._speak)]
-        return Starlette(routes=routes)
+    def app(self) -> ASGIApp:
+        """The fake as one ASGI app: ``POST /v1/speak`` goes to ``self.speak`` (whichever it is
+        when the request comes: ``reset`` replaces it), the rest to a Starlette app."""
+        listen = Starlette(routes=[WebSocketRoute("/v1/listen", self._listen)])
+
+        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"] == "/v1/speak":
+                return await self.speak(scope, receive, send)
+            await listen(scope, receive, send)
+
+        return serve
 
     def _authorized(self, ws: WebSocket) -> bool:
         return ws.headers.get("authorization") == f"Token {self.api_key}"
@@ -185,82 +166,6 @@ class FakeDeepgram:
             return dict(await asyncio.wait_for(ws.receive(), self.idle_close_seconds))
         except TimeoutError:
             return {"type": "idle"}
-
-    async def _speak(self, ws: WebSocket) -> None:
-        rec = SpeakSocket(self._authorized(ws), dict(ws.query_params))
-        self.speaks.append(rec)
-        if not rec.authorized or self.speak_status is not None:
-            return await self._refuse(ws, self.speak_status or 401, "refused")
-        problem = _speak_problem(rec.query)
-        if problem:
-            return await self._refuse(ws, 400, problem)
-        rate = int(rec.query.get("sample_rate", "24000"))
-        await ws.accept()
-        meta = {"type": "Metadata", "request_id": str(uuid.uuid4()), "model_name": rec.query["model"]}
-        await ws.send_text(json.dumps({**meta, "model_version": "2025-01-01.0", "model_uuid": _MODEL_UUID}))
-        pending, flushes = "", 0
-        try:
-            while True:
-                message = json.loads(await ws.receive_text())
-                if message["type"] == "Speak":
-                    pending += message["text"]
-                elif message["type"] == "Flush":
-                    rec.texts.append(pending)
-                    if not await self._send_audio(ws, rec, tone(pending, rate).tobytes()):
-                        return await ws.close(1011, "fake drop")
-                    await ws.send_text(json.dumps({"type": "Flushed", "sequence_id": flushes}))
-                    pending, flushes = "", flushes + 1
-                elif message["type"] == "Clear":
-                    pending = ""
-                    await ws.send_text(json.dumps({"type": "Cleared", "sequence_id": flushes}))
-                elif message["type"] == "Close":
-                    return await ws.close(1000)
-        except WebSocketDisconnect:
-            return
-
-    async def _send_audio(self, ws: WebSocket, rec: SpeakSocket, audio: bytes) -> bool:
-        """Send ``audio`` in pieces; False when ``speak_drop_after_bytes`` cut it short."""
-        step = self.speak_chunk_bytes
-        for at in range(0, len(audio), step):
-            if self.speak_drop_after_bytes is not None and at >= self.speak_drop_after_bytes:
-                return False
-            if at == step:
-                for extra in (self.speak_error, self.speak_warning):
-                    if extra is not None:
-                        await ws.send_text(json.dumps(extra))
-            if self.speak_stall_after_bytes is not None and at >= self.speak_stall_after_bytes:
-                while (await ws.receive())["type"] != "websocket.disconnect":
-                    pass  # stalled: read on until the client gives up
-                raise WebSocketDisconnect(1000)
-            if at + step >= len(audio) and self.speak_gate is not None:
-                rec.gate_timed_out = not await asyncio.to_thread(self.speak_gate.wait, 2.0)
-            await ws.send_bytes(audio[at : at + step])
-            await asyncio.sleep(self.speak_delay)
-        return True
-
-
-_SPEAK_RATES = {"linear16": {8000, 16000, 24000, 32000, 48000}, "mulaw": {8000, 16000}, "alaw": {8000, 16000}}
-
-
-def _speak_problem(query: dict[str, str]) -> str | None:
-    """Why Aura streaming refuses these parameters (None: it takes them)."""
-    model = query.get("model", "aura-asteria-en")
-    parts = model.split("-")
-    aura1 = len(parts) == 3 and parts[0] == "aura" and parts[2] == "en"
-    aura2 = (
-        len(parts) == 4
-        and parts[:2] == ["aura", "2"]
-        and parts[3] in ("en", "es", "de", "fr", "nl", "it", "ja")
-    )
-    if not (aura1 or aura2):
-        return f"unknown model {model}"
-    encoding = query.get("encoding", "linear16")
-    if encoding not in _SPEAK_RATES:
-        return f"encoding {encoding} is not supported for streaming"
-    rate = query.get("sample_rate", "24000" if encoding == "linear16" else "8000")
-    if not rate.isdigit() or int(rate) not in _SPEAK_RATES[encoding]:
-        return f"sample_rate {rate} is not supported with {encoding}"
-    return None
 
 
 # Deepgram's streaming models and the languages each takes (the Models & Languages overview,

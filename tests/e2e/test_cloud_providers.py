@@ -69,12 +69,13 @@ async def test_a_call_on_deepgram_and_openai(make_settings: Callable[..., Settin
             rec = await vobiz.dial(answer, steps, audio, hangup_url=f"{srv.url}/vobiz/hangup")
             await vobiz.connector.aclose()
     assert rec.protocol_errors == []
-    # the greeting and the answer were both spoken (Aura over the speak socket) and heard
+    # the greeting and the answer were both spoken (Aura REST streaming) and heard
     assert len([e for e in rec.events if e.kind == "agent_audio_start"]) >= 2
     assert len(rec.turns) == 1
     assert rec.turns[0].latency < 1.5
-    spoken = [text for socket in deepgram.speaks for text in socket.texts]
+    spoken = [request.text for request in deepgram.speak.requests]
     assert spoken == ["Hello!", "How can I help you today?", "We open at nine.", "Anything else?"]
+    assert len(deepgram.speak.connections) == 1  # every sentence of the call on one kept-alive connection
     # Deepgram heard the caller as 16 kHz linear16 with the persona's model
     listen = deepgram.listens[0]
     assert (listen.param("encoding"), listen.param("sample_rate"), listen.param("model")) == (
@@ -120,7 +121,7 @@ async def test_a_recogniser_that_never_connects_ends_the_call_with_an_apology(
             await vobiz.connector.aclose()
     assert len(deepgram.listens) == 4  # the first connect and three retries, backing off
     assert rec.protocol_errors == []
-    spoken = " ".join(text for socket in deepgram.speaks for text in socket.texts)
+    spoken = " ".join(str(request.text) for request in deepgram.speak.requests)
     # no greeting to a call nobody can hear: the apology and goodbye, then the agent hangs up
     assert spoken == "Sorry, I had a problem there. Could you say that again? Thank you for calling. Goodbye!"
     assert rec.end_reason.startswith("app sent stop")
