@@ -184,3 +184,21 @@ class SpeechSynthesizer(Protocol):
 
         Closing the generator early (barge-in) stops the synthesis."""
         ...
+
+
+# ── end of turn ──────────────────────────────────────────────────────────────────────────────
+
+
+class TurnModel(Protocol):
+    """An audio model of whether the caller has finished their turn (intonation, a word cut
+    short), asked when the caller pauses. Work runs off the event loop; one instance serves
+    every call of the process."""
+
+    name: str
+
+    async def complete_probability(self, audio: PCM) -> float | None:
+        """Probability (0..1) that the turn is complete, from int16 16 kHz mono audio of any
+        length ending at the pause (only the last 8 s count). ``None`` when no verdict can be
+        had in time (the model is busy with other calls) or the model failed: decide without
+        it. Never raises for a model failure; cancelling abandons the verdict."""
+        ...
