@@ -16,6 +16,7 @@ from app.providers.base import (
     SpeechToText,
     STTOptions,
     TTSOptions,
+    TurnModel,
 )
 from app.providers.vad import VoiceActivityDetector
 
@@ -49,6 +50,8 @@ class Providers:
     # the call's one VAD (None: WebRTC VAD at ``ConversationConfig.vad_aggressiveness``); its
     # verdicts go to the turn-taker and to the recogniser, so no frame is judged twice
     vad: VadFactory | None = None
+    # the end-of-turn audio model, shared by every call (None: decide from silence and words)
+    turn_model: TurnModel | None = None
 
 
 class CallControl(Protocol):
