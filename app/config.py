@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     providers: Literal["auto", "cloud", "offline", "echo"] = "auto"
     # the embedded voice: "piper" (neural; falls back to eSpeak NG if not installed) or "espeak"
     offline_voice: Literal["piper", "espeak"] = "piper"
+    # the end-of-turn audio model: "smart-turn" (Smart Turn v3.2, when its runtime is installed;
+    # without it the turn ends on silence and the words alone) or "off"
+    turn_model: Literal["smart-turn", "off"] = "smart-turn"
 
     # enforce (the default) needs VOBIZ_AUTH_TOKEN; "off" only for local experiments
     signature_mode: SignatureMode = SignatureMode.ENFORCE

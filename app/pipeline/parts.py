@@ -50,7 +50,8 @@ class Providers:
     # the call's one VAD (None: WebRTC VAD at ``ConversationConfig.vad_aggressiveness``); its
     # verdicts go to the turn-taker and to the recogniser, so no frame is judged twice
     vad: VadFactory | None = None
-    turn_model: TurnModel | None = None  # the end-of-turn audio model (None: words and silence only)
+    # the end-of-turn audio model, shared by every call (None: decide from silence and words)
+    turn_model: TurnModel | None = None
 
 
 class CallControl(Protocol):

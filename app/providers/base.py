@@ -186,10 +186,19 @@ class SpeechSynthesizer(Protocol):
         ...
 
 
+# ── end of turn ──────────────────────────────────────────────────────────────────────────────
+
+
 class TurnModel(Protocol):
-    """An end-of-turn audio model: has the caller finished their turn?"""
+    """An audio model of whether the caller has finished their turn (intonation, a word cut
+    short), asked when the caller pauses. Work runs off the event loop; one instance serves
+    every call of the process."""
+
+    name: str
 
     async def complete_probability(self, audio: PCM) -> float | None:
-        """The probability that the turn is complete, from int16 16 kHz mono audio of any
-        length (only the last 8 s are heard); None when it cannot answer in time (busy, failed)."""
+        """Probability (0..1) that the turn is complete, from int16 16 kHz mono audio of any
+        length ending at the pause (only the last 8 s count). ``None`` when no verdict can be
+        had in time (the model is busy with other calls) or the model failed: decide without
+        it. Never raises for a model failure; cancelling abandons the verdict."""
         ...

@@ -10,7 +10,8 @@ exception. A provider imports its errors from here, never from another provider.
     ├── TTSError                      synthesis failed (a rejected setting, an engine error)
     └── RuntimeError
         ├── MissingEngineError        an optional engine's package is not installed (names the extra)
-        │   └── MissingSTTEngineError   the offline speech-to-text's package
+        │   ├── MissingSTTEngineError   the offline speech-to-text's package
+        │   └── MissingTurnModelError   the end-of-turn model or its runtime (onnxruntime)
         └── ProviderSetupError        the chosen providers cannot run here (what to set or install)
 """
 
@@ -64,3 +65,12 @@ class MissingSTTEngineError(MissingEngineError):
 
 class ProviderSetupError(RuntimeError):
     """The chosen providers cannot run here; one sentence saying what to set or install."""
+
+
+class MissingTurnModelError(MissingEngineError):
+    """The end-of-turn model or its runtime is not installed; the message names the pip extra."""
+
+    def __init__(self, engine: str, extra: str) -> None:
+        super().__init__(engine, extra)
+        install = f"install the optional '{extra}' extra with `pip install -e '.[{extra}]'`"
+        self.args = (f"{engine} is not installed: {install}",)

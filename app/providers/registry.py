@@ -13,8 +13,8 @@ from typing import Literal
 
 from app.clock import Clock
 from app.config import Settings
-from app.providers.base import LanguageModel, SpeechSynthesizer, SpeechToText
-from app.providers.errors import MissingEngineError, ProviderSetupError
+from app.providers.base import LanguageModel, SpeechSynthesizer, SpeechToText, TurnModel
+from app.providers.errors import MissingEngineError, ProviderError, ProviderSetupError
 
 log = logging.getLogger("app.providers")
 
@@ -26,6 +26,7 @@ class ProviderSet:
     stt: SpeechToText
     llm: LanguageModel | None  # None: each persona's offline intent responder
     tts: dict[str, SpeechSynthesizer] = field(default_factory=dict)  # by provider; "offline" too
+    turn_model: TurnModel | None = None  # the end-of-turn audio model (TURN_MODEL); None: off
 
     async def aclose(self) -> None:
         """Close the clients' connection pools (on the loop that used them)."""
@@ -50,8 +51,10 @@ def build_providers(
     ``auto``: Deepgram speech-to-text with ``DEEPGRAM_API_KEY``, else Whisper; OpenAI (or the
     server at ``OPENAI_BASE_URL``) as the language model, else each persona's intents; voices:
     every cloud one with a key, plus the embedded voice as the fallback. ``offline`` ignores the
-    keys; ``cloud`` needs them. Offline models are loaded here, blocking (about 1.5 s, once per
-    process). ``clock``: the offline engines' work is held on it (virtual time stands still).
+    keys; ``cloud`` needs them. ``TURN_MODEL``: the end-of-turn audio model, whatever the other
+    parts (``turn_model`` None when off or not installed). Offline models are loaded here,
+    blocking (about 1.5 s, once per process). ``clock``: the offline engines' work is held on
+    it (virtual time stands still).
     ``voice_variation``: the offline voice's random prosody (off: a run repeats exactly). Raises
     :class:`ProviderSetupError` naming the missing key or the extra to install.
     """
@@ -101,7 +104,7 @@ def build_providers(
     offline_voice = _offline_voice(settings, clock, required=not tts, variation=voice_variation)
     if offline_voice is not None:
         tts["offline"] = offline_voice
-    return ProviderSet(stt=stt, llm=llm, tts=tts)
+    return ProviderSet(stt=stt, llm=llm, tts=tts, turn_model=_turn_model(settings, clock))
 
 
 def _offline_stt(clock: Clock | None) -> SpeechToText:
@@ -115,6 +118,23 @@ def _offline_stt(clock: Clock | None) -> SpeechToText:
         raise ProviderSetupError(f"no DEEPGRAM_API_KEY, and {exc}") from None
     log.info("offline speech recognition ready in %.1f s", time.perf_counter() - started)
     return WhisperSTT(model=model, clock=clock)
+
+
+def _turn_model(settings: Settings, clock: Clock | None) -> TurnModel | None:
+    """The end-of-turn model ``TURN_MODEL`` asks for, loaded now; ``None`` when off or not
+    installed (the turn then ends on silence and words alone: not an error)."""
+    if settings.turn_model == "off":
+        return None
+    from app.providers.smart_turn import SmartTurn, load_smart_turn
+
+    try:
+        model = load_smart_turn()
+    except MissingEngineError as exc:
+        log.info("no end-of-turn model (%s): turns end on silence and words", exc)
+        return None
+    except ProviderError as exc:  # a file that fails its pinned sha256
+        raise ProviderSetupError(str(exc)) from None
+    return SmartTurn(model, clock=clock)
 
 
 def _offline_voice(
