@@ -254,3 +254,30 @@ async def test_a_committed_reply_is_barged_into_like_any_other(
     assert answer.state is ReplyState.FINISHED
     assert (conversation.preemptive_started, conversation.preemptive_committed) == (1, 1)
     assert conversation.preemptive_wasted == 0
+
+
+async def test_a_reply_still_held_when_the_call_ends_is_discarded(
+    make_settings: Callable[..., Settings],
+) -> None:
+    llm = ScriptedLLM(RULES)
+    call = await run_call(make_settings, steps_after_question(), [QUESTION], llm=llm, setup=holding)
+    conversation = call.conversation
+    assert times(call.rec, "agent_audio_start") == [pytest.approx(0.02)]
+    assert conversation.replies[2].state is ReplyState.CANCELLED
+    assert [m.role for m in conversation.history] == ["system", "assistant"]
+    assert len(llm.requests) == 1
+    assert (conversation.preemptive_started, conversation.preemptive_wasted) == (1, 1)
+
+
+async def test_a_held_reply_cancelled_before_its_llm_request_costs_nothing(
+    make_settings: Callable[..., Settings],
+) -> None:
+    llm = ScriptedLLM(RULES)
+    # prepared and abandoned in one go: its task never ran
+    script = at(DECIDE_AT, Respond(3, "Tell me a story", held=True), Cancel(3))
+    call = await run_call(make_settings, steps_after_question(), [QUESTION], llm=llm, during=script)
+    conversation = call.conversation
+    assert conversation.replies[3].state is ReplyState.CANCELLED
+    assert all(r[-1].content != "Tell me a story" for r in llm.requests)
+    assert (conversation.preemptive_started, conversation.preemptive_wasted) == (1, 0)
+    assert agent_lines(call) == [(GREETING, False), (ANSWER, False)]  # turn 2 was answered as usual
