@@ -142,6 +142,9 @@ def _describe(r: CallRecord) -> list[str]:
     if r.barge_ins is not None:
         lines.append(f"  barge-ins {r.barge_ins}, false interruptions {r.false_interruptions}, "
                      f"provider errors {r.provider_errors}")  # fmt: skip
+    if r.preemptive_started:
+        lines.append(f"  preemptive replies {r.preemptive_started}: {r.preemptive_committed} committed, "
+                     f"{r.preemptive_wasted} wasted LLM calls")  # fmt: skip
     if r.transcript:
         lines.append("transcript:")
         for entry in r.transcript:

@@ -5,7 +5,7 @@ A turn is observed once, when its first ``playAudio`` is written: live, through 
 conversation's ``on_turn`` hook (see :func:`turn_hook`), or at the call's end for a
 conversation built without the hook. A turn the caller never heard (cut before its first
 frame, or a reply that failed) is in no histogram. The counters (barge-ins, false
-interruptions, provider and protocol errors) are added when the call ends.
+interruptions, preemptive replies, provider and protocol errors) are added when the call ends.
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ class TurnListener(Protocol):
 
         Runs in the socket writer, once per turn: no I/O beyond a log line, never raises."""
         ...
+
+
+def preemptive_outcomes(conversation: Conversation) -> dict[str, int]:
+    """How the call's preemptive replies ended; their sum is how many were started."""
+    committed, wasted = conversation.preemptive_committed, conversation.preemptive_wasted
+    dropped = conversation.preemptive_started - committed - wasted
+    return {"committed": committed, "wasted": wasted, "dropped": dropped}
 
 
 def turn_hook(listeners: Iterable[object], call_id: str) -> Callable[[TurnStamps], None] | None:
@@ -85,6 +92,8 @@ class CallObserver:
                 metrics.barge_ins.inc(conversation.barge_ins)
                 metrics.false_interruptions.inc(conversation.false_interruptions)
                 metrics.provider_errors.inc(conversation.provider_errors)
+                for ended, count in preemptive_outcomes(conversation).items():
+                    metrics.preemptive_replies.labels(outcome=ended).inc(count)
         extra: dict[str, object] = {
             "call_id": call.call_id,
             "reason": outcome.reason,
@@ -98,6 +107,8 @@ class CallObserver:
                 "barge_ins": conversation.barge_ins,
                 "false_interruptions": conversation.false_interruptions,
                 "provider_errors": conversation.provider_errors,
+                "preemptive_replies": conversation.preemptive_started,
+                "preemptive_wasted": conversation.preemptive_wasted,
             }
         log.info("call summary", extra=extra)
 

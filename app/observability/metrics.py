@@ -39,6 +39,13 @@ class VoiceMetrics:
         self.false_interruptions = Counter(
             "voice_agent_false_interruptions", "Barge-ins that were a backchannel or noise", registry=reg
         )
+        self.preemptive_replies = Counter(
+            "voice_agent_preemptive_replies",
+            "Replies prepared before the caller's turn surely ended, by outcome: committed (it became "
+            "the reply), wasted (discarded after its LLM request began), dropped (discarded before)",
+            ["outcome"],
+            registry=reg,
+        )
         self.protocol_errors = Counter(
             "voice_agent_protocol_errors", "Bad or unexpected frames from Vobiz", ["kind"], registry=reg
         )

@@ -10,6 +10,9 @@ When the call ends, however it ends, the session awaits ``finish`` (bounded) bef
 ``run``: the reply in flight is settled (what was heard, marked interrupted), the recogniser is
 flushed (``STTStream.end_input``) and its last words are written down; nothing new is spoken and
 no tool runs.
+
+A preemptive reply (``Respond(held=True)``) is prepared at once but plays nothing, runs no tool
+and writes nothing down; ``Commit`` makes it the reply (see ``_commit``), ``Cancel`` discards it.
 """
 
 from __future__ import annotations
@@ -39,13 +42,7 @@ from app.pipeline.playout import Playout
 from app.pipeline.reply import Reply, ReplyState
 from app.pipeline.responder import Responder
 from app.pipeline.session import AudioWritten, CallIO
-from app.providers.base import (
-    Message,
-    SpeechStarted,
-    STTStream,
-    Transcript,
-    UtteranceEnd,
-)
+from app.providers.base import Message, SpeechStarted, STTStream, Transcript, UtteranceEnd
 from app.providers.errors import ProviderError
 from app.providers.streaming import FailedStream
 from app.providers.vad import VoiceActivityDetector, WebRtcVad
@@ -54,7 +51,6 @@ from app.telephony import events as ev
 log = logging.getLogger("app.conversation")
 
 TRANSFER_DRAIN_S = 10.0  # at most this long waiting for queued speech before a transfer
-FRAME_S = 0.02
 
 
 class ConversationObserver(Protocol):
@@ -83,13 +79,8 @@ class Conversation:
         data_dir: Path = Path("data"),
         caller_number: str = "",
     ) -> None:
-        self.config = config
-        self.providers = providers
-        self.clock = clock
-        self.control = control
-        self.tools = tools
-        self.call_id = call_id
-        self.persona = persona
+        self.config, self.providers, self.clock, self.control = config, providers, clock, control
+        self.tools, self.call_id, self.persona = tools, call_id, persona
         policy = config.policy
         if not providers.stt.capabilities.interim_words:
             # words only when the caller stops (Whisper): a long sentence over the agent would
@@ -104,6 +95,8 @@ class Conversation:
         self.barge_ins = 0
         self.false_interruptions = 0
         self.provider_errors = 0
+        # preemptive replies: started, committed, and discarded after their LLM request began
+        self.preemptive_started = self.preemptive_committed = self.preemptive_wasted = 0
         self.dtmf_events = 0  # keypresses received (not acted on)
         self._on_turn = on_turn
         self._observer = observer
@@ -119,9 +112,8 @@ class Conversation:
 
     async def run(self, call: CallIO) -> None:
         self.call = call
-        fmt = call.outbound_format
         self.playout = Playout(clock=self.clock, sink=call, turns=self.turns)
-        self.out_format = fmt
+        self.out_format = call.outbound_format
         # the call's one VAD: its verdicts go to the turn-taker and to the recogniser
         make_vad = self.providers.vad
         self.vad: VoiceActivityDetector = (
@@ -195,7 +187,9 @@ class Conversation:
         for turn, reply in sorted(self.replies.items()):
             if reply.done:
                 continue
-            if reply.state is ReplyState.PRODUCED and not self.playout.pending(turn) and not paused:
+            if reply.held:
+                self._cancel(turn)  # never committed: discarded
+            elif reply.state is ReplyState.PRODUCED and not self.playout.pending(turn) and not paused:
                 self._finish(reply, interrupted=False)  # heard in full
             else:
                 self._cancel(turn)
@@ -237,9 +231,7 @@ class Conversation:
             task = self.replies[turn].task
             if task is not None:
                 await asyncio.wait({task})
-            deadline = self.clock.now() + TRANSFER_DRAIN_S
-            while not self.playout.settled() and not self.call.ending and self.clock.now() < deadline:
-                await self.clock.sleep(FRAME_S)
+            await self.playout.drain(TRANSFER_DRAIN_S, stop=lambda: self.call.ending)
             if not self.call.ending:
                 self._hang_up(reason)
 
@@ -286,16 +278,13 @@ class Conversation:
                     self._record(TranscriptEntry(self.clock.now(), "caller", text))
                 case tt.Speak() | tt.HangUp() if self.call.ending:
                     pass  # nothing new is spoken after the end
-                case tt.Respond(turn=turn, text=text, final_at=final_at):
-                    now = self.clock.now()
-                    stamps = self.latency.turn(turn)
-                    stamps.stamp("speech_end", self._last_voiced + 0.02)
-                    stamps.stamp("stt_final", final_at if final_at is not None else now)
-                    stamps.stamp("turn_end", now)
-                    user_index = len(self.history)
-                    self.history.append(Message("user", text))
-                    self._record(TranscriptEntry(now, "caller", text))
-                    self._start_turn_reply(turn, user_index=user_index)
+                case tt.Respond(turn=turn, held=held):
+                    if held:
+                        self.preemptive_started += 1
+                        self.playout.hold(turn)
+                    self._start_turn_reply(turn, said=action)
+                case tt.Commit(turn=turn):
+                    self._commit(turn)
                 case tt.Speak(turn=turn, text=text):
                     self._start_turn_reply(turn, fixed=text)
                 case tt.Silence(turn=turn):
@@ -319,7 +308,29 @@ class Conversation:
         if not self.call.ending:
             self._apply(self.turns.handle(answer))
 
-    def _start_turn_reply(self, turn: int, fixed: str | None = None, user_index: int | None = None) -> None:
+    def _caller_said(self, turn: int, text: str, final_at: float | None) -> int:
+        """The caller's turn ended with ``text``: stamped, written down; its history index."""
+        now = self.clock.now()
+        self.latency.turn(turn).turn_ended(self._last_voiced + 0.02, final_at, now)
+        self.history.append(Message("user", text))
+        self._record(TranscriptEntry(now, "caller", text))
+        return len(self.history) - 1
+
+    def _commit(self, turn: int) -> None:
+        """The held reply ``turn`` becomes an ordinary reply: written down now, heard at once."""
+        reply = self.replies.get(turn)
+        if reply is None or not reply.held or reply.done or reply.answers is None:
+            return
+        reply.user_index = self._caller_said(turn, reply.answers.text, reply.answers.final_at)
+        reply.commit()
+        self.preemptive_committed += 1
+        self.playout.release(turn)
+        self._check_done(turn)  # it may have been produced in full while held
+
+    def _start_turn_reply(self, turn: int, fixed: str | None = None, said: tt.Respond | None = None) -> None:
+        """Reply ``turn``: a ``fixed`` line, or the answer to what the caller ``said`` (held or not)."""
+        held = said is not None and said.held
+        user_index = self._caller_said(turn, said.text, said.final_at) if said and not held else None
         responder = Responder(
             turn=turn,
             playout=self.playout,
@@ -332,7 +343,7 @@ class Conversation:
             fallback_tts=self.providers.fallback_tts,
             first_token_s=self.config.first_token_s,
         )
-        reply = self.replies[turn] = Reply(turn, responder, user_index)
+        reply = self.replies[turn] = Reply(turn, responder, user_index, held=held, answers=said)
         name = f"conv-{self.call_id}-reply-{turn}"
         reply.task = self._tg.create_task(self._run_reply(reply, fixed), name=name)
 
@@ -344,10 +355,12 @@ class Conversation:
             else:
                 await responder.reply(
                     self.providers.llm,
-                    list(self.history),
+                    [*self.history, *reply.unwritten()],
                     self.tools.specs(),
                     self.config.llm,
-                    responder.tool_runner(self.tools, self.tool_ctx, self.config.tool_filler_after_s),
+                    responder.tool_runner(
+                        self.tools, self.tool_ctx, self.config.tool_filler_after_s, reply.until_committed
+                    ),
                 )
                 if self.turns.closing and not responder.result.spoke:
                     await responder.say(self.config.goodbye)
@@ -358,16 +371,19 @@ class Conversation:
             self.provider_errors += 1
         if reply.state is ReplyState.GENERATING:
             reply.state = ReplyState.PRODUCED
-        if not responder.result.spoke:
-            self._finish(reply, interrupted=False)
-            self._apply(self.turns.handle(tt.ReplyEmpty(self.clock.now(), turn)))
-        else:
-            self._check_done(turn)
+        self._check_done(turn)
 
     def _check_done(self, turn: int) -> None:
-        """Reply ``turn`` is finished once produced and heard in full, unless cut and not yet decided."""
+        """Reply ``turn`` is finished once produced and heard in full (with nothing to say: at
+        once), unless cut and not yet decided, or held (then it is settled at its commit)."""
         reply = self.replies.get(turn)
-        if reply is None or reply.state is not ReplyState.PRODUCED or self.playout.pending(turn):
+        if reply is None or reply.held or reply.state is not ReplyState.PRODUCED:
+            return
+        if self.playout.pending(turn):
+            return
+        if not reply.responder.result.spoke:
+            self._finish(reply, interrupted=False)
+            self._apply(self.turns.handle(tt.ReplyEmpty(self.clock.now(), turn)))
             return
         if self.turns.floor is tt.Floor.PAUSED:
             return  # cut and not yet decided
@@ -376,6 +392,12 @@ class Conversation:
 
     def _cancel(self, turn: int) -> None:
         reply = self.replies.get(turn)
+        if reply is not None and reply.held:
+            if not reply.done:  # never committed: nothing heard or written down, no stamps kept
+                self.preemptive_wasted += reply.discard()
+                self.playout.drop_turn(turn)
+                self.latency.turns.pop(turn, None)
+            return
         cut = None
         if reply is not None:
             if reply.task is not None and not reply.task.done():
@@ -432,9 +454,7 @@ class Conversation:
     async def _transfer(self) -> str:
         """Transfer once what the caller has been told has played: Vobiz runs the new XML at
         once, so a "let me put you through" still queued would never be heard."""
-        deadline = self.clock.now() + TRANSFER_DRAIN_S
-        while not self.playout.settled() and self.clock.now() < deadline:
-            await self.clock.sleep(FRAME_S)
+        await self.playout.drain(TRANSFER_DRAIN_S)
         return await self.control.transfer()
 
     def _end_call(self, reason: str) -> None:

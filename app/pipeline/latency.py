@@ -25,6 +25,12 @@ class TurnStamps:
         if getattr(self, stage) is None:
             setattr(self, stage, t)
 
+    def turn_ended(self, speech_end: float, stt_final: float | None, turn_end: float) -> None:
+        """The caller's turn ended: its first three stages (no ``stt_final``: at ``turn_end``)."""
+        self.stamp("speech_end", speech_end)
+        self.stamp("stt_final", turn_end if stt_final is None else stt_final)
+        self.stamp("turn_end", turn_end)
+
     def since_speech_end(self) -> dict[str, float]:
         """Each recorded stage as seconds after the caller stopped speaking."""
         if self.speech_end is None:

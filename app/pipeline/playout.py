@@ -9,6 +9,10 @@ After a cut, new audio is held until ``clearedAudio`` (or a ``backstop_s`` timeo
 audio sent into an in-flight flush is partly dropped. While the ``TurnTaker``'s floor is
 ``PAUSED`` (a cut, not yet decided) nothing is sent: the floor is read, never copied.
 
+A held turn (a preemptive reply, prepared before the caller's turn surely ended) keeps its
+segments aside: ``hold(turn)`` before its first sentence, ``release(turn)`` queues them to play
+at once, ``drop_turn`` forgets them. The pacing loop never sees them, so it costs nothing there.
+
 The playout writes through one ``AudioSink`` (frame, checkpoint, clear). The first frame of
 each segment carries its turn as a ``mark``; the sink reports when the socket writer takes a
 marked frame (the moment the turn became audible), so the playout keeps no per-turn state.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -116,6 +121,7 @@ class Playout:
         self.ack_margin_s = ack_margin_s
         self.acks_lost = 0  # segments taken as heard because their ack never came
         self._queue: deque[Segment] = deque()  # not yet fully sent
+        self._held: dict[int, list[Segment]] = {}  # held turn -> its segments, not to play yet
         self._unacked: dict[str, Segment] = {}  # sent (at least partly), not yet acknowledged
         self._heard: dict[int, list[str]] = {}  # turn -> texts of segments fully heard
         self._wake = asyncio.Event()
@@ -131,8 +137,23 @@ class Playout:
     def open_segment(self, turn: int, name: str, text: str) -> SegmentAudio:
         """Queue a sentence; the caller fills the returned audio as it is synthesized."""
         segment = Segment(name, turn, text)
-        self._queue.append(segment)
+        held = self._held.get(turn)
+        if held is not None:
+            held.append(segment)
+        else:
+            self._queue.append(segment)
         return segment.audio
+
+    def hold(self, turn: int) -> None:
+        """Keep ``turn``'s segments (opened from now on) aside until ``release`` or ``drop_turn``."""
+        self._held.setdefault(turn, [])
+
+    def release(self, turn: int) -> None:
+        """Queue the held ``turn``'s segments (and those opened later) to play now."""
+        held = self._held.pop(turn, None)
+        if held:
+            self._queue.extend(held)
+            self._wake.set()
 
     def add_frames(self, audio: SegmentAudio, frames: list[bytes]) -> None:
         audio.frames.extend(frames)
@@ -160,8 +181,15 @@ class Playout:
     def backlog_s(self) -> float:
         """Seconds of audio queued or sent that the caller has not heard yet."""
         unsent = sum(max(0, s.total - s.sent) for s in self._queue)
+        unsent += sum(s.total for held in self._held.values() for s in held)
         unheard = self._index - self.played_index(self._clock.now())
         return (unsent + unheard) * FRAME_S
+
+    async def drain(self, limit_s: float, stop: Callable[[], bool] = lambda: False) -> None:
+        """Return once everything queued was heard (``settled``), ``stop()`` holds, or at ``limit_s``."""
+        deadline = self._clock.now() + limit_s
+        while not self.settled() and not stop() and self._clock.now() < deadline:
+            await self._clock.sleep(FRAME_S)
 
     def heard_text(self, turn: int) -> str:
         return " ".join(self._heard.get(turn, []))
@@ -236,7 +264,8 @@ class Playout:
         self._wake.set()
 
     def drop_turn(self, turn: int) -> None:
-        """Forget all audio of an abandoned turn (already cut, or never audible)."""
+        """Forget all audio of an abandoned turn (already cut, never audible, or held)."""
+        self._held.pop(turn, None)
         self._queue = deque(s for s in self._queue if s.turn != turn)
         for name in [n for n, s in self._unacked.items() if s.turn == turn]:
             del self._unacked[name]

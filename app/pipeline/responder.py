@@ -75,6 +75,7 @@ class ReplyResult:
     # each sentence that produced audio, in playout order, with the tool round it was said in
     spoken: list[tuple[int, str]] = field(default_factory=list)
     rounds: list[ToolRound] = field(default_factory=list)  # completed tool rounds, in order
+    llm_requests: int = 0  # LLM requests started (a discarded preemptive reply's are wasted)
 
 
 @dataclass(slots=True)
@@ -134,12 +135,20 @@ class Responder:
             log.warning("reply failed: %s", exc.provider, extra={"retryable": exc.retryable})
             await self._apologise()
 
-    def tool_runner(self, tools: ToolRegistry, ctx: ToolContext, filler_after_s: float) -> ToolRunner:
-        """Runs the model's tool calls. A tool with a filler line that is still running after
-        ``filler_after_s`` gets it said once the line has gone quiet (dead air); the tool keeps
-        running meanwhile."""
+    def tool_runner(
+        self,
+        tools: ToolRegistry,
+        ctx: ToolContext,
+        filler_after_s: float,
+        until: Callable[[], Awaitable[None]] | None = None,
+    ) -> ToolRunner:
+        """Runs the model's tool calls, each once ``until`` returns (a held reply's commit). A
+        tool with a filler line that is still running after ``filler_after_s`` gets it said once
+        the line has gone quiet (dead air); the tool keeps running meanwhile."""
 
         async def run(call: ToolCall) -> str:
+            if until is not None:
+                await until()
             async with asyncio.TaskGroup() as tg:
                 work = tg.create_task(tools.run(ctx, call), name=f"tool-{call.name}")
                 filler = tools.tools[call.name].filler if call.name in tools.tools else None
@@ -194,6 +203,7 @@ class Responder:
         splitter = SentenceSplitter()
         calls: list[ToolCall] = []
         said: list[str] = []
+        self.result.llm_requests += 1
         async with contextlib.aclosing(llm.stream(messages, tools, options)) as stream:
             event = await self._first_event(llm, stream)
             while event is not None:

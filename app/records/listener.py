@@ -154,6 +154,9 @@ def ended_record(call: CallInfo, outcome: CallOutcome) -> CallRecord:
         barge_ins=agent.barge_ins,
         false_interruptions=agent.false_interruptions,
         provider_errors=agent.provider_errors,
+        preemptive_started=agent.preemptive_started,
+        preemptive_committed=agent.preemptive_committed,
+        preemptive_wasted=agent.preemptive_wasted,
         transcript=tuple(
             TranscriptLine(
                 t=round(e.t - origin, 4), speaker=e.speaker, text=e.text, interrupted=e.interrupted

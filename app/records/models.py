@@ -33,6 +33,9 @@ class CallRow(Base):
     barge_ins: Mapped[int | None] = mapped_column(Integer)  # None: the agent does not count them
     false_interruptions: Mapped[int | None] = mapped_column(Integer)
     provider_errors: Mapped[int | None] = mapped_column(Integer)
+    preemptive_started: Mapped[int | None] = mapped_column(Integer)  # replies prepared before the turn ended
+    preemptive_committed: Mapped[int | None] = mapped_column(Integer)  # ... that became the reply
+    preemptive_wasted: Mapped[int | None] = mapped_column(Integer)  # ... discarded after their LLM request
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -70,6 +70,9 @@ class CallRecord:
     barge_ins: int | None = None  # None: the agent does not count it
     false_interruptions: int | None = None
     provider_errors: int | None = None
+    preemptive_started: int | None = None  # replies prepared before the caller's turn surely ended
+    preemptive_committed: int | None = None  # ... that became the reply
+    preemptive_wasted: int | None = None  # ... discarded after their LLM request began (a cost)
     stats: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the session's counters
     transcript: tuple[TranscriptLine, ...] = ()
     tool_calls: tuple[ToolUse, ...] = ()
@@ -89,6 +92,9 @@ class CallRecord:
             "barge_ins": self.barge_ins,
             "false_interruptions": self.false_interruptions,
             "provider_errors": self.provider_errors,
+            "preemptive_started": self.preemptive_started,
+            "preemptive_committed": self.preemptive_committed,
+            "preemptive_wasted": self.preemptive_wasted,
             "stats": dict(self.stats),
             "transcript": list(self.transcript),
             "tool_calls": list(self.tool_calls),

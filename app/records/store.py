@@ -252,6 +252,9 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "barge_ins": record.barge_ins,
         "false_interruptions": record.false_interruptions,
         "provider_errors": record.provider_errors,
+        "preemptive_started": record.preemptive_started,
+        "preemptive_committed": record.preemptive_committed,
+        "preemptive_wasted": record.preemptive_wasted,
         "stats": dict(record.stats),
         "transcript": [dict(line) for line in record.transcript],
         "tool_calls": [dict(use) for use in record.tool_calls],
@@ -279,6 +282,9 @@ def _record(row: CallRow) -> CallRecord:
         barge_ins=row.barge_ins,
         false_interruptions=row.false_interruptions,
         provider_errors=row.provider_errors,
+        preemptive_started=row.preemptive_started,
+        preemptive_committed=row.preemptive_committed,
+        preemptive_wasted=row.preemptive_wasted,
         stats=row.stats,
         transcript=tuple(
             TranscriptLine(t=e["t"], speaker=e["speaker"], text=e["text"], interrupted=e["interrupted"])

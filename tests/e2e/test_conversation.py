@@ -3,7 +3,8 @@ the fake Vobiz on the virtual clock. Every timing here is exact."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 
 import httpx
@@ -74,9 +75,13 @@ async def run_call(
     control: Callable[[CallControl], CallControl] | None = None,
     interim_words: bool = True,
     acks_checkpoints: bool = True,
+    setup: Callable[[Conversation], None] | None = None,
+    during: Callable[[Conversation], Coroutine[None, None, None]] | None = None,
 ) -> Call:
     """One call. ``control`` wraps the call control (which can transfer, to the app's
-    transfer webhook); ``endpointing=False``: the STT sends finals with no end-of-speech signal."""
+    transfer webhook); ``endpointing=False``: the STT sends finals with no end-of-speech signal.
+    ``setup`` adjusts the conversation before it runs; ``during`` runs beside the call (on the
+    same clock) once the conversation exists."""
     clock = clock or FakeClock()
     llm = llm or ScriptedLLM(RULES)
     made: list[Conversation] = []
@@ -94,6 +99,8 @@ async def run_call(
             call_id=claims.call_id,
             persona=claims.persona,
         )
+        if setup is not None:
+            setup(conversation)
         made.append(conversation)
         return conversation
 
@@ -112,8 +119,18 @@ async def run_call(
     vobiz = FakeVobiz(connector, clock, platform)
     vobiz.attach_rest(state)
     audio = {i: say.audio for i, say in utterances(steps).items() if say.audio is not None}
+
+    async def dial_and_script() -> CallRecording:
+        async with asyncio.TaskGroup() as tg:
+            call = tg.create_task(vobiz.dial(ANSWER, steps, audio))
+            while during is not None and not made:
+                await clock.sleep(0.01)
+            if during is not None:
+                tg.create_task(during(made[0]))
+        return call.result()
+
     try:
-        rec = await clock.run(vobiz.dial(ANSWER, steps, audio))
+        rec = await clock.run(dial_and_script())
     finally:
         await connector.aclose()
         await rest_http.aclose()

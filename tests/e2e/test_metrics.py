@@ -250,3 +250,24 @@ async def test_metrics_can_be_turned_off(make_settings: Callable[..., Settings])
 async def test_each_app_has_its_own_registry(make_settings: Callable[..., Settings]) -> None:
     first, second = create_app(make_settings()), create_app(make_settings())
     assert first.state.metrics.registry is not second.state.metrics.registry
+
+
+async def test_preemptive_replies_are_counted_by_outcome(make_settings: Callable[..., Settings]) -> None:
+    app = create_app(make_settings(), clock=FakeClock())
+    before = await scrape(app)
+    assert value(before, "voice_agent_preemptive_replies_total", outcome="wasted") == 0
+    call = CallInfo("c-1", "default", "", "", 0.0)
+    conversation = scripted_factory([], live=False)(StreamClaims("c-1", "default", 0), app.state.ctx)
+    assert isinstance(conversation, Conversation)
+    # five held replies: two became the reply, two were discarded after their LLM request began,
+    # one before it (it cost nothing)
+    conversation.preemptive_started, conversation.preemptive_committed = 5, 2
+    conversation.preemptive_wasted = 2
+    outcome = CallOutcome("socket-closed", 1.0, CallStats(call_id="c-1"), conversation)
+    for listener in app.state.ctx.listeners:
+        await listener.call_started(call)
+        await listener.call_ended(call, outcome)
+    samples = await scrape(app)
+    assert value(samples, "voice_agent_preemptive_replies_total", outcome="committed") == 2
+    assert value(samples, "voice_agent_preemptive_replies_total", outcome="wasted") == 2
+    assert value(samples, "voice_agent_preemptive_replies_total", outcome="dropped") == 1

@@ -22,6 +22,7 @@ def records() -> list[CallRecord]:
     booked = CallRecord(
         "call-b", COMPLETED, "restaurant", "14155550100", "14155550199", T0 + 60, T0 + 95.5, "socket-closed",
         agent="Conversation", barge_ins=1, false_interruptions=0, provider_errors=0,
+        preemptive_started=3, preemptive_committed=2, preemptive_wasted=1,
         transcript=(
             {"t": 0.1, "speaker": "agent", "text": "Buonasera, Bella Napoli!", "interrupted": False},
             {"t": 4.2, "speaker": "caller", "text": "A table for four on Friday", "interrupted": False},
@@ -98,6 +99,7 @@ def test_show_gives_the_transcript_tools_and_latency(seeded: dict[str, str]) -> 
         *result.stdout.splitlines()[2:3],  # local times: the machine's time zone
         "  end: socket-closed",
         "  barge-ins 1, false interruptions 0, provider errors 0",
+        "  preemptive replies 3: 2 committed, 1 wasted LLM calls",
         "transcript:",
         "     0.10s Agent: Buonasera, Bella Napoli!",
         "     4.20s Caller: A table for four on Friday",

@@ -72,6 +72,7 @@ async def test_a_later_socket_continues_the_record(database_url: str) -> None:
     )
     assert record.stats == {"frames_in": 2225, "frames_out": 1850, "protocol_errors": {"bad-json": 1}}
     assert (record.barge_ins, record.false_interruptions, record.provider_errors) == (3, 0, 4)
+    assert (record.preemptive_started, record.preemptive_committed, record.preemptive_wasted) == (6, 4, 2)
 
 
 # ── through the app: a conversation whose socket drops after a turn, then comes back ──

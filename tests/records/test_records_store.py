@@ -38,6 +38,9 @@ def full_record(call_id: str = "call-1", started_at: float = T0) -> CallRecord:
         barge_ins=1,
         false_interruptions=0,
         provider_errors=2,
+        preemptive_started=3,
+        preemptive_committed=2,
+        preemptive_wasted=1,
         stats={"frames_in": 2125, "frames_out": 1800, "protocol_errors": {}},
         transcript=(
             {"t": 0.12, "speaker": "agent", "text": "Buonasera, Bella Napoli!", "interrupted": False},
@@ -71,7 +74,7 @@ async def test_migrations_build_the_models_schema_once(database_url: str) -> Non
             assert await connection.run_sync(schema_differences) == []
             assert (
                 await connection.execute(text("SELECT version_num FROM alembic_version"))
-            ).scalar() == "0002"
+            ).scalar() == "0003"
     finally:
         await store.aclose()
     again = CallStore(make_url(database_url))  # a restart: the schema is current, nothing changes
