@@ -26,6 +26,8 @@ RATE = 16000  # the model's sample rate, the pipeline's
 
 
 class TurnAssessor:
+    RATE = RATE
+
     def __init__(
         self,
         model: TurnModel,

@@ -9,10 +9,8 @@ progress is ``self.replies[N]`` (a ``Reply``); the call's end is ``self.call.end
 When the call ends, however it ends, the session awaits ``finish`` (bounded) before it cancels
 ``run``: the reply in flight is settled (what was heard, marked interrupted), the recogniser is
 flushed (``STTStream.end_input``) and its last words are written down; nothing new is spoken and
-no tool runs.
-
-A preemptive reply (``Respond(held=True)``) is prepared at once but plays nothing, runs no tool
-and writes nothing down; ``Commit`` makes it the reply (see ``_commit``), ``Cancel`` discards it.
+no tool runs. A preemptive reply (``Respond(held=True)``) is prepared at once but plays nothing,
+runs no tool and writes nothing down; ``Commit`` makes it the reply, ``Cancel`` discards it.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from typing import Protocol
 from agents.tools import ToolContext, ToolRegistry
 from app.clock import Clock
 from app.pipeline import turns as tt
-from app.pipeline.assessor import RATE as ASSESS_RATE
 from app.pipeline.assessor import TurnAssessor
 from app.pipeline.history import INTERRUPTED_MARK as INTERRUPTED_MARK
 from app.pipeline.history import heard_history
@@ -38,11 +35,12 @@ from app.pipeline.parts import ConversationConfig as ConversationConfig
 from app.pipeline.parts import Providers as Providers
 from app.pipeline.parts import TranscriptEntry as TranscriptEntry
 from app.pipeline.parts import VadFactory as VadFactory
+from app.pipeline.parts import call_policy
 from app.pipeline.playout import Playout
 from app.pipeline.reply import Reply, ReplyState
 from app.pipeline.responder import Responder
 from app.pipeline.session import AudioWritten, CallIO
-from app.providers.base import Message, SpeechStarted, STTStream, Transcript, UtteranceEnd
+from app.providers.base import Message, STTStream, Transcript, UtteranceEnd
 from app.providers.errors import ProviderError
 from app.providers.streaming import FailedStream
 from app.providers.vad import VoiceActivityDetector, WebRtcVad
@@ -81,20 +79,12 @@ class Conversation:
     ) -> None:
         self.config, self.providers, self.clock, self.control = config, providers, clock, control
         self.tools, self.call_id, self.persona = tools, call_id, persona
-        policy = config.policy
-        if not providers.stt.capabilities.interim_words:
-            # words only when the caller stops (Whisper): a long sentence over the agent would
-            # look like wordless noise and the agent would talk over it
-            policy = dataclasses.replace(policy, max_pause_s=None, interim_words=False)
-        policy = dataclasses.replace(policy, eot=dataclasses.replace(policy.eot, preemptive=False))  # TEMP
-        self.turns = tt.TurnTaker(policy)
+        self.turns = tt.TurnTaker(call_policy(config.policy, providers.stt.capabilities.interim_words))
         self._assessor: TurnAssessor | None = None
         self.latency = LatencyLog()
         self.history: list[Message] = [Message("system", config.system_prompt)]
         self.transcript: list[TranscriptEntry] = []
-        self.barge_ins = 0
-        self.false_interruptions = 0
-        self.provider_errors = 0
+        self.barge_ins = self.false_interruptions = self.provider_errors = 0
         # preemptive replies: started, committed, and discarded after their LLM request began
         self.preemptive_started = self.preemptive_committed = self.preemptive_wasted = 0
         self.dtmf_events = 0  # keypresses received (not acted on)
@@ -121,10 +111,9 @@ class Conversation:
             if make_vad is not None
             else WebRtcVad(self.config.vad_aggressiveness, call.pipeline_rate)
         )
-        if self.providers.turn_model is not None and call.pipeline_rate == ASSESS_RATE:
-            self._assessor = TurnAssessor(
-                self.providers.turn_model, self.clock, self._on_assessed, self.call_id
-            )
+        model = self.providers.turn_model
+        if model is not None and call.pipeline_rate == TurnAssessor.RATE:  # the model hears 16 kHz
+            self._assessor = TurnAssessor(model, self.clock, self._on_assessed, self.call_id)
             self.turns.policy = dataclasses.replace(self.turns.policy, audio_model=True)
         self.tool_ctx = ToolContext(
             call_id=self.call_id,
@@ -216,8 +205,6 @@ class Conversation:
                         self._apply(self.turns.handle(tt.Words(now, text, final, speech_final)))
                     case UtteranceEnd():
                         self._apply(self.turns.handle(tt.UtteranceEnded(now)))
-                    case SpeechStarted():
-                        pass
         except ProviderError as exc:
             self.provider_errors += 1
             log.error("speech recognition failed: %s", exc.provider, extra={"call_id": self.call_id})
@@ -250,20 +237,16 @@ class Conversation:
                 case ev.DtmfEvent():
                     self.dtmf_events += 1  # no menu acts on keys yet; never log the digit
                     log.debug("dtmf ignored", extra={"call_id": self.call_id, "count": self.dtmf_events})
-                case _:
-                    pass
 
     async def _tick(self) -> None:
         while True:
             await self.clock.sleep(self.config.tick_s)
             now = self.clock.now()
             first_loss = self.playout.acks_lost == 0
-            for segment in self.playout.expire_acks(now):  # playedStream lost: played by now
-                if first_loss:
-                    first_loss = False
-                    log.warning(
-                        "checkpoint never acknowledged; taken as played", extra={"call_id": self.call_id}
-                    )
+            lost = self.playout.expire_acks(now)  # playedStream lost: played by now
+            if lost and first_loss:
+                log.warning("checkpoint never acknowledged; taken as played", extra={"call_id": self.call_id})
+            for segment in lost:
                 self._check_done(segment.turn)
             self._apply(self.turns.handle(tt.Tick(now)))
 
@@ -283,8 +266,8 @@ class Conversation:
                         self.preemptive_started += 1
                         self.playout.hold(turn)
                     self._start_turn_reply(turn, said=action)
-                case tt.Commit(turn=turn):
-                    self._commit(turn)
+                case tt.Commit(turn=turn, final_at=final_at):
+                    self._commit(turn, final_at)
                 case tt.Speak(turn=turn, text=text):
                     self._start_turn_reply(turn, fixed=text)
                 case tt.Silence(turn=turn):
@@ -316,12 +299,13 @@ class Conversation:
         self._record(TranscriptEntry(now, "caller", text))
         return len(self.history) - 1
 
-    def _commit(self, turn: int) -> None:
+    def _commit(self, turn: int, final_at: float | None = None) -> None:
         """The held reply ``turn`` becomes an ordinary reply: written down now, heard at once."""
         reply = self.replies.get(turn)
         if reply is None or not reply.held or reply.done or reply.answers is None:
             return
-        reply.user_index = self._caller_said(turn, reply.answers.text, reply.answers.final_at)
+        final_at = final_at if final_at is not None else reply.answers.final_at
+        reply.user_index = self._caller_said(turn, reply.answers.text, final_at)
         reply.commit()
         self.preemptive_committed += 1
         self.playout.release(turn)

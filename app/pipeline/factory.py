@@ -88,7 +88,9 @@ def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
             "which is not configured (its key, or OPENAI_TTS_MODEL for openai)"
         )
     fallback = offline if offline is not tts else None
-    return Providers(providers.stt, providers.llm or intent_llm(persona), tts, fallback_tts=fallback)
+    turn_model = providers.turn_model if persona.settings.end_of_turn_model else None
+    llm = providers.llm or intent_llm(persona)
+    return Providers(providers.stt, llm, tts, fallback_tts=fallback, turn_model=turn_model)
 
 
 def persona_tools(persona: Persona) -> ToolRegistry:

@@ -3,6 +3,7 @@ and the lines of its transcript. Plain values and protocols; no behaviour."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -72,3 +73,12 @@ class TranscriptEntry:
     speaker: str  # "caller" | "agent"
     text: str
     interrupted: bool = False
+
+
+def call_policy(policy: tt.TurnPolicy, interim_words: bool) -> tt.TurnPolicy:
+    """The persona's turn policy for a recogniser with or without interim words. Without (Whisper),
+    words come only when the caller stops: a long sentence over the agent would look like
+    wordless noise (so no ``max_pause_s``), and its end of speech is only a pause."""
+    if interim_words:
+        return policy
+    return dataclasses.replace(policy, max_pause_s=None, interim_words=False)
