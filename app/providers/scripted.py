@@ -1,9 +1,10 @@
 """Zero-latency, deterministic providers for tests and benchmarks (not for callers).
 
 - ``ScriptedSTT`` "recognises" loud audio: each burst of sound followed by ``endpoint_s`` of
-  quiet becomes the next scripted utterance (interim first, then a final with
-  ``speech_final``, then ``UtteranceEnd``; with ``endpointing=False`` the final alone). A burst
-  shorter than ``min_word_s`` is noise.
+  quiet becomes the next scripted utterance (an interim of its first words after
+  ``interim_after_s`` of sound, an interim of all of them at each pause, then a final with
+  ``speech_final``, then ``UtteranceEnd``; with ``endpointing=False`` the final alone). A
+  burst shorter than ``min_word_s`` is noise.
 - ``ScriptedLLM`` answers by rules (regex → reply, optionally with a tool call, and
   ``after_tool``: what it says once the tool's result is in).
 - ``ToneTTS`` speaks each word as ``seconds_per_word`` of a tone.
@@ -115,6 +116,10 @@ class ScriptedSTTStream:
             return
         if not self._speaking:
             return
+        if self._quiet == 0.0 and self._interim_sent and p.utterances:
+            # the caller paused: the latest hypothesis has every word (as a streaming
+            # recogniser's interim does by then), the final follows after ``endpoint_s``
+            self._events.put_nowait(Transcript(p.utterances[0], is_final=False))
         self._quiet += step
         if self._quiet + 1e-9 >= p.endpoint_s:
             self._utterance_over(speech_final=p.endpointing)

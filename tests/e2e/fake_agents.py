@@ -17,6 +17,16 @@ def tone(seconds: float, freq: float, amplitude: int = 8000, rate: int = RATE) -
     return (amplitude * np.sin(2 * np.pi * freq * n / rate)).astype(np.int16)
 
 
+def voice_like(seconds: float, amplitude: int = 4000, rate: int = RATE) -> PCM:
+    """A vowel-like sound (a 140 Hz voice with harmonics, vibrato and a 4 Hz syllable rhythm)
+    that a VAD calls voiced in every frame, as it does speech (a pure tone is voiced only at
+    its onset)."""
+    t = np.arange(int(seconds * rate)) / rate
+    phase = 2 * np.pi * np.cumsum(140 + 20 * np.sin(2 * np.pi * 5 * t)) / rate
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12))
+    return (amplitude * harmonics * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
+
+
 class TurnAgent:
     """Greets, answers each caller utterance with a tone, and yields to barge-in."""
 

@@ -18,14 +18,14 @@ from app.simulator.connect import NetworkConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
 from tests.contract.fake_deepgram import FakeDeepgram
 from tests.contract.fake_openai import API_KEY, FakeOpenAI, TextReply
+from tests.e2e.fake_agents import voice_like
 from tests.servers import free_port, run_server, serve_in_thread
 
 AUTH = "vobiz-auth-token"
 
 
 def loud(seconds: float) -> npt.NDArray[np.int16]:
-    t = np.arange(int(seconds * 16000)) / 16000
-    return (6000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+    return voice_like(seconds, amplitude=6000)  # voiced in every frame, as speech is
 
 
 PERSONA = """---

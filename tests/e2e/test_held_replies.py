@@ -15,7 +15,7 @@ from agents.tools import ToolContext, ToolRegistry, tool
 from app.config import Settings
 from app.pipeline.conversation import INTERRUPTED_MARK, Conversation
 from app.pipeline.reply import ReplyState
-from app.pipeline.turns import CallOver, Cancel, Commit, Respond, TurnAction, TurnEvent, TurnTaker
+from app.pipeline.turns import CallOver, Cancel, Commit, Respond, TurnAction, TurnEvent, TurnPolicy, TurnTaker
 from app.providers.base import Message
 from app.providers.scripted import Rule, ScriptedLLM, ToneTTS
 from app.simulator.caller import HangUp, InterruptAfter, Silence, Step, WaitForAgent
@@ -29,8 +29,8 @@ BEFORE, AFTER, HOURS = "Let me check the hours.", "We open at nine.", "open 09:0
 
 @dataclasses.dataclass
 class HoldingTurns(TurnTaker):
-    """Answers the caller's turns ``hold`` with a held reply (as the coming turn-taker will when
-    the end of the turn is likely but not certain); the test commits or cancels it."""
+    """Answers the caller's turns ``hold`` with a held reply (as the turn-taker does when the end
+    of the turn is likely but not certain); the test commits or cancels it."""
 
     hold: frozenset[int] = frozenset({2})
 
@@ -44,8 +44,17 @@ class HoldingTurns(TurnTaker):
         ]
 
 
+def not_preemptive(policy: TurnPolicy) -> TurnPolicy:
+    """The turn-taker's own preemption off: the test chooses what to hold, commit or cancel."""
+    return dataclasses.replace(policy, eot=dataclasses.replace(policy.eot, preemptive=False))
+
+
+def plain(conversation: Conversation) -> None:
+    conversation.turns = TurnTaker(not_preemptive(conversation.turns.policy))
+
+
 def holding(conversation: Conversation) -> None:
-    conversation.turns = HoldingTurns(conversation.turns.policy)
+    conversation.turns = HoldingTurns(not_preemptive(conversation.turns.policy))
 
 
 def at(
@@ -275,7 +284,9 @@ async def test_a_held_reply_cancelled_before_its_llm_request_costs_nothing(
     llm = ScriptedLLM(RULES)
     # prepared and abandoned in one go: its task never ran
     script = at(DECIDE_AT, Respond(3, "Tell me a story", held=True), Cancel(3))
-    call = await run_call(make_settings, steps_after_question(), [QUESTION], llm=llm, during=script)
+    call = await run_call(
+        make_settings, steps_after_question(), [QUESTION], llm=llm, setup=plain, during=script
+    )
     conversation = call.conversation
     assert conversation.replies[3].state is ReplyState.CANCELLED
     assert all(r[-1].content != "Tell me a story" for r in llm.requests)

@@ -32,7 +32,7 @@ from app.simulator.connect import AsgiConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
 from app.simulator.recording import CallRecording
 from app.telephony.token import StreamClaims
-from tests.e2e.fake_agents import tone
+from tests.e2e.fake_agents import voice_like
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER = "https://agent.example.com/vobiz/answer"
@@ -46,7 +46,7 @@ STOP = "Stop, what time do you open?"
 
 def words(text: str, seconds: float = 0.8) -> Say:
     """Caller audio the scripted STT will recognise as the next scripted utterance."""
-    return Say(text=text, audio=tone(seconds, 300, 6000))
+    return Say(text=text, audio=voice_like(seconds))
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

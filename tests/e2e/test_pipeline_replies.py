@@ -15,7 +15,7 @@ from app.pipeline.conversation import INTERRUPTED_MARK, CallControl
 from app.providers.base import Message
 from app.providers.scripted import Rule, ScriptedLLM, ToneTTS
 from app.simulator.caller import HangUp, InterruptAfter, Say, Silence, Step, WaitForAgent
-from tests.e2e.fake_agents import tone
+from tests.e2e.fake_agents import voice_like
 from tests.e2e.test_conversation import GREETING, RULES, Call, agent_lines, run_call, times, words
 
 BEFORE = "Let me check the hours."
@@ -97,7 +97,7 @@ async def test_an_interrupted_tool_reply_keeps_what_was_heard(
 async def test_constant_noise_without_words_does_not_silence_the_agent(
     make_settings: Callable[..., Settings],
 ) -> None:
-    noise = Say(text="(a fan, 8 s)", audio=tone(8.0, 300, 6000))
+    noise = Say(text="(a fan, 8 s)", audio=voice_like(8.0))  # the VAD calls every frame voiced
     steps: list[Step] = [WaitForAgent(), words("Tell me a story"), InterruptAfter(1.0, noise)]
     call = await run_call(make_settings, [*steps, WaitForAgent(), HangUp()], ["Tell me a story"])
     rec = call.rec
@@ -119,7 +119,7 @@ async def test_a_long_interruption_is_not_talked_over_when_words_come_only_at_it
 ) -> None:
     """With a recogniser that gives no interim words (Whisper), 4 s of caller speech over the
     agent is not mistaken for wordless noise: the agent stays quiet until the words come."""
-    long = Say(text="Sorry, I need to change my booking to next Friday evening", audio=tone(4.0, 300, 6000))
+    long = Say(text="Sorry, I need to change my booking to next Friday evening", audio=voice_like(4.0))
     steps: list[Step] = [WaitForAgent(), words("Tell me a story"), InterruptAfter(1.0, long)]
     heard = ["Tell me a story", "Sorry, I need to change my booking to next Friday evening"]
     call = await run_call(make_settings, [*steps, WaitForAgent(), HangUp()], heard, interim_words=False)
@@ -204,6 +204,6 @@ async def test_stt_final_is_stamped_when_the_transcript_arrived_not_at_turn_end(
     assert stamps.stt_final is not None
     assert stamps.turn_end is not None
     # no endpoint signal: the final comes 0.3 s after the tone (the STT's endpointing), the turn
-    # ends 0.7 s (unsure words) after the VAD's last voiced frame, which trails the tone by its 60 ms hangover
-    assert stamps.turn_end - stamps.stt_final == pytest.approx(0.7 + 0.06 - 0.3)
+    # ends 0.7 s (unsure words) after the VAD's last voiced frame, which trails the sound by 100 ms
+    assert stamps.turn_end - stamps.stt_final == pytest.approx(0.7 + 0.1 - 0.3)
     assert stamps.first_play_audio == stamps.turn_end  # zero-latency providers, a fast socket

@@ -65,8 +65,11 @@ async def test_a_conversation_leaves_transcript_tools_and_latency(
     assert any(x["interrupted"] and x["speaker"] == "agent" for x in lines)  # cut by the caller
     assert (record["barge_ins"], record["false_interruptions"]) == (1, conversation.false_interruptions)
     assert record["provider_errors"] == 0
-    # counted (not None) though the turn-taker prepares no reply early yet
-    assert (record["preemptive_started"], record["preemptive_wasted"]) == (0, 0)
+    # every turn of the call was prepared early, and each preparation was used
+    started, committed = conversation.preemptive_started, conversation.preemptive_committed
+    assert started > 0
+    assert (record["preemptive_started"], record["preemptive_committed"]) == (started, committed)
+    assert record["preemptive_wasted"] == conversation.preemptive_wasted
 
     calls = conversation.tool_ctx.calls
     assert record["tool_calls"] == [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
