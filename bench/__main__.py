@@ -17,6 +17,7 @@ BENCHMARKS = {
     "offline_tts": "bench.offline_tts",
     "offline_stt": "bench.offline",
     "offline_calls": "bench.offline_calls",
+    "turns": "bench.turns",
 }
 DEFAULT = "capacity"
 
