@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from app.clock import SystemClock
@@ -34,12 +35,13 @@ from app.config import Settings
 from app.providers.registry import ProviderSet, build_providers
 from app.providers.scripted import Rule, ScriptedLLM, ScriptedSTT, ToneTTS
 from bench.harness import write_json
+from bench.turns_cloud import realistic
 from bench.turns_measure import CallFigures
 from bench.turns_report import behaviour_table, summarise, targets, targets_table
-from bench.turns_run import Bench, ProviderMaker
+from bench.turns_run import Bench, Profile
 from bench.turns_scripts import LONG_ANSWER, Behaviour, Voice, behaviours, heard_lines
 
-PROFILES = ("zero", "embedded")
+PROFILES = ("zero", "realistic", "embedded")
 RULES = [
     Rule("menu", LONG_ANSWER),
     Rule("open", "We open at seven tomorrow."),
@@ -49,7 +51,7 @@ RULES = [
 ]
 # calls at a time: zero-latency providers cost nothing; the embedded engines' figures are for
 # one call on the machine, as ``voice-agent simulate`` runs it
-AT_ONCE = {"zero": 10, "embedded": 1}
+AT_ONCE = {"zero": 10, "realistic": 1, "embedded": 1}
 ENDPOINT_S = 0.15  # the scripted recogniser's endpointing: a final this long after the sound
 
 
@@ -58,26 +60,35 @@ def zero_latency(behaviour: Behaviour) -> ProviderSet:
     return ProviderSet(stt=stt, llm=ScriptedLLM(RULES), tts={"offline": ToneTTS()})
 
 
-def embedded() -> ProviderMaker:
-    shared = build_providers(
-        Settings(_env_file=None, providers="offline"), SystemClock(), voice_variation=False
-    )
+@contextlib.contextmanager
+def zero() -> Iterator[Profile]:
+    yield Profile(zero_latency)
+
+
+@contextlib.contextmanager
+def embedded() -> Iterator[Profile]:
+    settings = Settings(_env_file=None, providers="offline")
+    shared = build_providers(settings, SystemClock(), voice_variation=False)  # loads Whisper, Piper
     assert shared is not None
-    return lambda _: shared
+    yield Profile(lambda _: shared, shared=shared)
 
 
-MAKERS: dict[str, Callable[[], ProviderMaker]] = {"zero": lambda: zero_latency, "embedded": embedded}
+PROFILE_SETUPS: dict[str, Callable[[], contextlib.AbstractContextManager[Profile]]] = {
+    "zero": zero,
+    "realistic": realistic,
+    "embedded": embedded,
+}
 
 
 async def run_profile(
-    maker: ProviderMaker, voice: Voice, reps: int, at_once: int, progress: Callable[[str], None]
+    profile: Profile, voice: Voice, reps: int, at_once: int, progress: Callable[[str], None]
 ) -> tuple[dict[str, list[CallFigures]], list[str]]:
     """Every behaviour ``reps`` times, at most ``at_once`` calls at a time (started 0-1 s apart,
     so the calls' turns do not fall together)."""
     found: dict[str, list[CallFigures]] = {}
     gate = asyncio.Semaphore(at_once)
     rng = random.Random(7)
-    async with Bench(maker, voice) as bench:
+    async with Bench(profile, voice) as bench:
         await bench.call(behaviours(0)[0], seed=-1)  # warm-up: first-use costs, not measured
 
         async def one(behaviour: Behaviour, rep: int, delay: float) -> None:
@@ -91,6 +102,8 @@ async def run_profile(
                 for behaviour in behaviours(rep):
                     tg.create_task(one(behaviour, rep, rng.uniform(0, 1.0)))
             progress(f"  repetition {rep + 1}/{reps} done")
+        if profile.shared is not None:
+            await profile.shared.aclose()
         order = [b.name for b in behaviours(0)]
         return {name: found[name] for name in order if name in found}, bench.errors
 
@@ -108,8 +121,8 @@ async def _run(profiles: list[str], reps: int, progress: Callable[[str], None]) 
     for profile in profiles:
         progress(f"profile {profile} …")
         started = time.monotonic()
-        maker = await asyncio.to_thread(MAKERS[profile])
-        found, errors = await run_profile(maker, voice, reps, AT_ONCE[profile], progress)
+        with PROFILE_SETUPS[profile]() as setup:
+            found, errors = await run_profile(setup, voice, reps, AT_ONCE[profile], progress)
         result["profiles"][profile] = {name: summarise(calls) for name, calls in found.items()}
         result["protocol_errors"][profile] = errors
         progress(f"profile {profile}: {time.monotonic() - started:.0f} s")

@@ -65,6 +65,22 @@ about the menu: then describe it in two long sentences.
 ProviderMaker = Callable[[Behaviour], ProviderSet]
 
 
+def _nothing(_: Behaviour) -> None:
+    pass
+
+
+@dataclass
+class Profile:
+    """How one profile's calls get their providers; ``before_call`` prepares a call's servers;
+    ``llm_requests``: the language model server's own count of requests, read before and after
+    each call (for a profile whose calls run one at a time; None: the client-side count)."""
+
+    make: ProviderMaker
+    before_call: Callable[[Behaviour], None] = _nothing
+    llm_requests: Callable[[], int] | None = None
+    shared: ProviderSet | None = None  # providers shared by the calls, closed after the last
+
+
 class CountingLLM:
     """A language model that counts the replies it was asked for (every ``stream`` call)."""
 
@@ -147,11 +163,11 @@ def figures(call: _Call, rec: CallRecording, plays_monotonic: list[float]) -> Ca
 
 
 class Bench:
-    """``async with Bench(make_providers) as bench``: the service is up; ``await bench.call(b)``
+    """``async with Bench(profile, voice) as bench``: the service is up; ``await bench.call(b)``
     runs one call of behaviour ``b`` and returns its figures (and its recording)."""
 
-    def __init__(self, make_providers: ProviderMaker, voice: Voice) -> None:
-        self._make = make_providers
+    def __init__(self, profile: Profile, voice: Voice) -> None:
+        self._profile = profile
         self._voice = voice
         self._calls: dict[str, _Call] = {}
         self._seq = 0
@@ -162,7 +178,7 @@ class Bench:
     def _factory(self, claims: StreamClaims, ctx: AppContext) -> Conversation:
         persona = ctx.personas[claims.persona]
         call = self._calls[claims.call_id]
-        providers = persona_providers(persona, self._make(call.behaviour))
+        providers = persona_providers(persona, self._profile.make(call.behaviour))
         call.llm = CountingLLM(providers.llm)
         call.conversation = Conversation(
             config=conversation_config(persona),
@@ -203,6 +219,9 @@ class Bench:
         call_id = f"turns-{behaviour.name}-{self._seq}"
         call = self._calls[call_id] = _Call(behaviour)
         steps, audio = script(behaviour, self._voice, seed)
+        self._profile.before_call(behaviour)
+        counted = self._profile.llm_requests
+        before = counted() if counted is not None else 0
         connector = _StampingConnector(self._connector)
         vobiz = FakeVobiz(connector, SystemClock(), PlatformConfig(auth_token=AUTH))
         rec = await vobiz.dial(
@@ -211,4 +230,7 @@ class Bench:
         self.errors += [f"{v.rule}: {v.detail}" for v in rec.protocol_errors]
         await asyncio.sleep(0.2)  # the agent's end (its transcript's last line) settles
         self.last = self._calls.pop(call_id)
-        return figures(call, rec, connector.plays), rec
+        found = figures(call, rec, connector.plays)
+        if counted is not None:
+            found = dataclasses.replace(found, llm_requests=counted() - before)
+        return found, rec

@@ -4,7 +4,8 @@
 Recognition is scripted: ``FakeDeepgram.utterances`` are "heard" in order. Audio is judged in
 10 ms frames: a frame is loud when its mean |sample| reaches ``threshold``. Loud frames start
 speech (``SpeechStarted`` with ``vad_events=true``); after 200 ms of speech an interim ``Results``
-carries the first half of the words; ``endpointing`` ms of quiet end it with a final ``Results``
+carries the first half of the words (and again every ``interim_every_s`` of speech, if set);
+``endpointing`` ms of quiet end it with a final ``Results``
 (``speech_final=true``) holding the whole text; ``utterance_end_ms`` of quiet after the last word
 sends ``UtteranceEnd``. Long silence gets empty final results, like the real service. All times
 are seconds of audio received on that socket. ``Finalize``/``CloseStream`` flush a pending
@@ -30,7 +31,8 @@ message and ``speak_warning`` as a ``Warning`` (no code) after the first piece o
 ``speak_stall_after_bytes`` stops the audio there (no ``Flushed``, the socket stays open).
 
 ``/v1/speak`` answers ``Speak`` + ``Flush`` with :func:`tone` (length proportional to the text)
-in ``speak_chunk_bytes`` pieces, then ``Flushed``. When ``speak_gate`` is set, the last piece
+in ``speak_chunk_bytes`` pieces (the first after ``speak_first_delay`` seconds), then
+``Flushed``. When ``speak_gate`` is set, the last piece
 waits (≤ 2 s) for the gate, so a test can prove audio arrives while synthesis is in progress.
 
 ``now``: when set (a test's clock, e.g. a ``FakeClock`` it steps by hand), each listen socket
@@ -112,6 +114,8 @@ class FakeDeepgram:
     speak_error: Message | None = None  # sent after the first piece of audio
     speak_warning: Message | None = None  # sent after the first piece of audio
     speak_stall_after_bytes: int | None = None  # no more audio, no Flushed, from there on
+    speak_first_delay: float = 0.0  # seconds before each Flush's first piece (time to first byte)
+    interim_every_s: float | None = None  # interims again every this long of speech (None: once)
     listens: list[ListenSocket] = field(default_factory=list)
     speaks: list[SpeakSocket] = field(default_factory=list)
     now: Callable[[], float] | None = None
@@ -221,6 +225,8 @@ class FakeDeepgram:
     async def _send_audio(self, ws: WebSocket, rec: SpeakSocket, audio: bytes) -> bool:
         """Send ``audio`` in pieces; False when ``speak_drop_after_bytes`` cut it short."""
         step = self.speak_chunk_bytes
+        if self.speak_first_delay > 0:
+            await asyncio.sleep(self.speak_first_delay)
         for at in range(0, len(audio), step):
             if self.speak_drop_after_bytes is not None and at >= self.speak_drop_after_bytes:
                 return False
@@ -351,6 +357,7 @@ class _Recogniser:
         self._speech_start: int | None = None
         self._last_loud = 0
         self._interim_sent = False
+        self._interim_due: int | None = None  # speech (samples) after which the next interim is due
         self._word_end_pending: int | None = None  # last word end awaiting UtteranceEnd
 
     def feed(self, data: bytes) -> list[Message]:
@@ -392,11 +399,15 @@ class _Recogniser:
         if self._speech_start is None:
             start = self._speech_start = self._pos - self._frame
             self._interim_sent, self._word_end_pending = False, None
+            self._interim_due = self._rate // 5  # the first interim after 200 ms of speech
             if self._vad:
                 out.append({"type": "SpeechStarted", "channel": [0], "timestamp": self._sec(start)})
         self._last_loud = self._pos
-        if self._interim and not self._interim_sent and self._pos - self._speech_start >= self._rate // 5:
+        due = self._interim_due
+        if self._interim and due is not None and self._pos - self._speech_start >= due:
             self._interim_sent = True
+            every = self._fake.interim_every_s
+            self._interim_due = None if every is None else due + round(every * self._rate)
             text = self._fake.utterances[0] if self._fake.utterances else ""
             out.append(self._results(_first_half(text), is_final=False))
         split = self._fake.split_final_seconds
@@ -406,6 +417,7 @@ class _Recogniser:
                 self._fake.utterances[0] = " ".join(words[len(words) // 2 :])
                 out.append(self._results(" ".join(words[: len(words) // 2]), is_final=True))
                 self._speech_start, self._interim_sent = self._pos, False
+                self._interim_due = self._rate // 5
         return out
 
     def _quiet(self) -> list[Message]:
