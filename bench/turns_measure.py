@@ -39,6 +39,7 @@ class CallFigures:
     llm_requests: int = 0
     replies_played: int = 0
     preemptive_wasted: int | None = None  # the Conversation's own count, where it keeps one
+    off_script: bool = False  # the sound fell on something other than the long answer
 
 
 def speech_segments(rec: CallRecording) -> list[tuple[float, float]]:

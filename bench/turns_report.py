@@ -40,6 +40,7 @@ def summarise(calls: Sequence[CallFigures]) -> dict[str, Any]:
         "extra_replies": sum(max(0, c.replies_played - 1) for c in calls),
         "wasted_llm": sum(c.llm_requests - c.replies_played for c in calls),
         "preemptive_wasted": sum(wasted) if wasted else None,
+        "off_script": sum(1 for c in calls if c.off_script),
     }  # fmt: skip
 
 
@@ -67,6 +68,10 @@ def behaviour_table(profile: str, rows: dict[str, dict[str, Any]], titles: dict[
             f"| {r['llm_requests']} − {r['replies_played']} = {r['wasted_llm']} "
             f"| {'—' if r['preemptive_wasted'] is None else r['preemptive_wasted']} |"
         )
+    off = {name: r["off_script"] for name, r in rows.items() if r.get("off_script")}
+    if off:
+        lines += ["", "Calls where the sound fell on another reply than the long answer (misheard question): "
+                  + ", ".join(f"{name} {n}" for name, n in off.items())]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -159,6 +159,7 @@ def figures(call: _Call, rec: CallRecording, plays_monotonic: list[float]) -> Ca
         llm_requests=call.llm.requests if call.llm is not None else 0,
         replies_played=len(replies),
         preemptive_wasted=wasted if isinstance(wasted, int) else None,
+        off_script=call.behaviour.kind == "over" and not (replies and replies[0].text.startswith("We bake")),
     )
 
 
