@@ -18,6 +18,7 @@ BENCHMARKS = {
     "offline_stt": "bench.offline",
     "offline_calls": "bench.offline_calls",
     "smart_turn": "bench.smart_turn",
+    "turns": "bench.turns",
 }
 DEFAULT = "capacity"
 

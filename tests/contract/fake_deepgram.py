@@ -4,7 +4,9 @@ text-to-speech (``/v1/speak``), for contract tests of the real ``deepgram-sdk`` 
 Recognition is scripted: ``FakeDeepgram.utterances`` are "heard" in order. Audio is judged in
 10 ms frames: a frame is loud when its mean |sample| reaches ``threshold``. Loud frames start
 speech (``SpeechStarted`` with ``vad_events=true``); after 200 ms of speech an interim ``Results``
-carries the first half of the words; ``endpointing`` ms of quiet end it with a final ``Results``
+carries the first half of the words (and again every ``interim_every_s`` of speech, if set,
+one word more each time);
+``endpointing`` ms of quiet end it with a final ``Results``
 (``speech_final=true``) holding the whole text; ``utterance_end_ms`` of quiet after the last word
 sends ``UtteranceEnd``. Long silence gets empty final results, like the real service. All times
 are seconds of audio received on that socket. ``Finalize``/``CloseStream`` flush a pending
@@ -82,6 +84,7 @@ class FakeDeepgram:
     stall_after_bytes: list[int | None] = field(default_factory=list)
     idle_close_seconds: float | None = None
     split_final_seconds: float | None = None
+    interim_every_s: float | None = None  # interims again every this long of speech (None: once)
     listens: list[ListenSocket] = field(default_factory=list)
     speak: FakeSpeak = field(init=False)
     now: Callable[[], float] | None = None
@@ -256,6 +259,8 @@ class _Recogniser:
         self._speech_start: int | None = None
         self._last_loud = 0
         self._interim_sent = False
+        self._interim_due: int | None = None  # speech (samples) after which the next interim is due
+        self._interims = 0  # interims of the utterance in progress
         self._word_end_pending: int | None = None  # last word end awaiting UtteranceEnd
 
     def feed(self, data: bytes) -> list[Message]:
@@ -296,14 +301,21 @@ class _Recogniser:
         out = []
         if self._speech_start is None:
             start = self._speech_start = self._pos - self._frame
-            self._interim_sent, self._word_end_pending = False, None
+            self._interim_sent, self._word_end_pending, self._interims = False, None, 0
+            self._interim_due = self._rate // 5  # the first interim after 200 ms of speech
             if self._vad:
                 out.append({"type": "SpeechStarted", "channel": [0], "timestamp": self._sec(start)})
         self._last_loud = self._pos
-        if self._interim and not self._interim_sent and self._pos - self._speech_start >= self._rate // 5:
+        due = self._interim_due
+        if self._interim and due is not None and self._pos - self._speech_start >= due:
             self._interim_sent = True
+            every = self._fake.interim_every_s
+            self._interim_due = None if every is None else due + round(every * self._rate)
             text = self._fake.utterances[0] if self._fake.utterances else ""
-            out.append(self._results(_first_half(text), is_final=False))
+            self._interims += 1  # each later interim hears one word more (a word per ~300 ms)
+            heard = _first_half(text).split()
+            heard = text.split()[: len(heard) + self._interims - 1]
+            out.append(self._results(" ".join(heard), is_final=False))
         split = self._fake.split_final_seconds
         if split is not None and self._pos - self._speech_start >= round(split * self._rate):
             words = (self._fake.utterances[0] if self._fake.utterances else "").split()
@@ -311,6 +323,7 @@ class _Recogniser:
                 self._fake.utterances[0] = " ".join(words[len(words) // 2 :])
                 out.append(self._results(" ".join(words[: len(words) // 2]), is_final=True))
                 self._speech_start, self._interim_sent = self._pos, False
+                self._interim_due = self._rate // 5
         return out
 
     def _quiet(self) -> list[Message]:

@@ -22,7 +22,9 @@ never released is a stalled stream.
 
 Both check ``Authorization: Bearer <api_key>`` (401 in OpenAI's error shape otherwise) and
 record every request. Replies are scripted per endpoint; a reply may pause after some body
-chunks until the test calls :meth:`FakeOpenAI.release` (no sleeps, no timing).
+chunks until the test calls :meth:`FakeOpenAI.release` (no sleeps, no timing). For benchmarks,
+``chat_fallback`` answers chat requests when nothing is scripted (from the request body), and
+``chat_first_token_delay`` holds a streamed reply's first chunk that many seconds.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import asyncio
 import itertools
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,6 +240,9 @@ class FakeOpenAI:
         self.completed_streams = 0  # streamed bodies sent to their last byte
         self.gate_timeouts = 0  # paused replies that were never released
         self._chat: deque[ChatReply] = deque()
+        # answers a chat request when no reply is scripted (from its JSON body); None: HTTP 500
+        self.chat_fallback: Callable[[Any], ChatReply] | None = None
+        self.chat_first_token_delay = 0.0  # seconds before a streamed reply's first chunk
         self._speech: deque[SpeechScript] = deque()
         self._gate = asyncio.Event()  # binds to the server's loop on its first wait
 
@@ -279,9 +284,9 @@ class FakeOpenAI:
         refusal = _chat_refusal(body) if request.url.path.startswith("/v1/") else None
         if refusal is not None:
             return refusal
-        if not self._chat:
+        if not self._chat and self.chat_fallback is None:
             return _error(500, "fake: no chat reply scripted", "server_error")
-        reply = self._chat.popleft()
+        reply = self._chat.popleft() if self._chat else self._fallback(body)
         model = body.get("model", "")
         if isinstance(reply, ErrorReply):
             return _scripted(reply)
@@ -297,7 +302,8 @@ class FakeOpenAI:
         else:
             events.append(b"data: [DONE]\n\n")
         pause = reply.pause_after if isinstance(reply, TextReply | ToolCallsReply) else None
-        return StreamingResponse(self._send(events, pause), media_type="text/event-stream")
+        delay = self.chat_first_token_delay
+        return StreamingResponse(self._send(events, pause, delay), media_type="text/event-stream")
 
     async def _speech_endpoint(self, request: Request) -> Response:
         body, denied = await self._accept(request)
@@ -316,7 +322,15 @@ class FakeOpenAI:
             return _DroppedMidBody(list(_split(pcm[: reply.speech_bytes])), "audio/pcm")
         return StreamingResponse(self._send(list(_split(pcm)), reply.pause_after), media_type="audio/pcm")
 
-    async def _send(self, parts: Sequence[bytes], pause_after: int | None) -> AsyncIterator[bytes]:
+    def _fallback(self, body: Any) -> ChatReply:
+        assert self.chat_fallback is not None
+        return self.chat_fallback(body)
+
+    async def _send(
+        self, parts: Sequence[bytes], pause_after: int | None, first_delay: float = 0.0
+    ) -> AsyncIterator[bytes]:
+        if first_delay > 0:
+            await asyncio.sleep(first_delay)
         for number, part in enumerate(parts):
             if number == pause_after:
                 try:

@@ -162,7 +162,10 @@ async def test_greeting_then_a_question_answered(make_settings: Callable[..., Se
     assert rec.turns[0].latency == pytest.approx(0.32)
     stamps = call.conversation.latency.turns[2]
     # prepared before the final transcript (150 ms into the pause), heard as the final came
-    assert stamps.llm_first_token == stamps.tts_first_audio < stamps.stt_final
+    assert stamps.llm_first_token is not None
+    assert stamps.stt_final is not None
+    assert stamps.llm_first_token == stamps.tts_first_audio
+    assert stamps.llm_first_token < stamps.stt_final
     assert stamps.first_play_audio == stamps.stt_final
     # measured from the VAD's last voiced frame, which trails the sound by 100 ms
     assert stamps.since_speech_end()["first_play_audio"] == pytest.approx(0.18)
