@@ -139,7 +139,7 @@ class PersonaSettings(pydantic.BaseModel):
         if list(waits) != sorted(waits):
             raise ValueError(
                 "end_of_turn_decide_ms ≤ end_of_turn_complete_ms ≤ end_of_turn_unsure_ms ≤ "
-                "end_of_turn_incomplete_ms: got " + " > ".join(str(w) for w in waits)
+                "end_of_turn_incomplete_ms; got " + ", ".join(str(w) for w in waits)
             )
         return self
 

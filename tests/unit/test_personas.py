@@ -96,3 +96,21 @@ def test_intent_slots_are_checked(tmp_path: Path) -> None:
     )
     with pytest.raises(PersonaError, match=r"intents\.0: .*slots and done need a tool to call"):
         load_persona(no_tool, frozenset(ALL_TOOLS))
+
+
+def test_end_of_turn_settings_reach_the_turn_taker_and_must_be_in_order(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "patient",
+        "---\ndisplay_name: P\nlanguage: hi-IN\nend_of_turn_complete_ms: 400\n"
+        "end_of_turn_incomplete_ms: 3000\npreemptive_replies: false\nresume_after_ms: 500\n---\nHi.\n",
+    )
+    policy = conversation_config(load_persona(path)).policy
+    assert (policy.eot.complete_s, policy.eot.unsure_s, policy.eot.incomplete_s) == (0.4, 0.7, 3.0)
+    assert policy.eot.decide_after_s == 0.15
+    assert not policy.eot.preemptive
+    assert policy.eot.languages == {"en", "hi"}  # Hindi cues for a Hindi line
+    assert policy.resume_after_s == 0.5
+    backwards = write(tmp_path, "rushed", "---\ndisplay_name: R\nend_of_turn_complete_ms: 900\n---\nHi.\n")
+    with pytest.raises(PersonaError, match=r"end_of_turn_decide_ms ≤ .*; got 150, 900, 700, 2000"):
+        load_persona(backwards)
