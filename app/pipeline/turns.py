@@ -143,6 +143,7 @@ class TurnTaker:
     _probability: float | None = None
     _held: int = 0  # the reply prepared unheard (0: none) and the words it answers
     _held_text: str = ""
+    _judged: tuple[str, Verdict] = ("", Verdict.UNSURE)  # the last words judged, and the verdict
 
     @property
     def closing(self) -> bool:
@@ -339,7 +340,9 @@ class TurnTaker:
         if silence < eot.decide_after_s - 1e-9 and not self._signalled:
             return []
         actions: list[TurnAction] = []
-        verdict = text_verdict(text, eot.languages, full_stop=self.policy.interim_words)
+        if self._judged[0] != text:  # judged once per wording, not on every quiet frame
+            self._judged = (text, text_verdict(text, eot.languages, full_stop=self.policy.interim_words))
+        verdict = self._judged[1]
         pending = False  # the audio model has been asked and has not answered
         if verdict is Verdict.UNSURE and self.policy.audio_model:
             if not self._asked:
