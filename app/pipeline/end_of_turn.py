@@ -39,6 +39,7 @@ class EndOfTurnPolicy:
     unsure_s: float = 0.7  # ... when nothing says either way (and the recogniser has not ended it)
     incomplete_s: float = 2.0  # ... when they trail off: then the agent answers anyway
     model_threshold: float = 0.5  # the audio model's probability from which a turn is complete
+    reassess_s: float = 0.4  # the model said "not finished": asked again after this much more silence
     preemptive: bool = True  # start the reply at ``decide_after_s`` (kept unheard until the end)
     languages: frozenset[str] = frozenset({"en"})  # the cue lists used ("en", "hi")
 

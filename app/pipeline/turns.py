@@ -140,6 +140,7 @@ class TurnTaker:
     _seq: int = 0
     _asked: int = 0  # the ``Assess`` of this pause (0: not asked)
     _answered: bool = False
+    _asked_after: float = 0.0  # seconds of silence when it was last asked
     _probability: float | None = None
     _held: int = 0  # the reply prepared unheard (0: none) and the words it answers
     _held_text: str = ""
@@ -345,9 +346,14 @@ class TurnTaker:
         verdict = self._judged[1]
         pending = False  # the audio model has been asked and has not answered
         if verdict is Verdict.UNSURE and self.policy.audio_model:
-            if not self._asked:
+            doubted = (
+                self._answered and self._probability is not None and self._probability < eot.model_threshold
+            )
+            if not self._asked or (doubted and silence >= self._asked_after + eot.reassess_s - 1e-9):
+                # asked once per pause, and again while it hears "not finished": the model grows
+                # surer of an end as the silence lengthens
                 self._seq += 1
-                self._asked, self._answered, self._probability = self._seq, False, None
+                self._asked, self._answered, self._asked_after = self._seq, False, silence
                 actions.append(Assess(self._seq))
             pending = not self._answered
             verdict = resolve(verdict, self._probability, eot.model_threshold)

@@ -177,14 +177,29 @@ def test_an_unsure_turn_asks_the_audio_model_which_settles_it() -> None:
     assert tt.handle(Assessed(2.2, 1, complete=0.9)) == [Commit(2)]
 
 
-def test_the_model_saying_incomplete_makes_the_agent_wait_longer() -> None:
+def test_the_model_saying_incomplete_makes_the_agent_wait_longer_and_asks_again() -> None:
+    tt = listening(TurnPolicy(audio_model=True))
+    frames(tt, 1.0, 1.0, voiced=True)  # the last voiced frame at 1.98
+    tt.handle(Words(2.05, "hello there", final=True, speech_final=True))  # asked at 70 ms
+    frames(tt, 2.0, 0.1, voiced=False)
+    assert tt.handle(Assessed(2.1, 1, complete=0.1)) == []  # prepared, kept in case
+    # asked again 0.4 s later (silence 0.48), and every 0.4 s while it says "not finished"
+    assert frames(tt, 2.1, 0.4, voiced=False) == [(2.46, Assess(2))]
+    assert tt.handle(Assessed(2.5, 2, complete=0.2)) == []
+    assert frames(tt, 2.5, 0.4, voiced=False) == [(2.86, Assess(3))]
+    assert tt.handle(Assessed(2.9, 3, complete=0.3)) == []
+    actions = frames(tt, 2.9, 1.1, voiced=False)
+    # no answer to the 4th: no 5th; the turn ends 2 s after 1.98
+    assert actions == [(3.26, Assess(4)), (3.98, Commit(2))]
+
+
+def test_the_model_changing_its_mind_ends_the_turn_at_once() -> None:
     tt = listening(TurnPolicy(audio_model=True))
     frames(tt, 1.0, 1.0, voiced=True)
     tt.handle(Words(2.05, "hello there", final=True, speech_final=True))
-    frames(tt, 2.0, 0.1, voiced=False)
-    assert tt.handle(Assessed(2.1, 1, complete=0.1)) == []  # prepared, kept in case
-    assert frames(tt, 2.1, 1.86, voiced=False) == []
-    assert frames(tt, 3.96, 0.04, voiced=False) == [(3.98, Commit(2))]  # 2 s after 1.98
+    tt.handle(Assessed(2.1, 1, complete=0.1))
+    assert frames(tt, 2.1, 0.4, voiced=False) == [(2.46, Assess(2))]
+    assert tt.handle(Assessed(2.5, 2, complete=0.8)) == [Commit(2)]
 
 
 def test_no_answer_from_the_model_falls_back_to_the_recogniser() -> None:
