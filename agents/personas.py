@@ -116,6 +116,7 @@ class PersonaSettings(pydantic.BaseModel):
     end_of_turn_unsure_ms: int = pydantic.Field(700, ge=20, le=5000)
     end_of_turn_incomplete_ms: int = pydantic.Field(2000, ge=20, le=10000)
     end_of_turn_model: bool = True  # the end-of-turn audio model settles unsure words, when installed
+    end_of_turn_model_incomplete_ms: int = pydantic.Field(1000, ge=20, le=10000)  # ... its "not finished"
     preemptive_replies: bool = True  # prepare the reply unheard while the caller may still go on
     idle_reprompt_seconds: float = pydantic.Field(8.0, gt=0)
     idle_reprompt_count: int = pydantic.Field(2, ge=0, le=10)

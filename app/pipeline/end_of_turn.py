@@ -14,7 +14,9 @@ for…" is not, however long the caller thinks. The verdict comes from the words
   (``resolve``); else the recogniser's own end of speech or ``unsure_s`` of silence ends them.
 
 Each verdict has its silence (``EndOfTurnPolicy``): complete ``complete_s``, unsure
-``unsure_s``, incomplete ``incomplete_s`` (the longest the agent ever waits for more words).
+``unsure_s``, incomplete ``incomplete_s`` (the longest the agent ever waits for more words);
+unsure words the audio model hears as unfinished wait ``model_incomplete_s`` (measured: the
+model often hears a finished sentence read by a flat voice as unfinished, which cost 2 s).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class EndOfTurnPolicy:
     incomplete_s: float = 2.0  # ... when they trail off: then the agent answers anyway
     model_threshold: float = 0.5  # the audio model's probability from which a turn is complete
     reassess_s: float = 0.4  # the model said "not finished": asked again after this much more silence
+    model_incomplete_s: float = 1.0  # the longest wait on the model's "not finished" alone
     preemptive: bool = True  # start the reply at ``decide_after_s`` (kept unheard until the end)
     languages: frozenset[str] = frozenset({"en"})  # the cue lists used ("en", "hi")
 

@@ -40,6 +40,7 @@ def conversation_config(persona: Persona, *, caller_number: str = "") -> Convers
             complete_s=s.end_of_turn_complete_ms / 1000,
             unsure_s=s.end_of_turn_unsure_ms / 1000,
             incomplete_s=s.end_of_turn_incomplete_ms / 1000,
+            model_incomplete_s=s.end_of_turn_model_incomplete_ms / 1000,
             preemptive=s.preemptive_replies,
             languages=cue_languages(s.language),
         ),

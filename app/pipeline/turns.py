@@ -357,7 +357,11 @@ class TurnTaker:
                 actions.append(Assess(self._seq))
             pending = not self._answered
             verdict = resolve(verdict, self._probability, eot.model_threshold)
-        waited = silence >= eot.wait(verdict) - 1e-9
+            # the model's "not finished" is less sure than words that trail off: a shorter wait
+            wait = eot.model_incomplete_s if verdict is Verdict.INCOMPLETE else eot.wait(verdict)
+        else:
+            wait = eot.wait(verdict)
+        waited = silence >= wait - 1e-9
         over = waited or (self._signalled and verdict is not Verdict.INCOMPLETE and not pending)
         if over and not self._interim:  # the turn ends on final words only
             return actions + self._end_turn(text)

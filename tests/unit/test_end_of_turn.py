@@ -178,7 +178,7 @@ def test_an_unsure_turn_asks_the_audio_model_which_settles_it() -> None:
 
 
 def test_the_model_saying_incomplete_makes_the_agent_wait_longer_and_asks_again() -> None:
-    tt = listening(TurnPolicy(audio_model=True))
+    tt = listening(TurnPolicy(audio_model=True, eot=EndOfTurnPolicy(model_incomplete_s=2.0)))
     frames(tt, 1.0, 1.0, voiced=True)  # the last voiced frame at 1.98
     tt.handle(Words(2.05, "hello there", final=True, speech_final=True))  # asked at 70 ms
     frames(tt, 2.0, 0.1, voiced=False)
@@ -191,6 +191,17 @@ def test_the_model_saying_incomplete_makes_the_agent_wait_longer_and_asks_again(
     actions = frames(tt, 2.9, 1.1, voiced=False)
     # no answer to the 4th: no 5th; the turn ends 2 s after 1.98
     assert actions == [(3.26, Assess(4)), (3.98, Commit(2))]
+
+
+def test_the_model_s_not_finished_alone_waits_one_second() -> None:
+    tt = listening(TurnPolicy(audio_model=True))
+    frames(tt, 1.0, 1.0, voiced=True)
+    tt.handle(Words(2.05, "hello there", final=True, speech_final=True))
+    frames(tt, 2.0, 0.1, voiced=False)
+    assert tt.handle(Assessed(2.1, 1, complete=0.1)) == []
+    actions = frames(tt, 2.1, 1.0, voiced=False)
+    # words that trail off wait 2 s; the model's "not finished" alone, 1 s after 1.98
+    assert actions == [(2.46, Assess(2)), (2.98, Commit(2))]
 
 
 def test_the_model_changing_its_mind_ends_the_turn_at_once() -> None:
