@@ -3,6 +3,7 @@ first byte of Aura audio and of a chat reply, and chat replies chosen from the r
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -46,9 +47,11 @@ async def test_aura_audio_starts_after_the_speak_connect_delay() -> None:
     with serve_in_thread(fake.app()) as url:
         tts = DeepgramTTS("test-key", base_url=url)
         started = time.monotonic()
-        async for _ in tts.synthesize("Hello there.", TTSOptions()):
-            first = time.monotonic() - started
-            break
+        async with contextlib.aclosing(tts.synthesize("Hello there.", TTSOptions())) as audio:
+            async for _ in audio:
+                first = time.monotonic() - started
+                break
+        await tts.aclose()
     assert first >= 0.25
 
 
