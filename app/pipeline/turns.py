@@ -316,8 +316,12 @@ class TurnTaker:
             self._interim = ""
         else:
             self._interim = text
-        if self._held and not same_words(self._held_text, self._said()):
-            actions += self._drop_held()  # the caller went on: the prepared reply answers too little
+        if self._held:
+            said = self._said()
+            if same_words(self._held_text, said):
+                self._held_text = said  # the same words (a final for its interim): still the answer
+            else:
+                actions += self._drop_held()  # the caller went on: the prepared reply answers too little
         if event.speech_final:
             # a streaming recogniser's endpoint is its judgement that speech ended; Whisper's
             # is only the end of a stretch of speech (0.2 s of silence), so silence decides there
@@ -332,11 +336,11 @@ class TurnTaker:
 
     def _maybe_end_turn(self, t: float) -> list[TurnAction]:
         """Judge the caller's words once they have paused; end the turn, or prepare a reply."""
-        if self.floor is not Floor.LISTENING or (self._voiced_run > 0.0 and not self._signalled):
+        if self.floor is not Floor.LISTENING or not (self._heard_words or self._interim):
+            return []
+        if self._voiced_run > 0.0 and not self._signalled:
             return []  # the caller is talking (unless the recogniser heard the end of speech)
         text = self._said()
-        if not text:
-            return []
         eot, silence = self.policy.eot, t - self._last_voice
         if silence < eot.decide_after_s - 1e-9 and not self._signalled:
             return []
@@ -365,7 +369,7 @@ class TurnTaker:
         over = waited or (self._signalled and verdict is not Verdict.INCOMPLETE and not pending)
         if over and not self._interim:  # the turn ends on final words only
             return actions + self._end_turn(text)
-        if eot.preemptive and verdict is not Verdict.INCOMPLETE and not same_words(self._held_text, text):
+        if eot.preemptive and verdict is not Verdict.INCOMPLETE and text != self._held_text:
             actions += self._drop_held()
             self.turn += 1
             self._held, self._held_text = self.turn, text

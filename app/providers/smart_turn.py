@@ -10,7 +10,6 @@ event loop; a verdict that would come late is not computed at all (see :class:`S
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.resources
 import logging
@@ -24,6 +23,7 @@ import numpy as np
 
 from app.clock import Clock, SystemClock, run_blocking
 from app.providers.base import PCM
+from app.providers.checksums import file_sha256
 from app.providers.errors import MissingTurnModelError, ProviderError
 from app.providers.log_mel import turn_features
 
@@ -95,7 +95,7 @@ def _load(path: Path) -> LoadedSmartTurn:
         raise MissingTurnModelError("the end-of-turn model's runtime (onnxruntime)", "embedded") from None
     if not path.is_file():
         raise MissingTurnModelError(f"the end-of-turn model ({path})", "embedded")
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if actual != MODEL_SHA256:
         raise ProviderError(
             PROVIDER,
@@ -110,14 +110,6 @@ def _load(path: Path) -> LoadedSmartTurn:
     session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     log.info("smart-turn: loaded the end-of-turn model from %s", path)
     return LoadedSmartTurn(session, path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_executor() -> ThreadPoolExecutor:

