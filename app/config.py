@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     # endpoints are off and answer 404
     calls_api_key: SecretStr = SecretStr("")
 
+    # Redis shared by every process and replica (redis://[:password@]host:port/db): the call bus
+    # (a hang-up reaches the process that holds its call), webhook nonces and the one live socket
+    # per call. Empty = this process alone (one worker, one replica). A secret: it may hold a password.
+    redis_url: SecretStr = SecretStr("")
+
     # the largest WebSocket message accepted from Vobiz (a 20 ms frame is < 1 KiB)
     max_message_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
 

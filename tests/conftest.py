@@ -4,13 +4,14 @@ live checks (``-m live``) deselected unless asked for and their keys are set."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.config import Settings
+from tests.redis_server import redis_server
 
 #: (check, milliseconds) of each live check that ran, for the summary
 LIVE_TIMINGS: list[tuple[str, float]] = []
@@ -74,3 +75,10 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return Settings(_env_file=None, **values)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis for this session (``tests/redis_server.py``), started on first use."""
+    with redis_server() as url:
+        yield url
