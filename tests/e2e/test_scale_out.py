@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -32,10 +35,11 @@ STREAM_URL = re.compile(r">wss://agent\.example\.com(/vobiz/media/[^<]+)</Stream
 
 
 @contextmanager
-def services(count: int, env: dict[str, str], log: IO[bytes]) -> Iterator[list[str]]:
+def services(count: int, env: dict[str, str], log_path: Path) -> Iterator[list[str]]:
     """``count`` service processes (``uvicorn --factory app.main:create_app``) on free ports of
     127.0.0.1, started together, up once each ``/healthz`` answers; killed on the way out."""
     procs: list[tuple[subprocess.Popen[bytes], str]] = []
+    log = log_path.open("wb")
     try:
         for _ in range(count):
             port = free_port()
@@ -46,7 +50,11 @@ def services(count: int, env: dict[str, str], log: IO[bytes]) -> Iterator[list[s
         deadline = time.monotonic() + 30
         for proc, base in procs:
             while not _healthy(base):
-                assert proc.poll() is None, f"the service at {base} exited with {proc.returncode}"
+                if proc.poll() is not None:
+                    log.flush()
+                    raise AssertionError(
+                        f"{base} exited with {proc.returncode}: {log_path.read_text()[-2000:]}"
+                    )
                 assert time.monotonic() < deadline, "the services did not come up in 30 s"
                 time.sleep(0.05)
         yield [base for _, base in procs]
@@ -54,6 +62,7 @@ def services(count: int, env: dict[str, str], log: IO[bytes]) -> Iterator[list[s
         for proc, _ in procs:
             proc.kill()
             proc.wait(10)
+        log.close()
 
 
 def _healthy(base: str) -> bool:
@@ -63,7 +72,21 @@ def _healthy(base: str) -> bool:
         return False
 
 
-def environment(redis_url: str, tmp_path: Path) -> dict[str, str]:
+async def fresh_database(postgres_url: str) -> str:
+    """A new, empty database on the test PostgreSQL (the services migrate it as they start; its
+    advisory lock lets two start at once, where SQLite would race)."""
+    name = f"scale_out_{secrets.token_hex(4)}"
+    server = make_url(postgres_url)
+    engine = create_async_engine(server, isolation_level="AUTOCOMMIT")  # CREATE DATABASE: no transaction
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        await engine.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def environment(redis_url: str, database_url: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
     env.update(
         PYTHONPATH=str(ROOT),
@@ -72,7 +95,7 @@ def environment(redis_url: str, tmp_path: Path) -> dict[str, str]:
         STREAM_TOKEN_SECRET="scale-out-stream-secret-0123456789",
         SIGNATURE_MODE="enforce",
         VOBIZ_AUTH_TOKEN=AUTH_TOKEN,
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}",
+        DATABASE_URL=database_url,
         DATA_DIR=str(tmp_path / "data"),
         PROMPTS_DIR=str(ROOT / "prompts"),
         PROVIDERS="echo",
@@ -86,12 +109,13 @@ async def signed_post(base: str, path: str, form: dict[str, str]) -> httpx.Respo
         return await client.post(path, data=form, headers=sign_headers(PUBLIC + path, AUTH_TOKEN))
 
 
-async def test_a_hangup_on_one_process_ends_the_call_on_the_other(redis_url: str, tmp_path: Path) -> None:
-    env = environment(redis_url, tmp_path)
+async def test_a_hangup_on_one_process_ends_the_call_on_the_other(
+    redis_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    env = environment(redis_url, await fresh_database(postgres_url), tmp_path)
     call_id = "scale-out-call-1"
     with ExitStack() as stack:
-        log = stack.enter_context((tmp_path / "services.log").open("wb"))
-        a, b = stack.enter_context(services(2, env, log))
+        a, b = stack.enter_context(services(2, env, tmp_path / "services.log"))
         answer = await signed_post(
             a, "/vobiz/answer", {"CallUUID": call_id, "From": "14155550100", "To": "1"}
         )
@@ -109,6 +133,9 @@ async def test_a_hangup_on_one_process_ends_the_call_on_the_other(redis_url: str
         assert code == 1000
         record = await completed_record(a, call_id)
         assert record["end_reason"] == "hangup"
+        # written by B, the holder (its session's counters), not completed by A from the callback
+        assert record["hangup_cause"] is None
+        assert record["stats"]["frames_in"] >= 1
         async with httpx.AsyncClient(base_url=a, headers={"X-API-Key": API_KEY}) as client:
             listed = (await client.get("/calls")).json()["calls"]
         assert [c["call_id"] for c in listed if c["status"] == "completed"] == [call_id]
