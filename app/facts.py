@@ -17,8 +17,14 @@ from typing import Protocol
 MAX_FACTS = 100_000
 
 
+class FactsUnavailable(RuntimeError):
+    """A shared store could not be reached (Redis down, a timeout). The message names the
+    error's type only: never the store's URL, which may hold a password."""
+
+
 class FactStore(Protocol):
-    """Keys and values are short strings; ``ttl`` is seconds (> 0)."""
+    """Keys and values are short strings; ``ttl`` is seconds (> 0). A shared store raises
+    :class:`FactsUnavailable` when it cannot answer."""
 
     async def add(self, key: str, value: str, ttl: float) -> bool:
         """Store ``key`` only if it holds nothing now; True if it was stored (``SET NX EX``)."""

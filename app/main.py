@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from agents.catalog import ALL_TOOLS
 from agents.personas import PersonaError, load_personas
 from app.api import calls, health, media, webhooks
 from app.api import metrics as metrics_api
+from app.api.bus import CallBus, LocalBus, RedisBus, bus_id
 from app.api.deps import AgentFactory, AppContext
 from app.api.guard import CallGuard
 from app.api.webhooks import TRANSFER_PATH
 from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
-from app.facts import MemoryFactStore
+from app.facts import FactStore, FactsUnavailable, MemoryFactStore
+from app.facts_redis import RedisFactStore, redis_client
 from app.logs import redact_stream_paths
 from app.observability.calls import CallObserver, turn_hook
 from app.observability.metrics import VoiceMetrics
@@ -136,35 +140,59 @@ def create_app(
             log.info("providers: %s", providers.describe())
             agent_factory = conversation_factory(providers, observer)
 
+    # the facts every process must agree on, and the bus that reaches the process holding a call:
+    # in Redis when REDIS_URL is set (every process and replica), else in this process alone
+    registry = CallRegistry()
+    node = bus_id()
+    redis_url = settings.redis_url.get_secret_value()
+    redis = redis_client(redis_url) if redis_url else None
+    store: FactStore = RedisFactStore(redis) if redis is not None else MemoryFactStore(clock.now)
+    guard = CallGuard(
+        store,
+        # an ended call is remembered at least as long as a token for it stays valid
+        replay_window=max(settings.replay_window_seconds, settings.stream_token_ttl_seconds),
+        socket_ttl=settings.stream_timeout_seconds + 60,
+        holder=node,
+    )
+    bus: CallBus = RedisBus(redis, registry, guard, node) if redis is not None else LocalBus(registry)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await records.migrate()  # call records: the schema is current before the first call
         orphans = await records.end_orphans(owner_is_dead)  # calls of a process that died mid-call
         if orphans:
             log.warning("%d call record(s) left in progress by a dead process: ended", len(orphans))
-        yield
-        if vobiz is not None:
-            await vobiz.aclose()
-        if providers is not None:
-            await providers.aclose()
-        await records.aclose()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                if isinstance(bus, RedisBus):
+                    listener = tasks.create_task(bus.listen(), name="call-bus-listener")
+                    await _subscribed(bus)
+                try:
+                    yield
+                finally:
+                    if isinstance(bus, RedisBus):
+                        listener.cancel()
+        finally:
+            if redis is not None:
+                await redis.aclose()
+            if vobiz is not None:
+                await vobiz.aclose()
+            if providers is not None:
+                await providers.aclose()
+            await records.aclose()
 
     app = FastAPI(title="Vobiz voice agent", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.ctx = AppContext(
         settings=settings,
         token_secret=secret,
-        registry=CallRegistry(),
+        registry=registry,
         clock=clock,
         wall_time=clock.wall,  # on a virtual clock, wall time follows virtual time
         agent_factory=agent_factory,
         personas=personas,
         vobiz=vobiz,
-        guard=CallGuard(
-            MemoryFactStore(clock.now),
-            # an ended call is remembered at least as long as a token for it stays valid
-            replay_window=max(settings.replay_window_seconds, settings.stream_token_ttl_seconds),
-            socket_ttl=settings.stream_timeout_seconds + 60,
-        ),
+        guard=guard,
+        bus=bus,
         listeners=list(listeners),
     )
     # the service's own listeners (call records, metrics) are appended to ctx.listeners here
@@ -176,6 +204,7 @@ def create_app(
     app.state.ctx.listeners.append(CallRecorder(records, clock))
     app.state.metrics = metrics = VoiceMetrics() if settings.metrics_enabled else None  # a registry per app
     app.state.ctx.listeners.append(CallObserver(metrics))
+    app.add_exception_handler(FactsUnavailable, _store_unavailable)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(media.router)
@@ -183,3 +212,19 @@ def create_app(
     if metrics is not None:
         app.include_router(metrics_api.router)
     return app
+
+
+async def _subscribed(bus: RedisBus, wait_s: float = 3.0) -> None:
+    """Start-up waits briefly for the bus's subscription; with Redis down the service starts
+    anyway (calls on this process work; the listener keeps trying)."""
+    try:
+        async with asyncio.timeout(wait_s):
+            await bus.subscribed.wait()
+    except TimeoutError:
+        log.warning("call bus: not subscribed after %.0f s (Redis unreachable?); starting anyway", wait_s)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """Redis could not be reached: 503, so Vobiz retries the callback later. One line, no URL."""
+    log.warning("request refused with 503: %s", exc, extra={"path": request.url.path})
+    return JSONResponse({"detail": "shared store unavailable, retry later"}, status_code=503)

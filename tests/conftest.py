@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from app.config import Settings
+from tests.postgres import throwaway_postgres
 from tests.redis_server import redis_server
 
 #: (check, milliseconds) of each live check that ran, for the summary
@@ -82,3 +83,14 @@ def redis_url() -> Iterator[str]:
     """A real Redis for this session (``tests/redis_server.py``), started on first use."""
     with redis_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """``TEST_DATABASE_URL``, or a throwaway server started for this session and removed after it."""
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if url:
+        yield url
+        return
+    with throwaway_postgres() as started:
+        yield started

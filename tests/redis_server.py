@@ -49,11 +49,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def redis_server(timeout: float = 10.0) -> Iterator[str]:
-    """A running Redis; yields its URL (``redis://127.0.0.1:PORT/0``). Stopped and removed after."""
+def redis_server(timeout: float = 10.0, port: int | None = None) -> Iterator[str]:
+    """A running Redis (on ``port``, else a free one); yields its URL (``redis://127.0.0.1:PORT/0``).
+    Stopped and removed after."""
     binary = find_server()
     with tempfile.TemporaryDirectory(prefix="test-redis-") as workdir:
-        port = _free_port()
+        port = port or _free_port()
         args = [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
         args += ["--dir", workdir, "--protected-mode", "yes", "--loglevel", "warning"]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir)

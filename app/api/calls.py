@@ -1,4 +1,5 @@
-"""``GET /calls`` and ``GET /calls/{call_id}``: the call records, behind ``CALLS_API_KEY``.
+"""``GET /calls`` and ``GET /calls/{call_id}``: the call records, and ``POST
+/calls/{call_id}/hangup``: end a live call wherever it is; all behind ``CALLS_API_KEY``.
 
 The key travels as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` and is compared in
 constant time. With no key configured the routes answer 404, as if they did not exist: records
@@ -13,10 +14,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 
+from app.api.bus import MAX_CALL_ID
 from app.api.deps import AppContext, get_ctx
 from app.records.store import CallStore, UnknownCall
 
 router = APIRouter(prefix="/calls")
+OPERATOR_HANGUP = "operator-hangup"  # the session's end reason
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
@@ -28,13 +31,12 @@ def presented_key(authorization: str | None, x_api_key: str | None) -> str | Non
     return x_api_key.strip() if x_api_key else None
 
 
-async def records(
-    request: Request,
+async def operator(
     ctx: Annotated[AppContext, Depends(get_ctx)],
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
-) -> CallStore:
-    """The store, once the caller has shown the key."""
+) -> AppContext:
+    """The app's context, once the caller has shown the key."""
     expected = ctx.settings.calls_api_key.get_secret_value().encode()
     if not expected:
         raise HTTPException(status_code=404, detail="Not Found")
@@ -43,6 +45,14 @@ async def records(
         raise HTTPException(
             status_code=401, detail="missing or wrong API key", headers={"WWW-Authenticate": "Bearer"}
         )
+    return ctx
+
+
+Operator = Annotated[AppContext, Depends(operator)]
+
+
+async def records(request: Request, _: Operator) -> CallStore:
+    """The store, once the caller has shown the key."""
     store: CallStore = request.app.state.call_records
     return store
 
@@ -71,3 +81,13 @@ async def get_call(store: Records, call_id: str) -> dict[str, Any]:
     if record is None:
         raise HTTPException(status_code=404, detail="no record of that call")
     return record.to_json()
+
+
+@router.post("/{call_id}/hangup", status_code=202)
+async def hang_up(ctx: Operator, call_id: str) -> dict[str, Any]:
+    """End a live call, whichever process or replica carries it (the call bus): its session
+    ends with ``operator-hangup`` and closes the stream, and Vobiz, with no XML after the
+    stream, hangs up. 404 when no process holds a live call of that id."""
+    if len(call_id) > MAX_CALL_ID or not await ctx.bus.end(call_id, OPERATOR_HANGUP):
+        raise HTTPException(status_code=404, detail="no such live call")
+    return {"call_id": call_id, "status": "ending"}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Request, WebSocket
 
 from agents.personas import Persona
+from app.api.bus import CallBus
 from app.api.guard import CallGuard
 from app.clock import Clock
 from app.config import Settings
@@ -32,6 +33,7 @@ class AppContext:
     personas: dict[str, Persona]
     vobiz: VobizClient | None  # the REST API, when VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN are set
     guard: CallGuard  # one live socket per call, ended calls, webhook nonces (app/api/guard.py)
+    bus: CallBus  # end requests reach the process that holds the call (app/api/bus.py)
     listeners: list[CallListener] = field(default_factory=list)  # told of each call's start and end
 
 

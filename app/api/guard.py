@@ -15,8 +15,9 @@ The rules (README "Security model"; PROTOCOL.md §2 and §3.6 on ``maxRetries``)
 - **A webhook nonce is good once.** The nonces of accepted signed webhooks are remembered for
   ``REPLAY_WINDOW_SECONDS``; a request that carries one again is a replay.
 
-The facts live in a :class:`~app.facts.FactStore`: this process's memory today, a store shared
-by every replica later (the same keys, the same rules).
+The facts live in a :class:`~app.facts.FactStore`: this process's memory, or Redis shared by
+every process and replica (``REDIS_URL``; the same keys, the same rules). A live socket's fact
+also names the process that holds it (``holder``), so the call bus can reach its session.
 """
 
 from __future__ import annotations
@@ -36,18 +37,33 @@ CallState = Literal["new", "live", "ended"]
 
 @dataclass(frozen=True, slots=True)
 class SocketLease:
-    """The right of one socket to carry its call, from ``open_socket`` until ``socket_ended``."""
+    """The right of one socket to carry its call, from ``open_socket`` until ``socket_ended``;
+    ``holder`` is the process that carries it (its call-bus id)."""
 
     call_id: str
     socket_id: str
+    holder: str = ""
+
+    @property
+    def value(self) -> str:
+        """The live fact's value: ``socket_id@holder``."""
+        return f"{self.socket_id}@{self.holder}"
+
+    @classmethod
+    def parse(cls, call_id: str, value: str) -> SocketLease:
+        socket_id, _, holder = value.partition("@")
+        return cls(call_id, socket_id, holder)
 
 
 class CallGuard:
     """``replay_window``: seconds a nonce and an ended call are remembered; ``socket_ttl``: the
     longest a live socket is believed without being released (a stream's ``streamTimeout``)."""
 
-    def __init__(self, store: FactStore, *, replay_window: float, socket_ttl: float) -> None:
+    def __init__(
+        self, store: FactStore, *, replay_window: float, socket_ttl: float, holder: str = ""
+    ) -> None:
         self.store = store
+        self.holder = holder
         self.replay_window = replay_window
         self.socket_ttl = socket_ttl
 
@@ -72,16 +88,25 @@ class CallGuard:
         """A lease for a new socket of ``call_id``, or why not: ``"live"`` or ``"ended"``."""
         if await self.store.get(f"ended:{call_id}") is not None:
             return "ended"
-        lease = SocketLease(call_id, secrets.token_hex(8))
-        if not await self.store.add(f"live:{call_id}", lease.socket_id, self.socket_ttl):
+        lease = SocketLease(call_id, secrets.token_hex(8), self.holder)
+        if not await self.store.add(f"live:{call_id}", lease.value, self.socket_ttl):
             return "live"
         return lease
+
+    async def live_socket(self, call_id: str) -> SocketLease | None:
+        """The lease of the call's live socket (which process holds it), if one is live."""
+        value = await self.store.get(f"live:{call_id}")
+        return None if value is None else SocketLease.parse(call_id, value)
+
+    async def forget(self, lease: SocketLease) -> bool:
+        """Drop a lease whose holder is gone (no process answers for it); True if dropped."""
+        return await self.store.remove(f"live:{lease.call_id}", lease.value)
 
     async def socket_ended(self, lease: SocketLease, reason: str) -> None:
         """The leased socket is over; unless it merely dropped, so is its call."""
         if reason not in RECONNECTABLE:
             await self.call_ended(lease.call_id, reason)
-        await self.store.remove(f"live:{lease.call_id}", lease.socket_id)
+        await self.store.remove(f"live:{lease.call_id}", lease.value)
 
     async def call_ended(self, call_id: str, reason: str) -> None:
         """No socket may open for ``call_id`` any more (its hang-up callback, or a final end)."""

