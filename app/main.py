@@ -19,6 +19,7 @@ from app.api.guard import CallGuard
 from app.api.webhooks import TRANSFER_PATH
 from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
+from app.drain import Drain
 from app.facts import MemoryFactStore
 from app.logs import redact_stream_paths
 from app.observability.calls import CallObserver, turn_hook
@@ -166,6 +167,7 @@ def create_app(
             socket_ttl=settings.stream_timeout_seconds + 60,
         ),
         listeners=list(listeners),
+        drain=Drain(timeout_s=settings.drain_timeout),
     )
     # the service's own listeners (call records, metrics) are appended to ctx.listeners here
     try:  # call records (DATABASE_URL); the engine connects on first use, ``lifespan`` disposes it

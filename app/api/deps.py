@@ -11,6 +11,7 @@ from agents.personas import Persona
 from app.api.guard import CallGuard
 from app.clock import Clock
 from app.config import Settings
+from app.drain import Drain
 from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
@@ -33,6 +34,7 @@ class AppContext:
     vobiz: VobizClient | None  # the REST API, when VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN are set
     guard: CallGuard  # one live socket per call, ended calls, webhook nonces (app/api/guard.py)
     listeners: list[CallListener] = field(default_factory=list)  # told of each call's start and end
+    drain: Drain = field(default_factory=Drain)  # SIGTERM: not ready, live calls go on (app/drain.py)
 
 
 async def get_ctx(request: Request) -> AppContext:
