@@ -121,6 +121,14 @@ def service(tmp_path: Path, *args: str, **env: str) -> Iterator[Service]:
         proc.communicate(timeout=10)
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def children(parent: int) -> list[int]:
     """The processes whose parent is ``parent`` (the supervisor's workers)."""
     found = []
