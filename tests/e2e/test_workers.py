@@ -1,13 +1,16 @@
-"""``voice-agent serve --workers N``: workers on one port under a supervisor that forwards SIGTERM
-(each worker drains) and exits when they have; more than one worker needs ``REDIS_URL``."""
+"""``voice-agent serve --workers N``: workers on one port under a supervisor that replaces a worker
+that dies, forwards SIGTERM (each worker drains) and exits when they have; more than one worker
+needs ``REDIS_URL``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -38,6 +41,16 @@ def answered_stream_path(svc: Service, call_id: str) -> str:
     return match.group(1)
 
 
+def replaced(svc: Service, dead: int) -> None:
+    """Wait until two workers serve again, ``dead`` not among them."""
+    for _ in range(1200):
+        serving = set(children(svc.proc.pid)) & workers_seen(svc, tries=20)
+        if len(serving) == 2 and dead not in serving:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the dead worker was not replaced")
+
+
 async def test_two_workers_serve_one_port_share_tokens_and_drain_on_sigterm(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -51,6 +64,10 @@ async def test_two_workers_serve_one_port_share_tokens_and_drain_on_sigterm(
             async with connect(f"{svc.ws}{answered_stream_path(svc, f'c-{i}')}") as ws:
                 await start_call(ws, f"c-{i}")
                 assert (await echoed(ws, 1))["event"] == "playAudio"
+        # a worker that dies is replaced (one start-up serves both checks: workers start slowly)
+        dead = min(pids)
+        os.kill(dead, signal.SIGKILL)
+        await asyncio.to_thread(replaced, svc, dead)
         async with connect(f"{svc.ws}{answered_stream_path(svc, 'c-live')}") as ws:
             await start_call(ws, "c-live")
             await echoed(ws, 1)
