@@ -68,6 +68,8 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> in
     """``workers`` processes on ``host:port``; the supervisor's exit code."""
     import asyncio
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.records.store import DatabaseURLError
     from app.supervisor import Supervisor, bind_socket, migrate_once, share_token_secret
 
@@ -76,6 +78,9 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> in
     except DatabaseURLError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
+    except (OSError, SQLAlchemyError) as exc:  # the database is down or refuses: say so, in a line
+        typer.echo(f"error: the call records' database cannot be migrated ({type(exc).__name__})", err=True)
+        return 1
     share_token_secret(settings, workers)
     try:
         sock = bind_socket(host, port)
