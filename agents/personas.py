@@ -123,6 +123,8 @@ class PersonaSettings(pydantic.BaseModel):
     reprompt: str = "Are you still there?"
     max_duration_seconds: float = pydantic.Field(600.0, gt=0)
     closing_line: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
+    # said when the service shuts down and DRAIN_TIMEOUT has passed with the call still live
+    shutdown_line: str = "I'm sorry, I have to end the call now. Please call us back. Goodbye!"
     tools: list[str] = ["end_call"]
     transfer_number: str | None = pydantic.Field(None, pattern=r"^\+?[0-9]{6,15}$")
     intents: list[IntentSetting] = []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +13,9 @@ from app.cli_exit import app_or_exit
 from app.cli_personas import personas_app
 from app.cli_rest import call_app, streams_app
 from app.cli_scenarios import run_scenarios
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 cli = typer.Typer(help="Full-duplex AI phone agent for Vobiz.", no_args_is_help=True)
 cli.add_typer(streams_app, name="streams")
@@ -25,27 +29,66 @@ cli.command("test-scenarios")(run_scenarios)
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes on the one port (default: one per core with REDIS_URL, else 1). "
+            "More than one needs REDIS_URL.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the service (answer webhook + media WebSocket)."""
-    import uvicorn
-
+    """Run the service (answer webhook + media WebSocket). SIGTERM drains it (see README)."""
     from app.config import Settings
     from app.logs import configure_logging
-    from app.main import create_app
 
     settings = Settings()
     # uvicorn's own lines (start-up, errors) go through the same handler, in the same format
     configure_logging(settings.log_level, settings.log_format, loggers=("app", "uvicorn"))
-    app = app_or_exit(create_app, settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        ws_max_size=settings.max_message_bytes,
-        access_log=False,
-        log_config=None,
-        log_level=settings.log_level.lower(),
-    )
+    shared = bool(settings.redis_url.get_secret_value())
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if shared else 1
+    elif workers > 1 and not shared:
+        typer.echo(
+            f"error: --workers {workers} needs REDIS_URL (the workers share calls through Redis); "
+            "set REDIS_URL or run one worker",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if workers == 1:
+        from app.main import create_app
+        from app.server import serve_app
+
+        serve_app(app_or_exit(create_app, settings), host=host, port=port)
+        return
+    raise typer.Exit(_serve_workers(settings, host, port, workers))
+
+
+def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
+    """``workers`` processes on ``host:port``; the supervisor's exit code."""
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.records.store import DatabaseURLError
+    from app.supervisor import Supervisor, bind_socket, migrate_once, share_token_secret
+
+    try:
+        asyncio.run(migrate_once(settings))  # once, before any worker starts
+    except DatabaseURLError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except (OSError, SQLAlchemyError) as exc:  # the database is down or refuses: say so, in a line
+        typer.echo(f"error: the call records' database cannot be migrated ({type(exc).__name__})", err=True)
+        return 1
+    share_token_secret(settings, workers)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        return 2
+    with sock:
+        return Supervisor(sock, workers).run()
 
 
 @cli.command()

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     # per call. Empty = this process alone (one worker, one replica). A secret: it may hold a password.
     redis_url: SecretStr = SecretStr("")
 
+    # seconds live calls may go on after SIGTERM (the process is no longer ready meanwhile); then
+    # each says its persona's shutdown line and hangs up. A process exits at most DRAIN_TIMEOUT
+    # + 20 s after SIGTERM (app/drain.py): give the orchestrator's kill deadline that much.
+    drain_timeout: Annotated[float, Field(ge=0)] = 300.0
+
     # the largest WebSocket message accepted from Vobiz (a 20 ms frame is < 1 KiB)
     max_message_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
 

@@ -22,6 +22,7 @@ from app.api.guard import CallGuard
 from app.api.webhooks import TRANSFER_PATH
 from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
+from app.drain import Drain
 from app.facts import FactStore, FactsUnavailable, MemoryFactStore
 from app.facts_redis import RedisFactStore, redis_client
 from app.logs import redact_stream_paths
@@ -194,6 +195,7 @@ def create_app(
         guard=guard,
         bus=bus,
         listeners=list(listeners),
+        drain=Drain(timeout_s=settings.drain_timeout),
     )
     # the service's own listeners (call records, metrics) are appended to ctx.listeners here
     try:  # call records (DATABASE_URL); the engine connects on first use, ``lifespan`` disposes it

@@ -12,6 +12,7 @@ from app.api.bus import CallBus
 from app.api.guard import CallGuard
 from app.clock import Clock
 from app.config import Settings
+from app.drain import Drain
 from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
@@ -35,6 +36,7 @@ class AppContext:
     guard: CallGuard  # one live socket per call, ended calls, webhook nonces (app/api/guard.py)
     bus: CallBus  # end requests reach the process that holds the call (app/api/bus.py)
     listeners: list[CallListener] = field(default_factory=list)  # told of each call's start and end
+    drain: Drain = field(default_factory=Drain)  # SIGTERM: not ready, live calls go on (app/drain.py)
 
 
 async def get_ctx(request: Request) -> AppContext:

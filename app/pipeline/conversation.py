@@ -56,9 +56,7 @@ class ConversationObserver(Protocol):
 
     def on_transcript(self, conversation: Conversation, entry: TranscriptEntry) -> None: ...
 
-    def on_end(self, conversation: Conversation) -> None:
-        """Called once when the call has ended, however it ended."""
-        ...
+    def on_end(self, conversation: Conversation) -> None: ...  # once, however the call ended
 
 
 class Conversation:
@@ -88,8 +86,7 @@ class Conversation:
         # preemptive replies: started, committed, and discarded after their LLM request began
         self.preemptive_started = self.preemptive_committed = self.preemptive_wasted = 0
         self.dtmf_events = 0  # keypresses received (not acted on)
-        self._on_turn = on_turn
-        self._observer = observer
+        self._on_turn, self._observer = on_turn, observer
         self._data_dir, self._caller_number = data_dir, caller_number
         self.replies: dict[int, Reply] = {}  # by turn
         self._last_voiced = 0.0
@@ -101,9 +98,8 @@ class Conversation:
     # ── the call ──
 
     async def run(self, call: CallIO) -> None:
-        self.call = call
+        self.call, self.out_format = call, call.outbound_format
         self.playout = Playout(clock=self.clock, sink=call, turns=self.turns)
-        self.out_format = call.outbound_format
         # the call's one VAD: its verdicts go to the turn-taker and to the recogniser
         make_vad = self.providers.vad
         self.vad: VoiceActivityDetector = (
@@ -133,8 +129,7 @@ class Conversation:
                     )
                 except ProviderError as exc:  # no recogniser: the caller hears the apology and goodbye
                     stt = FailedStream(exc)
-                tg = await stack.enter_async_context(asyncio.TaskGroup())
-                self._tg = tg
+                self._tg = tg = await stack.enter_async_context(asyncio.TaskGroup())
                 tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
                 self._pump = tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
                 self._stt_reader = tg.create_task(self._read_stt(stt), name=f"conv-{self.call_id}-stt")
@@ -440,6 +435,11 @@ class Conversation:
         once, so a "let me put you through" still queued would never be heard."""
         await self.playout.drain(TRANSFER_DRAIN_S)
         return await self.control.transfer()
+
+    def shut_down(self) -> None:
+        """The process is going away: cut what is in flight, say the shutdown line, hang up."""
+        if self._stt is not None:  # not started yet: nothing to cut, and the session ends the call
+            self._apply(self.turns.handle(tt.Shutdown(self.clock.now())))
 
     def _end_call(self, reason: str) -> None:
         self._apply(self.turns.handle(tt.EndRequested(self.clock.now(), reason)))

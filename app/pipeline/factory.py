@@ -33,6 +33,7 @@ def conversation_config(persona: Persona, *, caller_number: str = "") -> Convers
         reprompt=s.reprompt,
         idle_goodbye=s.goodbye,
         closing_line=s.closing_line,
+        shutdown_line=s.shutdown_line,
         resume_after_s=s.resume_after_ms / 1000,
         late_words_s=s.late_interruption_ms / 1000,
         eot=EndOfTurnPolicy(

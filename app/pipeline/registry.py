@@ -17,6 +17,10 @@ class CallRegistry:
     def __len__(self) -> int:
         return len(self._active)
 
+    def sessions(self) -> list[CallSession]:
+        """The live sessions, as a list (safe to end them while going through it)."""
+        return list(self._active.values())
+
     def get(self, call_id: str) -> CallSession | None:
         """The live session of ``call_id`` in this process, if any."""
         return self._active.get(call_id)

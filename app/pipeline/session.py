@@ -45,6 +45,8 @@ log = logging.getLogger("app.call")
 
 BYTE_ORDER_PROBE_FRAMES = 25  # 0.5 s of inbound L16 decides the byte-order check
 AGENT_HANGUP = "agent-hangup"
+# the service shut down while the call was live: its drain timed out (``CallSession.shut_down``)
+SHUTDOWN = "shutdown"
 # endings that follow the agent's own ``stop``: Vobiz closes the socket, posts the hang-up
 AFTER_STOP = frozenset({"socket-closed", "hangup", "stream-stopped"})
 MAX_UNKNOWN_EVENT_NAMES = 16  # distinct unknown event names counted per call; the rest: "other"
@@ -90,6 +92,14 @@ class EndingAgent(Agent, Protocol):
         ...
 
 
+@runtime_checkable
+class ClosingAgent(Agent, Protocol):
+    def shut_down(self) -> None:
+        """The service is going away: cut what is in flight, say a closing line and hang up
+        (``CallIO.stop``). Called at most once, on the loop; returns at once."""
+        ...
+
+
 class CallSession:
     """Owns one media socket, its tasks and its end. ``run`` returns the end reason."""
 
@@ -114,6 +124,7 @@ class CallSession:
         self._byte_order_probe: list[bytes] | None = None
         self._end_requested = asyncio.Event()
         self._end_reason = "ended"
+        self._shutting_down = False
         self._socket_open = True
         self._log = ContextLogger(log, {"call_id": call_id})
 
@@ -132,8 +143,22 @@ class CallSession:
         first reason counts)."""
         if not self._end_requested.is_set():
             stop_sent = self.io is not None and self.io.stop_sent
-            self._end_reason = AGENT_HANGUP if stop_sent and reason in AFTER_STOP else reason
+            if stop_sent and reason in AFTER_STOP:
+                reason = SHUTDOWN if self._shutting_down else AGENT_HANGUP
+            self._end_reason = reason
             self._end_requested.set()
+
+    def shut_down(self) -> None:
+        """The service is going away (its drain timed out): a ``ClosingAgent`` says its closing
+        line and hangs up, and the ending that follows is ``shutdown``; any other agent's call
+        ends now, as ``shutdown``. A caller who hangs up first keeps their reason. Idempotent."""
+        if self._shutting_down or self.ending:
+            return
+        self._shutting_down = True
+        if self.io is not None and isinstance(self._agent, ClosingAgent):
+            self._agent.shut_down()
+        else:
+            self.end(SHUTDOWN)
 
     async def run(self) -> str:
         reason = "ended"

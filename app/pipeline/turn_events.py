@@ -68,6 +68,13 @@ class EndRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class Shutdown:
+    """The process is shutting down (its drain timed out): the call ends now, politely."""
+
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     t: float
 
@@ -97,6 +104,7 @@ TurnEvent = (
     | AudioStarted
     | AudioDone
     | ReplyEmpty
+    | Shutdown
     | EndRequested
     | Tick
     | CallOver

@@ -20,7 +20,8 @@ call's clock). The policy, "stop fast, decide later":
   ``decide_after_s`` on, a reply is prepared unheard (``Respond(held=True)``); the end of the
   turn commits it (``Commit``), and new words discard it (``Cancel``).
 - Idle: ``idle_reprompt_s`` of silence on both sides → a reprompt; after ``max_reprompts`` a
-  goodbye and hang-up. ``max_duration_s`` → a closing line and hang-up.
+  goodbye and hang-up. ``max_duration_s`` → a closing line and hang-up; ``Shutdown`` (the
+  process is going away) → ``shutdown_line`` and hang-up (reason ``shutdown``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from app.pipeline.turn_events import (
     ReplyEmpty,
     Respond,
     Resume,
+    Shutdown,
     Silence,
     Speak,
     Tick,
@@ -68,6 +70,7 @@ __all__ = [
     "ReplyEmpty",
     "Respond",
     "Resume",
+    "Shutdown",
     "Silence",
     "Speak",
     "Tick",
@@ -109,6 +112,7 @@ class TurnPolicy:
     reprompt: str = "Are you still there?"
     idle_goodbye: str = "I'll let you go now. Goodbye!"
     closing_line: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
+    shutdown_line: str = "I'm sorry, I have to end the call now. Please call us back. Goodbye!"
 
 
 _WORD = re.compile(r"[\w'-]+", re.UNICODE)
@@ -193,6 +197,8 @@ class TurnTaker:
                     self._closing = True
             case Tick(t=t):
                 return self._on_tick(t)
+            case Shutdown() if not self._closing:
+                return self._close("service shutting down", self.policy.shutdown_line)
             case CallOver():
                 dropped = self._drop_held()
                 self.floor = Floor.ENDED
@@ -404,15 +410,19 @@ class TurnTaker:
             self._last_user_text = ""
         return []
 
+    def _close(self, reason: str, line: str) -> list[TurnAction]:
+        """End the call now: whatever is in flight is cut, ``line`` is said, then ``HangUp``."""
+        self._closing = True
+        self._end_reason = reason
+        cancel: list[TurnAction] = [Cancel(self.turn)] if self.floor is not Floor.LISTENING else []
+        return [*self._drop_held(), *cancel, *self._speak(line)]
+
     def _on_tick(self, t: float) -> list[TurnAction]:
         policy = self.policy
         if self.floor is Floor.PAUSED and self._pause_expired(t):
             return self._resume_over_noise(t)  # in case no audio frames arrive to decide it
         if t - self.started_at >= policy.max_duration_s and not self._closing:
-            self._closing = True
-            self._end_reason = "maximum call duration"
-            cancel: list[TurnAction] = [Cancel(self.turn)] if self.floor is not Floor.LISTENING else []
-            return [*self._drop_held(), *cancel, *self._speak(policy.closing_line)]
+            return self._close("maximum call duration", policy.closing_line)
         idle = self.floor is Floor.LISTENING and not self._heard_words and self._voiced_run == 0.0
         if idle and t - self._quiet_since >= policy.idle_reprompt_s:
             self._quiet_since = t
