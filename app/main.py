@@ -17,16 +17,18 @@ from app.api import metrics as metrics_api
 from app.api.deps import AgentFactory, AppContext
 from app.api.guard import CallGuard
 from app.api.webhooks import TRANSFER_PATH
+from app.audio.formats import AudioFormat
 from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
 from app.facts import MemoryFactStore
 from app.logs import redact_stream_paths
 from app.observability.calls import CallObserver, turn_hook
 from app.observability.metrics import VoiceMetrics
+from app.pipeline.call_io import outbound_format
 from app.pipeline.control import VobizCallControl
 from app.pipeline.conversation import Conversation, ConversationObserver
 from app.pipeline.echo import EchoAgent
-from app.pipeline.factory import conversation_config, persona_providers, persona_tools
+from app.pipeline.factory import conversation_config, persona_providers, persona_tools, warm_greetings
 from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
@@ -142,6 +144,10 @@ def create_app(
         orphans = await records.end_orphans(owner_is_dead)  # calls of a process that died mid-call
         if orphans:
             log.warning("%d call record(s) left in progress by a dead process: ended", len(orphans))
+        if providers is not None:  # the greetings, rendered once before the first call (bounded)
+            inbound = AudioFormat.from_content_type(settings.stream_content_type, settings.l16_byte_order)
+            fmt = outbound_format(inbound, settings.playback_sample_rate)
+            await warm_greetings(personas, providers, fmt, clock)
         yield
         if vobiz is not None:
             await vobiz.aclose()

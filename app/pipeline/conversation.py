@@ -88,8 +88,7 @@ class Conversation:
         # preemptive replies: started, committed, and discarded after their LLM request began
         self.preemptive_started = self.preemptive_committed = self.preemptive_wasted = 0
         self.dtmf_events = 0  # keypresses received (not acted on)
-        self._on_turn = on_turn
-        self._observer = observer
+        self._on_turn, self._observer = on_turn, observer
         self._data_dir, self._caller_number = data_dir, caller_number
         self.replies: dict[int, Reply] = {}  # by turn
         self._last_voiced = 0.0
@@ -326,6 +325,7 @@ class Conversation:
             apology=self.config.apology,
             fallback_tts=self.providers.fallback_tts,
             first_token_s=self.config.first_token_s,
+            lines=self.providers.lines,
         )
         reply = self.replies[turn] = Reply(turn, responder, user_index, held=held, answers=said)
         name = f"conv-{self.call_id}-reply-{turn}"
