@@ -145,7 +145,7 @@ async def cut_into_the_greeting(
     make_settings: Callable[..., Settings], lines: LineCache | None, tts: ToneTTS
 ) -> tuple[CallRecording, Conversation]:
     """One call whose caller cuts into the greeting after 1 s of it."""
-    clock, made = FakeClock(), []
+    clock, made = FakeClock(), list[Conversation]()
     app = create_app(make_settings(), clock=clock, agent_factory=factory(clock, tts, lines, made))
     connector = AsgiConnector(app)
     try:

@@ -49,7 +49,8 @@ async def test_many_callers_at_once_share_one_rendering() -> None:
     voice.gate.set()
     results = await waiting
     assert voice.spoken == [LINE]  # one synthesis for twenty calls
-    assert cache.renders == 1 and cache.hits == 19
+    assert cache.renders == 1
+    assert cache.hits == 19
     assert len({tuple(r) for r in results}) == 1
     assert len(results[0]) >= 40  # four words of 0.2 s: 40 frames of 20 ms (and the resampler's tail)
     assert all(len(f) == 160 for f in results[0])
@@ -96,7 +97,8 @@ async def test_a_failed_rendering_reaches_every_waiter_and_is_tried_again_next_t
     assert len(cache) == 0  # nothing kept
     voice.failing = False
     frames = await cache.frames(LINE, voice, TTSOptions(), MULAW)
-    assert frames and voice.spoken == [LINE, LINE]  # the next request renders it again
+    assert frames
+    assert voice.spoken == [LINE, LINE]
     assert cache.cached(LINE, voice, TTSOptions(), MULAW)
 
 
@@ -111,7 +113,8 @@ async def test_a_cancelled_renderer_hands_the_rendering_to_a_waiter() -> None:
         await renderer
     voice.gate.set()
     frames = await waiter
-    assert frames and voice.spoken == [LINE, LINE]  # the waiter rendered it instead
+    assert frames
+    assert voice.spoken == [LINE, LINE]
     assert cache.cached(LINE, voice, TTSOptions(), MULAW)
 
 
@@ -128,4 +131,5 @@ async def test_the_cache_is_bounded_least_recently_used_first_out() -> None:
     assert kept == ["One.", "Three.", "Four."]
     too_big = LineCache(max_bytes=size - 1)
     assert await too_big.frames("One.", voice, TTSOptions(), MULAW)  # played, not kept
-    assert len(too_big) == 0 and too_big.bytes == 0
+    assert len(too_big) == 0
+    assert too_big.bytes == 0
