@@ -20,6 +20,7 @@ from app.api.bus import CallBus, LocalBus, RedisBus, bus_id
 from app.api.deps import AgentFactory, AppContext
 from app.api.guard import CallGuard
 from app.api.webhooks import TRANSFER_PATH
+from app.audio.formats import AudioFormat
 from app.clock import Clock, SystemClock
 from app.config import Settings, SignatureMode
 from app.drain import Drain
@@ -28,10 +29,11 @@ from app.facts_redis import RedisFactStore, redis_client
 from app.logs import redact_stream_paths
 from app.observability.calls import CallObserver, turn_hook
 from app.observability.metrics import VoiceMetrics
+from app.pipeline.call_io import outbound_format
 from app.pipeline.control import VobizCallControl
 from app.pipeline.conversation import Conversation, ConversationObserver
 from app.pipeline.echo import EchoAgent
-from app.pipeline.factory import conversation_config, persona_providers, persona_tools
+from app.pipeline.factory import conversation_config, persona_providers, persona_tools, warm_greetings
 from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
@@ -164,6 +166,10 @@ def create_app(
         if orphans:
             log.warning("%d call record(s) left in progress by a dead process: ended", len(orphans))
         try:
+            if providers is not None:  # the greetings, rendered once before the first call (bounded)
+                inbound = AudioFormat.from_content_type(settings.stream_content_type, settings.l16_byte_order)
+                fmt = outbound_format(inbound, settings.playback_sample_rate)
+                await warm_greetings(personas, providers, fmt, clock)
             async with asyncio.TaskGroup() as tasks:
                 if isinstance(bus, RedisBus):
                     listener = tasks.create_task(bus.listen(), name="call-bus-listener")

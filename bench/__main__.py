@@ -19,6 +19,7 @@ BENCHMARKS = {
     "offline_calls": "bench.offline_calls",
     "smart_turn": "bench.smart_turn",
     "turns": "bench.turns",
+    "greetings": "bench.greetings",
 }
 DEFAULT = "capacity"
 

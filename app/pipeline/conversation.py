@@ -321,6 +321,7 @@ class Conversation:
             apology=self.config.apology,
             fallback_tts=self.providers.fallback_tts,
             first_token_s=self.config.first_token_s,
+            lines=self.providers.lines,
         )
         reply = self.replies[turn] = Reply(turn, responder, user_index, held=held, answers=said)
         name = f"conv-{self.call_id}-reply-{turn}"

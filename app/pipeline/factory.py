@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Mapping
 
 from agents.catalog import ALL_TOOLS
 from agents.personas import Persona
 from agents.tools import ToolRegistry
+from app.audio.formats import AudioFormat
+from app.clock import Clock, run_within
 from app.pipeline.conversation import ConversationConfig, Providers
 from app.pipeline.end_of_turn import EndOfTurnPolicy, cue_languages
+from app.pipeline.sentences import line_sentences
 from app.pipeline.turns import BACKCHANNELS, TurnPolicy
-from app.providers.base import LLMOptions, STTOptions, TTSOptions
+from app.providers.base import LLMOptions, SpeechSynthesizer, STTOptions, TTSOptions
+from app.providers.errors import ProviderError
 from app.providers.intent_llm import Intent, IntentLLM, Slot
 from app.providers.registry import ProviderSet
+
+log = logging.getLogger("app.factory")
+
+WARM_WAIT_S = 10.0  # start-up waits at most this long for the greetings; the rest: on first use
 
 
 class PersonaUnavailable(RuntimeError):
@@ -82,19 +92,63 @@ def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
     """The persona's TTS where its provider is available, else the offline voice; the LLM, or
     the persona's intents when no LLM is configured. The offline voice, when it is not already
     the primary, is the fallback that apologises if the primary TTS fails."""
+    tts = persona_voice(persona, providers)
     offline = providers.tts.get("offline")
-    tts = providers.tts.get(persona.settings.tts_provider) or offline
+    fallback = offline if offline is not tts else None
+    turn_model = providers.turn_model if persona.settings.end_of_turn_model else None
+    llm = providers.llm or intent_llm(persona)
+    return Providers(
+        providers.stt, llm, tts, fallback_tts=fallback, turn_model=turn_model, lines=providers.lines
+    )
+
+
+def persona_voice(persona: Persona, providers: ProviderSet) -> SpeechSynthesizer:
+    """The persona's TTS where its provider is available, else the offline voice."""
+    tts = providers.tts.get(persona.settings.tts_provider) or providers.tts.get("offline")
     if tts is None:
         raise PersonaUnavailable(
             f"persona {persona.name!r} speaks with {persona.settings.tts_provider} TTS, "
             "which is not configured (its key, or OPENAI_TTS_MODEL for openai)"
         )
-    fallback = offline if offline is not tts else None
-    turn_model = providers.turn_model if persona.settings.end_of_turn_model else None
-    llm = providers.llm or intent_llm(persona)
-    return Providers(providers.stt, llm, tts, fallback_tts=fallback, turn_model=turn_model)
+    return tts
 
 
 def persona_tools(persona: Persona) -> ToolRegistry:
     """The tools the persona allows (checked against the catalogue when it was loaded)."""
     return ToolRegistry({name: ALL_TOOLS[name] for name in persona.settings.tools if name in ALL_TOOLS})
+
+
+async def warm_greetings(
+    personas: Mapping[str, Persona],
+    providers: ProviderSet,
+    fmt: AudioFormat,
+    clock: Clock,
+    limit_s: float = WARM_WAIT_S,
+) -> int:
+    """Render every persona's greeting in its voice as ``fmt`` frames into ``providers.lines``
+    (at start-up: the first calls, however many at once, then synthesize no greeting). One
+    sentence at a time, each off the event loop for an embedded voice; for at most ``limit_s``
+    of ``clock`` time (what is not rendered by then is rendered by the first call that needs
+    it). A voice that fails is logged and tried again by the first call. Returns the sentences
+    rendered or found cached. The other fixed lines are rendered on first use."""
+    ready = 0
+
+    async def warm() -> None:
+        nonlocal ready
+        for persona in personas.values():
+            try:
+                voice = persona_voice(persona, providers)
+            except PersonaUnavailable:
+                continue  # its calls are refused anyway
+            options = conversation_config(persona).tts
+            for sentence in line_sentences(persona.settings.greeting):
+                try:
+                    await providers.lines.frames(sentence, voice, options, fmt)
+                except ProviderError as exc:
+                    log.warning("could not render a greeting at start-up: %s", exc.provider)
+                    break
+                ready += 1
+
+    if not await run_within(clock, limit_s, warm()):
+        log.warning("greetings not all rendered within %.0f s: the rest on first use", limit_s)
+    return ready

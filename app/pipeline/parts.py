@@ -19,6 +19,7 @@ from app.providers.base import (
     TTSOptions,
     TurnModel,
 )
+from app.providers.line_cache import LineCache
 from app.providers.vad import VoiceActivityDetector
 
 
@@ -53,6 +54,8 @@ class Providers:
     vad: VadFactory | None = None
     # the end-of-turn audio model, shared by every call (None: decide from silence and words)
     turn_model: TurnModel | None = None
+    # the process's rendered fixed lines, shared by every call (None: each line synthesized anew)
+    lines: LineCache | None = None
 
 
 class CallControl(Protocol):

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 
 from agents.tools import ToolContext, ToolRegistry
 from app.audio.formats import AudioFormat
-from app.audio.frames import OutboundEncoder
 from app.clock import Clock, run_within
 from app.pipeline.history import ToolRound
 from app.pipeline.latency import TurnStamps
 from app.pipeline.playout import FRAME_S, Playout, SegmentAudio
-from app.pipeline.sentences import SentenceSplitter
+from app.pipeline.sentences import SentenceSplitter, line_sentences
 from app.providers.base import (
     Finished,
     LanguageModel,
@@ -44,6 +43,7 @@ from app.providers.base import (
     TTSOptions,
 )
 from app.providers.errors import ProviderError
+from app.providers.line_cache import LineCache, render_frames
 
 log = logging.getLogger("app.responder")
 
@@ -91,24 +91,23 @@ class Responder:
     fallback_tts: SpeechSynthesizer | None = None  # speaks when ``tts`` has failed
     max_ahead_s: float = 3.0  # synthesis waits while this much audio is still unheard
     first_token_s: float = FIRST_TOKEN_S  # the first event of an LLM round must come by then
+    lines: LineCache | None = None  # fixed lines (``say``, the apology) rendered once, reused
     _sentences: int = 0
     result: ReplyResult = field(default_factory=ReplyResult)
 
     async def say(self, text: str) -> None:
-        """Speak ``text`` (a fixed line) sentence by sentence; a sentence the primary TTS fails
-        to voice is spoken by the fallback (when there is one), and so is the rest."""
-        splitter = SentenceSplitter()
-        sentences = splitter.push(text + " ")
-        tail = splitter.flush()
-        for sentence in [*sentences, tail] if tail else sentences:
+        """Speak ``text`` (a fixed line) sentence by sentence, each from ``lines`` when given;
+        a sentence the primary TTS fails to voice is spoken by the fallback (when there is
+        one), and so is the rest."""
+        for sentence in line_sentences(text):
             voice = self._voice()
             try:
-                await self._speak(sentence, voice)
+                await self._speak(sentence, voice, fixed=True)
             except ProviderError as exc:
                 if voice is not self.tts or self.fallback_tts is None:
                     raise
                 log.warning("speech failed, using the fallback voice: %s", exc.provider)
-                await self._speak(sentence, self.fallback_tts)
+                await self._speak(sentence, self.fallback_tts, fixed=True)
 
     async def reply(
         self,
@@ -233,11 +232,11 @@ class Responder:
 
     async def _apologise(self) -> None:
         try:
-            await self._speak(self.apology, self._voice())
+            await self._speak(self.apology, self._voice(), fixed=True)
         except ProviderError as exc:
             log.warning("apology failed too: %s", exc.provider)
 
-    async def _speak(self, sentence: str, tts: SpeechSynthesizer | None = None) -> None:
+    async def _speak(self, sentence: str, tts: SpeechSynthesizer | None = None, fixed: bool = False) -> None:
         # synthesise just ahead of the caller's ear, not the whole reply at once: a barge-in
         # then wastes little, and many calls' replies don't burst the CPU together
         while self._sentences and self.playout.backlog_s() > self.max_ahead_s:
@@ -251,7 +250,7 @@ class Responder:
         try:
             while True:
                 try:
-                    await self._synthesize(sentence, tts, audio)
+                    await self._synthesize(sentence, tts, audio, fixed)
                     break
                 except ProviderError as exc:
                     wait = retry_wait(exc)
@@ -267,17 +266,20 @@ class Responder:
         finally:
             self.playout.close_segment(audio)  # even when cancelled or failed: no half-open segment
 
-    async def _synthesize(self, sentence: str, tts: SpeechSynthesizer, audio: SegmentAudio) -> None:
-        encoder = OutboundEncoder(tts.sample_rate, self.out_format)
-        async with contextlib.aclosing(tts.synthesize(sentence, self.tts_options)) as chunks:
-            async for chunk in chunks:
-                if len(chunk):
-                    self.stamps.stamp("tts_first_audio", self.clock.now())
-                    self._add_frames(audio, encoder.push(chunk), sentence)
-                    # let the playout send what just arrived before synthesising on: a TTS that
-                    # never waits (offline engines, cached audio) must not delay the first frame
-                    await asyncio.sleep(0)
-        self._add_frames(audio, encoder.flush(), sentence)
+    async def _synthesize(
+        self, sentence: str, tts: SpeechSynthesizer, audio: SegmentAudio, fixed: bool
+    ) -> None:
+        """The sentence's frames into its segment as they come: a ``fixed`` line from ``lines``
+        (cached, or rendered once for every call that needs it), anything else synthesized."""
+
+        def add(frames: list[bytes]) -> None:
+            self.stamps.stamp("tts_first_audio", self.clock.now())
+            self._add_frames(audio, frames, sentence)
+
+        if fixed and self.lines is not None:
+            await self.lines.frames(sentence, tts, self.tts_options, self.out_format, add)
+        else:
+            await render_frames(tts, sentence, self.tts_options, self.out_format, add)
 
     def _add_frames(self, audio: SegmentAudio, frames: list[bytes], sentence: str) -> None:
         if not frames:

@@ -72,3 +72,11 @@ class SentenceSplitter:
             if len(spaces) >= self._first_max_words:
                 return spaces[self._first_max_words - 1] + 1
         return None
+
+
+def line_sentences(text: str) -> list[str]:
+    """A fixed line's sentences, cut as a reply's are (a line is spoken, and cached, by sentence)."""
+    splitter = SentenceSplitter()
+    sentences = splitter.push(text + " ")
+    tail = splitter.flush()
+    return [*sentences, tail] if tail else sentences

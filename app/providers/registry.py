@@ -15,6 +15,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.providers.base import LanguageModel, SpeechSynthesizer, SpeechToText, TurnModel
 from app.providers.errors import MissingEngineError, ProviderError, ProviderSetupError
+from app.providers.line_cache import LineCache
 
 log = logging.getLogger("app.providers")
 
@@ -27,6 +28,7 @@ class ProviderSet:
     llm: LanguageModel | None  # None: each persona's offline intent responder
     tts: dict[str, SpeechSynthesizer] = field(default_factory=dict)  # by provider; "offline" too
     turn_model: TurnModel | None = None  # the end-of-turn audio model (TURN_MODEL); None: off
+    lines: LineCache = field(default_factory=LineCache)  # fixed lines, rendered once for all calls
 
     async def aclose(self) -> None:
         """Close the clients' connection pools (on the loop that used them)."""

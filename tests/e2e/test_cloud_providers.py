@@ -128,6 +128,12 @@ async def test_a_recogniser_that_never_connects_ends_the_call_with_an_apology(
     assert len(deepgram.listens) == 4  # the first connect and three retries, backing off
     assert rec.protocol_errors == []
     spoken = " ".join(str(request.text) for request in deepgram.speak.requests)
-    # no greeting to a call nobody can hear: the apology and goodbye, then the agent hangs up
-    assert spoken == "Sorry, I had a problem there. Could you say that again? Thank you for calling. Goodbye!"
+    # the greeting was rendered once at start-up (fixed lines are cached); then, for the call,
+    # the apology and goodbye
+    assert spoken == (
+        "Hello! How can I help you today? "
+        "Sorry, I had a problem there. Could you say that again? Thank you for calling. Goodbye!"
+    )
+    # no greeting to a call nobody can hear: four sentences played (apology, goodbye), then it hangs up
+    assert len(rec.events_of("checkpoint")) == 4
     assert rec.end_reason.startswith("app sent stop")
