@@ -144,8 +144,7 @@ class Conversation:
                 self._observer.on_end(self)
 
     async def finish(self) -> None:
-        """The call is ending (see the module docstring). The session bounds it in time and
-        then cancels ``run``; whatever was done by then is kept."""
+        """The call is ending (see the module docstring); the session bounds it, then cancels ``run``."""
         stt, pump, reader = self._stt, self._pump, self._stt_reader
         if stt is None or pump is None or reader is None:
             return  # not started yet: nothing was said
@@ -314,14 +313,14 @@ class Conversation:
             turn=turn,
             playout=self.playout,
             tts=self.providers.tts,
+            fallback_tts=self.providers.fallback_tts,
+            lines=self.providers.lines,
             tts_options=self.config.tts,
             out_format=self.out_format,
             clock=self.clock,
             stamps=self.latency.turn(turn),
             apology=self.config.apology,
-            fallback_tts=self.providers.fallback_tts,
             first_token_s=self.config.first_token_s,
-            lines=self.providers.lines,
         )
         reply = self.replies[turn] = Reply(turn, responder, user_index, held=held, answers=said)
         name = f"conv-{self.call_id}-reply-{turn}"
