@@ -102,7 +102,7 @@ class Conversation:
 
     async def run(self, call: CallIO) -> None:
         self.call = call
-        self.playout = Playout(clock=self.clock, sink=call, turns=self.turns)
+        self.playout = Playout(clock=self.clock, sink=call, turns=self.turns, chunk=call.chunk_frames)
         self.out_format = call.outbound_format
         # the call's one VAD: its verdicts go to the turn-taker and to the recogniser
         make_vad = self.providers.vad
