@@ -29,6 +29,7 @@ def serve(
     """Run the service (answer webhook + media WebSocket)."""
     import uvicorn
 
+    from app.api.ws_protocol import MediaWebSocketProtocol
     from app.config import Settings
     from app.logs import configure_logging
     from app.main import create_app
@@ -41,6 +42,7 @@ def serve(
         app,
         host=host,
         port=port,
+        ws=MediaWebSocketProtocol,  # uvicorn's, without a pause and resume of reading per message
         ws_max_size=settings.max_message_bytes,
         access_log=False,
         log_config=None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +23,7 @@ from app.pipeline.outbox import Outbox
 from app.telephony import events as ev
 
 PCM = npt.NDArray[np.int16]
+AudioHandler = Callable[[PCM], Awaitable[None]]  # takes one inbound frame (``CallIO.take_audio``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +98,19 @@ class CallIO:
         self._frame_bytes = self.outbound_format.frame_bytes()
         self.audio_in: asyncio.Queue[PCM] = asyncio.Queue(config.inbound_queue_frames)
         self.events: asyncio.Queue[AgentEvent] = asyncio.Queue(256)
+        self.audio_handler: AudioHandler | None = None  # see ``take_audio``
         self.stop_sent = False  # the agent sent ``stop``: it hung up
         self._outbox = outbox
         self._stats = stats
         self._ended = ended
         self._encoders: dict[int, OutboundEncoder] = {}
+
+    def take_audio(self, handler: AudioHandler | None) -> None:
+        """Have the socket's reader hand each inbound frame to ``handler`` at once (no queue, no
+        task switch: 50 times a second per call) instead of queueing it on ``audio_in``; None:
+        back to the queue. The reader awaits it before reading on, so it must not wait (no I/O).
+        Frames queued before are left on ``audio_in``: take them first, then register."""
+        self.audio_handler = handler
 
     @property
     def ending(self) -> bool:
