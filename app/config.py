@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     playback_sample_rate: int = 0
     l16_byte_order: Literal["little", "big"] = "little"
     stream_timeout_seconds: Annotated[int, Field(gt=0)] = 86400
+    # audio per playAudio message (PROTOCOL.md §4.1 recommends 20-60 ms): 60 sends a third of the
+    # messages of 20; a barge-in still silences the caller at once (clearAudio flushes Vobiz)
+    play_audio_ms: Annotated[int, Field(ge=20, le=60, multiple_of=20)] = 60
+    # ask Vobiz for stream status callbacks (StartStream, a PlayedStream per checkpoint,
+    # StopStream): nothing acts on them (the socket carries the same facts), each costs a signed
+    # HTTP request, so they are off unless wanted for debugging
+    stream_status_callbacks: bool = False
 
     # key for the per-call stream token; empty = a random key per process (single replica only)
     stream_token_secret: SecretStr = SecretStr("")

@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.api.deps import AppContext
+from app.api.ws_protocol import MediaWebSocketProtocol
 from app.drain import FINISH_S, DrainPhase
 from app.pipeline.session import SHUTDOWN
 
@@ -94,6 +95,7 @@ def serve_app(
         app,
         host=host,
         port=port,
+        ws=MediaWebSocketProtocol,  # uvicorn's, without a pause and resume of reading per message
         ws_max_size=settings.max_message_bytes,
         access_log=False,
         log_config=None,

@@ -12,7 +12,7 @@ Run ``python -m bench`` or ``python -m bench.capacity`` (``--ramp 25 50 …``, `
   are up:
 
   * inbound frame lag: a ``media`` frame handed to the fake Vobiz's socket → the agent taking
-    it off its inbound queue (decoded and resampled; VAD and the turn-taker run at once), both
+    it from the socket's reader (decoded and resampled; VAD and the turn-taker run at once), both
     stamped on the machine's one monotonic clock (p50/p99/max); and the service loop's lag
     (a 20 ms ticker on its event loop);
   * underruns: playout ticks of the fake Vobiz that ran dry mid-segment (a gap in the agent's

@@ -35,6 +35,7 @@ import numpy.typing as npt
 from agents.builtin import BUILTIN_TOOLS
 from agents.tools import ToolRegistry
 from app.api.deps import AppContext
+from app.api.ws_protocol import MediaWebSocketProtocol
 from app.clock import SystemClock
 from app.config import Settings
 from app.main import create_app
@@ -42,6 +43,7 @@ from app.pipeline.control import VobizCallControl
 from app.pipeline.conversation import Conversation, ConversationConfig, Providers
 from app.pipeline.lifecycle import CallInfo, CallOutcome
 from app.pipeline.session import CallIO
+from app.providers.base import STTStream
 from app.providers.scripted import Rule, ScriptedLLM, ScriptedSTT, ToneTTS
 from app.simulator.caller import HangUp, InterruptAfter, Say, Step, WaitForAgent, utterances
 from app.simulator.recording import CallRecording
@@ -120,32 +122,21 @@ def call_script(cycles: int = 1, rate: int = 16000) -> CallScript:
 # ── the service, in a process of its own ────────────────────────────────────────────────────────
 
 
-class _StampedQueue(asyncio.Queue[PCM]):
-    """The agent's inbound audio queue; stamps the moment the agent takes each frame (a frame the
-    session drops because the queue is full is stamped as it is dropped: one stamp per frame)."""
-
-    def __init__(self, maxsize: int, taken: array[float]) -> None:
-        super().__init__(maxsize)
-        self._taken = taken
-
-    def get_nowait(self) -> PCM:
-        item = super().get_nowait()
-        self._taken.append(time.monotonic())
-        return item
-
-
 class _StampedConversation(Conversation):
-    """A ``Conversation`` whose inbound queue records when each frame reached the agent (the
-    agent runs VAD and the turn-taker on it at once)."""
+    """A ``Conversation`` that records when each inbound frame reached the agent (the socket's
+    reader hands it over, ``CallIO.take_audio``; VAD and the turn-taker run on it at once). A
+    frame the session dropped before the agent started (its 2 s queue overflowed) has no stamp:
+    such calls are counted in ``dropped``."""
 
     taken: array[float]
 
     async def run(self, call: CallIO) -> None:
         self.taken = array("d")
-        old, call.audio_in = call.audio_in, _StampedQueue(call.audio_in.maxsize, self.taken)
-        while not old.empty():  # frames that came before the agent started
-            call.audio_in.put_nowait(old.get_nowait())
         await super().run(call)
+
+    async def _hear(self, stt: STTStream, pcm: PCM) -> None:
+        self.taken.append(time.monotonic())
+        await super()._hear(stt, pcm)
 
 
 class _Recorder:
@@ -249,6 +240,7 @@ def _serve(
         access_log=False,
         lifespan="on",
         ws_max_size=settings.max_message_bytes,
+        ws=MediaWebSocketProtocol,  # as ``voice-agent serve`` runs it
     )
     server = uvicorn.Server(config)
 

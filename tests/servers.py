@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 
+from app.api.ws_protocol import MediaWebSocketProtocol
+
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
@@ -54,6 +56,7 @@ def run_server(app: Any, *, ws_max_size: int = 16 * 1024 * 1024, port: int = 0) 
         log_level="warning",
         access_log=False,
         lifespan="on",
+        ws=MediaWebSocketProtocol,  # as ``voice-agent serve`` runs it
         ws_max_size=ws_max_size,
     )
     server = uvicorn.Server(config)

@@ -109,6 +109,7 @@ async def _run_call(websocket: WebSocket, ctx: AppContext, claims: StreamClaims,
             playback_rate=settings.playback_sample_rate,
             l16_byte_order=settings.l16_byte_order,
             max_message_bytes=settings.max_message_bytes,
+            chunk_frames=settings.play_audio_ms // 20,
         ),
     )
     if not ctx.registry.add(session):

@@ -114,7 +114,9 @@ async def answer(request: Request, ctx: Ctx) -> Response:
             url=f"{settings.public_ws_base}{MEDIA_PATH}/{token}",
             content_type=settings.stream_content_type,
             stream_timeout=settings.stream_timeout_seconds,
-            status_callback_url=settings.public_base + STREAM_STATUS_PATH,
+            status_callback_url=(
+                settings.public_base + STREAM_STATUS_PATH if settings.stream_status_callbacks else None
+            ),
         )
     )
     log.info("call answered", extra={"call_id": call_id, "persona": claims.persona})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +23,7 @@ from app.pipeline.outbox import Outbox
 from app.telephony import events as ev
 
 PCM = npt.NDArray[np.int16]
+AudioHandler = Callable[[PCM], Awaitable[None]]  # takes one inbound frame (``CallIO.take_audio``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class SessionConfig:
     max_message_bytes: int = 64 * 1024
     inbound_queue_frames: int = 100  # 2 s of 20 ms frames; the oldest is dropped past it
     end_grace_s: float = 2.0  # at most this long for the agent to finish once the call ends
+    chunk_frames: int = 1  # 20 ms frames per outbound playAudio at most (the playout's chunk)
 
 
 @dataclass(slots=True)
@@ -91,13 +94,23 @@ class CallIO:
         self.inbound_format = inbound_fmt
         self.outbound_format = outbound_format(inbound_fmt, config.playback_rate)
         self.pipeline_rate = config.pipeline_rate
+        self.chunk_frames = config.chunk_frames
+        self._frame_bytes = self.outbound_format.frame_bytes()
         self.audio_in: asyncio.Queue[PCM] = asyncio.Queue(config.inbound_queue_frames)
         self.events: asyncio.Queue[AgentEvent] = asyncio.Queue(256)
+        self.audio_handler: AudioHandler | None = None  # see ``take_audio``
         self.stop_sent = False  # the agent sent ``stop``: it hung up
         self._outbox = outbox
         self._stats = stats
         self._ended = ended
         self._encoders: dict[int, OutboundEncoder] = {}
+
+    def take_audio(self, handler: AudioHandler | None) -> None:
+        """Have the socket's reader hand each inbound frame to ``handler`` at once (no queue, no
+        task switch: 50 times a second per call) instead of queueing it on ``audio_in``; None:
+        back to the queue. The reader awaits it before reading on, so it must not wait (no I/O).
+        Frames queued before are left on ``audio_in``: take them first, then register."""
+        self.audio_handler = handler
 
     @property
     def ending(self) -> bool:
@@ -121,7 +134,8 @@ class CallIO:
             await self.send_frame(frame)
 
     async def send_frame(self, payload: bytes, mark: int | None = None) -> None:
-        """Queue one already-encoded frame (in ``outbound_format``) as a ``playAudio``.
+        """Queue already-encoded audio (whole 20 ms frames in ``outbound_format``) as one
+        ``playAudio``; ``CallStats.frames_out`` counts its 20 ms frames.
 
         With a ``mark``, ``AudioWritten(mark, t)`` arrives on ``events`` when the socket writer
         takes the frame; a frame dropped by a ``clear`` (even while it waited for room) is never
@@ -131,7 +145,7 @@ class CallIO:
         fmt = self.outbound_format
         message = ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload)
         if await self._outbox.put_audio(message, mark):
-            self._stats.frames_out += 1
+            self._stats.frames_out += max(1, len(payload) // self._frame_bytes)
 
     def checkpoint(self, name: str) -> None:
         """Mark the end of the audio queued so far; Vobiz acks with ``playedStream``."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +40,7 @@ from app.pipeline.parts import call_policy
 from app.pipeline.playout import Playout
 from app.pipeline.reply import Reply, ReplyState
 from app.pipeline.responder import Responder
-from app.pipeline.session import AudioWritten, CallIO
+from app.pipeline.session import PCM, AudioWritten, CallIO
 from app.providers.base import Message, STTStream, Transcript, UtteranceEnd
 from app.providers.errors import ProviderError
 from app.providers.streaming import FailedStream
@@ -91,7 +92,6 @@ class Conversation:
         self.replies: dict[int, Reply] = {}  # by turn
         self._last_voiced = 0.0
         self._stt: STTStream | None = None
-        self._pump: asyncio.Task[None] | None = None
         self._stt_reader: asyncio.Task[None] | None = None
         self._hanging_up: asyncio.Task[None] | None = None
 
@@ -99,7 +99,7 @@ class Conversation:
 
     async def run(self, call: CallIO) -> None:
         self.call, self.out_format = call, call.outbound_format
-        self.playout = Playout(clock=self.clock, sink=call, turns=self.turns)
+        self.playout = Playout(clock=self.clock, sink=call, turns=self.turns, chunk=call.chunk_frames)
         # the call's one VAD: its verdicts go to the turn-taker and to the recogniser
         make_vad = self.providers.vad
         self.vad: VoiceActivityDetector = (
@@ -131,28 +131,30 @@ class Conversation:
                     stt = FailedStream(exc)
                 self._tg = tg = await stack.enter_async_context(asyncio.TaskGroup())
                 tg.create_task(self.playout.run(), name=f"conv-{self.call_id}-playout")
-                self._pump = tg.create_task(self._pump_audio(stt), name=f"conv-{self.call_id}-audio")
                 self._stt_reader = tg.create_task(self._read_stt(stt), name=f"conv-{self.call_id}-stt")
                 tg.create_task(self._read_control(), name=f"conv-{self.call_id}-control")
                 tg.create_task(self._tick(), name=f"conv-{self.call_id}-tick")
                 self._stt = stt
+                while not call.audio_in.empty():  # audio from before the start, in order, then the rest
+                    await self._hear(stt, call.audio_in.get_nowait())
+                call.take_audio(functools.partial(self._hear, stt))  # the reader calls it per frame
                 greeting = "" if isinstance(stt, FailedStream) else self.config.greeting
                 self._apply(self.turns.start(self.clock.now(), greeting))
         finally:
+            call.take_audio(None)
             self._settle_replies()  # ended without ``finish`` (an error): keep what was heard
             if self._observer is not None:
                 self._observer.on_end(self)
 
     async def finish(self) -> None:
         """The call is ending (see the module docstring); the session bounds it, then cancels ``run``."""
-        stt, pump, reader = self._stt, self._pump, self._stt_reader
-        if stt is None or pump is None or reader is None:
+        stt, reader = self._stt, self._stt_reader
+        if stt is None or reader is None:
             return  # not started yet: nothing was said
-        if pump.done() or pump.cancelling():
+        if self.call.audio_handler is None:
             return  # finishing already
         self._settle_replies()
-        pump.cancel()
-        await asyncio.wait({pump})
+        self.call.take_audio(None)  # the caller's audio from now on is not heard
         audio_in = self.call.audio_in
         while not audio_in.empty():  # caller audio that arrived before the end, not yet heard
             pcm = audio_in.get_nowait()
@@ -177,18 +179,16 @@ class Conversation:
             else:
                 self._cancel(turn)
 
-    async def _pump_audio(self, stt: STTStream) -> None:
-        audio_in, vad, assessor = self.call.audio_in, self.vad, self._assessor
-        while True:
-            pcm = await audio_in.get()
-            if assessor is not None:
-                assessor.push(pcm)
-            now = self.clock.now()
-            voiced = vad.is_voiced(pcm)
-            if voiced:
-                self._last_voiced = now
-            self._apply(self.turns.handle(tt.Voice(now, voiced)))
-            await stt.send(pcm, voiced)
+    async def _hear(self, stt: STTStream, pcm: PCM) -> None:
+        """One frame of the caller, in the socket's reader (``CallIO.take_audio``); never waits."""
+        if self._assessor is not None:
+            self._assessor.push(pcm)
+        now = self.clock.now()
+        voiced = self.vad.is_voiced(pcm)
+        if voiced:
+            self._last_voiced = now
+        self._apply(self.turns.handle(tt.Voice(now, voiced)))
+        await stt.send(pcm, voiced)
 
     async def _read_stt(self, stt: STTStream) -> None:
         try:

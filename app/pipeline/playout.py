@@ -13,6 +13,9 @@ A held turn (a preemptive reply, prepared before the caller's turn surely ended)
 segments aside: ``hold(turn)`` before its first sentence, ``release(turn)`` queues them to play
 at once, ``drop_turn`` forgets them. The pacing loop never sees them, so it costs nothing there.
 
+Pacing and the heard-text arithmetic count 20 ms frames; up to ``chunk`` of them
+(of one segment, so a checkpoint still follows its sentence) go out as one ``playAudio``.
+
 The playout writes through one ``AudioSink`` (frame, checkpoint, clear). The first frame of
 each segment carries its turn as a ``mark``; the sink reports when the socket writer takes a
 marked frame (the moment the turn became audible), so the playout keeps no per-turn state.
@@ -72,8 +75,9 @@ class AudioSink(Protocol):
     """Where the playout's audio goes (the call's socket, through ``CallIO``)."""
 
     async def send_frame(self, payload: bytes, mark: int | None = None) -> None:
-        """Queue one encoded 20 ms frame. A ``mark`` is reported back to the agent when the
-        socket writer takes the frame, and never if a ``clear`` drops it first."""
+        """Queue encoded audio (whole 20 ms frames, the playout's ``chunk`` at most) as one
+        ``playAudio``. A ``mark`` is reported back to the agent when the socket writer takes
+        it, and never if a ``clear`` drops it first."""
         ...
 
     def checkpoint(self, name: str) -> None:
@@ -109,10 +113,16 @@ class Playout:
         lead_s: float = 0.16,
         backstop_s: float = 1.0,
         ack_margin_s: float = 2.0,
+        chunk: int = 1,
     ) -> None:
         """``sink``: where frames, checkpoints and clears go. ``turns``: whose floor says when
         the audio is paused. ``ack_margin_s``: how long after its audio should have played a
-        segment's missing ``playedStream`` is taken as lost (see ``expire_acks``)."""
+        segment's missing ``playedStream`` is taken as lost (see ``expire_acks``).
+        ``chunk``: up to this many 20 ms frames of one segment go out as one
+        ``playAudio`` (fewer when fewer are ready: the first audio never waits for more)."""
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1 frame, got {chunk}")
+        self.chunk = chunk
         self._clock = clock
         self._sink = sink
         self._turns = turns
@@ -320,9 +330,12 @@ class Playout:
             segment.first_index = self._index
             self._unacked[segment.name] = segment
         sent = segment.sent
-        frame = segment.audio.frames[segment.offset + sent]
-        segment.sent = sent + 1
-        self._index += 1
-        self._burst_sent += 1
+        count = min(self.chunk, segment.total - sent)
+        start = segment.offset + sent
+        frames = segment.audio.frames
+        payload = frames[start] if count == 1 else b"".join(frames[start : start + count])
+        segment.sent = sent + count
+        self._index += count
+        self._burst_sent += count
         # a segment's first frame (after a cut: of its unheard rest) tells when its turn is heard
-        await self._sink.send_frame(frame, None if sent else segment.turn)
+        await self._sink.send_frame(payload, None if sent else segment.turn)

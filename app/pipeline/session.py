@@ -1,7 +1,8 @@
 """``CallSession``: one per media WebSocket; owns the call's tasks and its end.
 
 Tasks (all in one ``asyncio.TaskGroup``):
-- ``reader``: socket → ``parse_inbound`` → decoder → the agent's inbound queue;
+- ``reader``: socket → ``parse_inbound`` → decoder → the agent: its ``CallIO.take_audio``
+  handler, awaited in the reader (no task switch per frame), or else its inbound queue;
 - ``writer``: the ``Outbox`` → socket (control before audio); when it takes a frame the agent
   marked, the agent gets ``AudioWritten`` on its event queue;
 - ``agent``: started on ``start``; talks to the call only through ``CallIO``, which is given
@@ -244,20 +245,29 @@ class CallSession:
                 continue
             try:
                 event = ev.parse_inbound(message)
-                if type(event) is ev.MediaEvent:
-                    self._on_media(event)
-                else:
+                if type(event) is not ev.MediaEvent:
                     self._on_control(event)
+                    continue
+                pcm = self._on_media(event)
             except ev.ProtocolError as exc:
                 self._protocol_error("bad-frame", str(exc))
+                continue
+            if pcm is not None:
+                io = self.io
+                assert io is not None  # a frame is decoded only after ``start``
+                if io.audio_handler is not None:
+                    await io.audio_handler(pcm)  # the agent hears it now (``CallIO.take_audio``)
+                else:
+                    self._queue_audio(io, pcm)
 
-    def _on_media(self, event: ev.MediaEvent) -> None:
+    def _on_media(self, event: ev.MediaEvent) -> PCM | None:
+        """The frame's decoded audio; None when there is none to hear."""
         decoder = self._decoder
         if decoder is None or self.io is None:
             self._protocol_error("media-before-start", "media frame before start; dropped")
-            return
+            return None
         if event.track != "inbound":
-            return
+            return None
         try:
             pcm = decoder(event.payload)
         except ValueError as exc:
@@ -265,7 +275,10 @@ class CallSession:
         self.stats.frames_in += 1
         if self._byte_order_probe is not None:
             self._probe_byte_order(event.payload)
-        queue = self.io.audio_in
+        return pcm
+
+    def _queue_audio(self, io: CallIO, pcm: PCM) -> None:
+        queue = io.audio_in
         if queue.full():
             queue.get_nowait()  # the agent is behind: keep the newest audio
             self.stats.inbound_dropped += 1

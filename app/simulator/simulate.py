@@ -107,8 +107,17 @@ async def _serving(apps: list[tuple[Any, socket.socket]]) -> AsyncIterator[None]
     """Serve ASGI apps under uvicorn on their bound sockets, on this loop, while inside."""
     import uvicorn
 
+    from app.api.ws_protocol import MediaWebSocketProtocol
+
     servers = [
-        (uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")), sock)
+        (
+            uvicorn.Server(
+                uvicorn.Config(
+                    app, ws=MediaWebSocketProtocol, log_level="warning", access_log=False, lifespan="on"
+                )
+            ),
+            sock,
+        )
         for app, sock in apps
     ]
     try:

@@ -58,7 +58,9 @@ async def simulate(
     """One call of the real app (echo agent unless ``agent``) on the virtual clock; fails the
     test on any protocol error. ``audio``: the caller's rendered audio (default: each Say's)."""
     clock = FakeClock()
-    settings = make_settings(signature_mode="enforce", vobiz_auth_token=AUTH_TOKEN, **overrides)
+    # the fake Vobiz's stream status callbacks (and the app taking them) are part of what is checked
+    base = {"signature_mode": "enforce", "vobiz_auth_token": AUTH_TOKEN, "stream_status_callbacks": True}
+    settings = make_settings(**(base | overrides))
     app = create_app(settings, clock=clock, agent_factory=(lambda claims, ctx: agent) if agent else None)
     tap = TapConnector(AsgiConnector(app))
     vobiz = FakeVobiz(tap, clock, platform or PlatformConfig(auth_token=AUTH_TOKEN))

@@ -45,11 +45,20 @@ async def test_answer_post_returns_bidirectional_stream(make_settings: Callable[
     assert stream.audio_track == "inbound"
     assert stream.keep_call_alive is True
     assert stream.content_type == "audio/x-l16;rate=16000"
-    assert stream.status_callback_url == "https://agent.example.com/vobiz/stream-status"
+    assert stream.status_callback_url is None  # no HTTP twin of every checkpoint ack unless asked for
     prefix = "wss://agent.example.com/vobiz/media/"
     assert stream.url.startswith(prefix)
     claims = verify_token(b"test-secret-0123456789", stream.url.removeprefix(prefix), now=0)
     assert (claims.call_id, claims.persona) == ("call-1", "default")
+
+
+async def test_answer_asks_for_status_callbacks_only_when_configured(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with client_for(make_settings(stream_status_callbacks=True)) as client:
+        resp = await client.post("/vobiz/answer", data={"CallUUID": "call-cb"})
+    stream = parse_stream_xml(resp.text)
+    assert stream.status_callback_url == "https://agent.example.com/vobiz/stream-status"
 
 
 async def test_answer_get_uses_query_string(make_settings: Callable[..., Settings]) -> None:

@@ -172,3 +172,63 @@ async def test_nothing_is_sent_while_the_floor_is_paused_even_with_nothing_cut()
     sent = [t for t, what in wire.log if what.startswith("f")]
     assert len(sent) == 10
     assert sent[0] == pytest.approx(0.5)  # at once on the resume
+
+
+def make_chunked(chunk: int = 3) -> tuple[FakeClock, Wire, Playout]:
+    clock = FakeClock()
+    wire = Wire(clock)
+    return clock, wire, Playout(clock=clock, sink=wire, turns=wire, lead_s=0.1, chunk=chunk)
+
+
+async def test_chunks_of_a_segment_go_out_as_one_message_each_at_the_pace_of_their_first_frame() -> None:
+    clock, wire, playout = make_chunked()
+    audio = playout.open_segment(1, "t1-s1", "Hello there")
+    playout.add_frames(audio, frames("a", 20))
+    playout.close_segment(audio)
+    await run_for(clock, playout, 1.0)
+    sent = [(t, what) for t, what in wire.log if what.startswith("a")]
+    # 20 frames in 7 messages; the last segment chunk is short, and never mixed with the next one
+    assert [what for _, what in sent] == ["a0a1a2", "a3a4a5", "a6a7a8", "a9a10a11", "a12a13a14",
+                                          "a15a16a17", "a18a19"]  # fmt: skip
+    # a message leaves when its first frame is due (100 ms lead): frames 0, 3 at once, 6 at 20 ms
+    assert [t for t, _ in sent] == pytest.approx([0.0, 0.0, 0.02, 0.08, 0.14, 0.2, 0.26])
+    assert wire.log[-1][1] == "checkpoint:t1-s1"
+    assert wire.log[-1][0] == pytest.approx(0.26)
+    assert wire.marks == [1]
+
+
+async def test_a_chunk_never_waits_for_frames_still_being_made() -> None:
+    clock, wire, playout = make_chunked()
+    audio = playout.open_segment(1, "t1-s1", "Hello")
+    playout.add_frames(audio, frames("a", 1))
+    await run_for(clock, playout, 0.1)
+    assert [what for _, what in wire.log] == ["a0"]  # the first audio goes at once, alone
+
+
+async def test_a_cut_inside_a_chunk_counts_the_heard_frames_not_the_messages() -> None:
+    clock, wire, playout = make_chunked()
+    audio = playout.open_segment(2, "t2-s1", "one two three four five six seven eight nine ten")
+    playout.add_frames(audio, frames("b", 50))  # 1 s of audio
+    playout.close_segment(audio)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(playout.run())
+        await asyncio.sleep(0)
+        await clock.advance(0.5)  # 25 frames have played; frames up to b32 went out (b30b31b32)
+        wire.floor = Floor.PAUSED
+        cut = playout.cut()
+        assert cut is not None
+        assert cut.heard == "one two three four five"
+        assert cut.dropped_s == pytest.approx(0.5)
+        playout.on_cleared()
+        wire.floor = Floor.SPEAKING
+        playout.resume()
+        await clock.advance(1.0)
+        task.cancel()
+    after = [what for _, what in wire.log][[what for _, what in wire.log].index("clear") + 1 :]
+    assert after[0] == "b25b26b27"  # the unheard rest, from the frame the caller had reached
+    assert after[-2:] == ["b49", "checkpoint:t2-s1~1"]  # 25 frames: 8 chunks of 3, then 1
+
+
+def test_a_chunk_is_at_least_one_frame() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        make_chunked(0)
