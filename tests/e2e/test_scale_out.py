@@ -1,6 +1,9 @@
 """Done when (issue 13): two service processes share a real Redis and one call-record database.
-The answer webhook goes to A, the media socket to B, the signed hang-up to A: B's call ends at
-once with reason ``hangup``, and exactly one completed record exists."""
+
+- The answer webhook goes to A, the media socket to B, the signed hang-up to A: B's call ends at
+  once with reason ``hangup``, and exactly one completed record exists.
+- SIGTERM to B during a live call (a rolling deploy): the call plays on to its end, B's
+  ``/readyz`` answers 503, and a new call answered by A works; B exits once its call is over."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import asyncio
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from app.audio.formats import AudioFormat
 from app.config import Settings
 from app.telephony.signature import sign_headers
+from tests.e2e.processes import echoed, service
 from tests.e2e.test_media_socket import media_frame, next_play, start_frame
 from tests.servers import ROOT, free_port
 
@@ -158,3 +163,46 @@ async def completed_record(base: str, call_id: str) -> dict[str, Any]:
                 return record
             await asyncio.sleep(0.02)
     raise AssertionError(f"no completed record: {record}")
+
+
+async def test_sigterm_to_b_lets_its_call_play_to_the_end_while_a_takes_new_calls(
+    redis_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    env = environment(redis_url, await fresh_database(postgres_url), tmp_path)
+    with ExitStack() as stack:
+        # ``voice-agent serve``, as deployed: its first SIGTERM drains
+        a = stack.enter_context(service(tmp_path, "--workers", "1", **env))
+        b = stack.enter_context(service(tmp_path, "--workers", "1", **env))
+        async with connect(b.ws + await stream_path(a.base, "deploy-live"), max_size=None) as live:
+            await live.send(start_frame("deploy-live", AudioFormat("mulaw", 8000)))
+            assert (await echoed(live, 1))["event"] == "playAudio"
+            b.signal(signal.SIGTERM)  # a rolling deploy replaces B
+            assert b.until("/readyz", 503).json()["status"] == "draining"
+            assert a.get("/readyz").status_code == 200
+            # a new call: the balancer sends it to A, which answers and carries it
+            async with connect(a.ws + await stream_path(a.base, "deploy-new"), max_size=None) as new:
+                await new.send(start_frame("deploy-new", AudioFormat("mulaw", 8000)))
+                for seq in range(1, 26):
+                    assert (await echoed(new, seq))["event"] == "playAudio"
+                    assert (await echoed(live, seq + 1))["event"] == "playAudio"  # B's call goes on
+            assert b.proc.poll() is None  # its call still holds B
+            for seq in range(27, 77):  # another second of B's call, every frame heard and echoed
+                assert (await echoed(live, seq))["event"] == "playAudio"
+                await asyncio.sleep(0.02)
+            assert b.proc.poll() is None
+        # the caller hung up: B has nothing live and exits by itself, cleanly
+        assert b.exited(within=15) == 0
+        assert a.proc.poll() is None
+        finished = await completed_record(a.base, "deploy-live")
+        assert finished["end_reason"] == "socket-closed"  # ended by the caller, not by the deploy
+        assert finished["stats"]["frames_in"] >= 76
+        assert (await completed_record(a.base, "deploy-new"))["end_reason"] == "socket-closed"
+
+
+async def stream_path(base: str, call_id: str) -> str:
+    """Answer ``call_id`` at ``base``: the media socket's path from the returned XML."""
+    answer = await signed_post(base, "/vobiz/answer", {"CallUUID": call_id, "From": "14155550100", "To": "1"})
+    assert answer.status_code == 200
+    found = STREAM_URL.search(answer.text)
+    assert found is not None, answer.text
+    return found.group(1)
