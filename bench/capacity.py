@@ -64,7 +64,6 @@ from app.simulator.recording import CallRecording
 from bench import inbound
 from bench.harness import (
     AUTH,
-    ServiceProcess,
     call_script,
     fmt_ms,
     overhead_ms,
@@ -73,11 +72,14 @@ from bench.harness import (
     write_json,
 )
 from bench.pipeline import TARGET_OVERHEAD_P95_MS, TARGET_REACTION_P95_MS
+from bench.workers import ServiceGroup
 
 DEFAULT_RAMP = (25, 50, 100, 200, 300, 400, 500)
 TARGET_CALLS = 300
 TARGET_LAG_P99_MS = 20.0
 TARGET_MIB_PER_CALL = 1.0
+TARGET_CPU_MS_PER_CALL_S = 2.5  # service CPU per second of call (issue 13)
+HOST_CORES = (4, 8, 16)  # hosts the per-core figures are extrapolated to (arithmetic)
 LINE_RATE = 8000  # mu-law 8 kHz, the service's default stream format
 CYCLE_S = 6.0  # a script cycle lasts at least this long (it is ~8 s); calls are hung up anyway
 SETTLE_S = 3.0  # after the last call starts, before the window opens
@@ -96,6 +98,7 @@ class Options:
     deflate: bool = True  # the fake Vobiz offers permessage-deflate (the websockets default)
     warm_up: bool = True  # one whole call before the ramp (first-use costs), then the idle RSS
     profile: str | None = None  # run the service under cProfile, stats to this path
+    service_workers: int = 1  # service processes on one port (``serve --workers``), all on one core
 
 
 # ── the fake Vobiz, in worker processes ─────────────────────────────────────────────────────────
@@ -275,11 +278,6 @@ class _Workers:
 # ── one step of the ramp ────────────────────────────────────────────────────────────────────────
 
 
-def _cpu(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
-
-
 def _machine_busy() -> float:
     """CPU seconds all the machine's CPUs have been busy since boot."""
     t = psutil.cpu_times()._asdict()  # on Linux "user" already includes "guest"
@@ -331,7 +329,7 @@ def _vobiz_lags(calls: list[dict[str, Any]], since: float, until: float) -> list
     return np.concatenate(lags).tolist() if lags else []
 
 
-async def _collect(service: ServiceProcess, call_ids: set[str], wait_s: float = 60.0) -> dict[str, Any]:
+async def _collect(service: ServiceGroup, call_ids: set[str], wait_s: float = 60.0) -> dict[str, Any]:
     """What the service recorded, once every call in ``call_ids`` has ended there (or ``wait_s``)."""
     got: dict[str, Any] = {"lags": [], "turns": [], "taken": {}, "dropped": {}}
     deadline = time.monotonic() + wait_s
@@ -347,10 +345,9 @@ async def _collect(service: ServiceProcess, call_ids: set[str], wait_s: float = 
 
 
 async def _step(
-    n: int, service: ServiceProcess, workers: _Workers, options: Options, idle_rss: int
+    n: int, service: ServiceGroup, workers: _Workers, options: Options, idle_rss: int
 ) -> dict[str, Any]:
     window = options.window
-    proc = psutil.Process(service.pid)
     spread = _spread(n)
     t0 = time.monotonic() + 0.5
     since = t0 + spread + SETTLE_S
@@ -366,13 +363,15 @@ async def _step(
     ]  # fmt: skip
     running = asyncio.ensure_future(workers.run(jobs, wait_s=until - time.monotonic() + 120))
     await asyncio.sleep(since - time.monotonic())
-    cpu0, vobiz_cpu0, busy0 = _cpu(proc), workers.cpu_seconds(), _machine_busy()
+    cpu0, vobiz_cpu0, busy0 = service.cpu_seconds(), workers.cpu_seconds(), _machine_busy()
+    redis0 = service.redis_cpu_seconds()
     rss_peak = 0
     while (left := until - time.monotonic()) > 0:
-        rss_peak = max(rss_peak, proc.memory_info().rss)
+        rss_peak = max(rss_peak, service.rss())
         await asyncio.sleep(min(1.0, left))
-    cpu1, vobiz_cpu1, busy1 = _cpu(proc), workers.cpu_seconds(), _machine_busy()
-    rss_peak = max(rss_peak, proc.memory_info().rss)
+    cpu1, vobiz_cpu1, busy1 = service.cpu_seconds(), workers.cpu_seconds(), _machine_busy()
+    redis1 = service.redis_cpu_seconds()
+    rss_peak = max(rss_peak, service.rss())
     calls = await running
     recorded = await _collect(service, {c["call_id"] for c in calls})
     frame_lag = _frame_lags(calls, recorded["taken"], since, until)
@@ -399,8 +398,9 @@ async def _step(
         "inbound_dropped": dropped,
         "cpu_per_call_s": (cpu1 - cpu0) / (n * window),
         "service_cpu_share": (cpu1 - cpu0) / window,
+        "redis_cpu_per_call_s": (redis1 - redis0) / (n * window),
         "vobiz_cpu_share": (vobiz_cpu1 - vobiz_cpu0) / window,
-        # everything else on the machine (other people's work, this process, the kernel)
+        # everything else on the machine (other people's work, this process, Redis, the kernel)
         "others_cpu_share": max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (vobiz_cpu1 - vobiz_cpu0)) / window,
         "rss_mib": rss_peak / 2**20,
         "mib_per_call": (rss_peak - idle_rss) / 2**20 / n,
@@ -432,13 +432,14 @@ async def _ramp(options: Options) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     try:
         cycles = max(_cycles(n, options.window) for n in options.ramp)
-        async with ServiceProcess(cycles, service_cpus, options.profile) as service:
+        group = ServiceGroup(options.service_workers, cycles, service_cpus, options.profile)
+        async with group as service:
             if options.warm_up:  # one whole call (caches, first-use costs), then the idle footprint
                 t = time.monotonic() + 0.5
                 warm_up = _Job(service.base, [(WARM_UP, t)], 1, None, t, t, options.deflate)
                 await pool.run([warm_up], wait_s=120)
                 await _collect(service, {WARM_UP})
-            idle_rss = psutil.Process(service.pid).memory_info().rss
+            idle_rss = service.rss()
 
             async def step(n: int) -> dict[str, Any]:
                 result = await _step(n, service, pool, options, idle_rss)
@@ -469,6 +470,7 @@ async def _ramp(options: Options) -> dict[str, Any]:
         "idle_rss_mib": idle_rss / 2**20,
         "pinned": {"service": service_cpus, "vobiz": vobiz_cpus},
         "vobiz_workers": options.workers,
+        "service_workers": options.service_workers,
         "deflate": options.deflate,
     }
 
@@ -504,8 +506,12 @@ def _targets(capacity: int, best: dict[str, Any] | None) -> list[dict[str, Any]]
         return {"target": name, "wanted": target, "measured": value, "met": ok}
 
     mib, o95, r95 = get("mib_per_call"), get("overhead_ms", "p95"), get("reaction_ms", "p95")
+    cpu = get("cpu_per_call_s")
+    cpu_ms = None if cpu is None else cpu * 1000
     return [
         row("concurrent calls", f"≥ {TARGET_CALLS}", capacity, capacity >= TARGET_CALLS),
+        row("service CPU per call-second (ms)", f"≤ {TARGET_CPU_MS_PER_CALL_S:g}", cpu_ms,
+            cpu_ms is not None and cpu_ms <= TARGET_CPU_MS_PER_CALL_S),
         row("memory per call (MiB)", f"≤ {TARGET_MIB_PER_CALL:g}", mib, mib is not None and mib <= 1.0),
         row("overhead p95 (ms)", f"≤ {TARGET_OVERHEAD_P95_MS:g}", o95,
             o95 is not None and o95 <= TARGET_OVERHEAD_P95_MS),
@@ -560,6 +566,24 @@ def _row(s: dict[str, Any]) -> str:
     )
 
 
+def hosts(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """ARITHMETIC, not measured: what the figures measured on one core imply for bigger hosts
+    (one worker per core; the callers' side, the database and Redis elsewhere)."""
+    best = next((s for s in result["steps"] if s["calls"] == result["capacity"]), None)
+    if best is None or not result["pinned"]["service"]:
+        return []  # no passing step, or the service was not held to one core: no per-core figure
+    per_core = result["capacity"] / len(result["pinned"]["service"])
+    cpu_ms = best["cpu_per_call_s"] * 1000
+    return [
+        {
+            "cores": cores,
+            "calls_by_capacity": int(cores * per_core),
+            "calls_by_cpu": int(cores * 1000 / cpu_ms) if cpu_ms > 0 else None,
+        }
+        for cores in HOST_CORES
+    ]
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     pinned = result["pinned"]
     where = (
@@ -568,6 +592,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         if pinned["service"]
         else f"service and {result['vobiz_workers']} fake Vobiz processes unpinned"
     )
+    if result["service_workers"] > 1:
+        where = f"{result['service_workers']} service workers on one port and one Redis; " + where
     lines = [
         f"Python {result['machine']['python']}, {result['machine']['cpus']} CPUs; {where}.",
         "",
@@ -595,6 +621,28 @@ def to_markdown(result: dict[str, Any]) -> str:
         value = t["measured"]
         shown = "—" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value))
         lines.append(f"| {t['target']} | {t['wanted']} | {shown} | {'yes' if t['met'] else 'no'} |")
+    best = next((s for s in result["steps"] if s["calls"] == result["capacity"]), None)
+    if best is not None and result["service_workers"] > 1:
+        lines += [
+            "",
+            f"Redis (the call bus and the call rules, shared by the {result['service_workers']} workers): "
+            f"{best['redis_cpu_per_call_s'] * 1000:.3f} ms of its CPU per call-second; one Redis "
+            "thread would carry ~"
+            + (f"{1 / best['redis_cpu_per_call_s']:.0f}" if best["redis_cpu_per_call_s"] > 0 else "∞")
+            + " calls at that rate (arithmetic).",
+        ]
+    rows = hosts(result)
+    if rows:
+        lines += [
+            "",
+            "**Arithmetic, not measured**: bigger hosts, one worker per core, from the per-core figures "
+            "above (capacity scales with cores: the workers share only Redis; callers, database and "
+            "Redis on other machines):",
+            "",
+            "| host cores | calls (cores × capacity per core) | calls (cores × 1000 ÷ CPU ms per call-s) |",
+            "|---:|---:|---:|",
+            *[f"| {h['cores']} | {h['calls_by_capacity']} | {h['calls_by_cpu']} |" for h in rows],
+        ]
     return "\n".join(lines)
 
 
@@ -609,11 +657,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--no-deflate", dest="deflate", action="store_false", help="the fake Vobiz offers no compression"
     )
+    parser.add_argument(
+        "--service-workers", type=int, default=1,
+        help="service worker processes on one port, sharing one core and a real Redis (serve --workers)",
+    )  # fmt: skip
     parser.add_argument("--profile", metavar="PATH", help="run the service under cProfile; stats to PATH")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    if any(n <= 0 for n in args.ramp) or args.window <= 0 or args.workers <= 0 or args.frames <= 0:
-        parser.error("--ramp, --window, --workers and --frames must be positive")
+    if (
+        any(n <= 0 for n in args.ramp)
+        or min(args.window, args.workers, args.frames, args.service_workers) <= 0
+    ):
+        parser.error("--ramp, --window, --workers, --service-workers and --frames must be positive")
+    if args.profile and args.service_workers > 1:
+        parser.error("--profile runs one service worker: drop --service-workers")
     options = Options(
         ramp=tuple(sorted(args.ramp)),
         window=args.window,
@@ -623,6 +680,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         pin=args.pin,
         deflate=args.deflate,
         profile=args.profile,
+        service_workers=args.service_workers,
     )
     result = run(options)
     print(to_markdown(result))

@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import socket
 import tempfile
 import time
 from array import array
@@ -191,16 +192,33 @@ def _factory(clock: SystemClock, cycles: int) -> Any:
 
 def service_settings(base: str, data_dir: Path, **overrides: Any) -> Settings:
     """The benchmarked service's settings: served at ``base``, signed webhooks, a fresh token
-    secret, its files (call records) in ``data_dir``; ``overrides`` for the rest."""
+    secret (unless ``stream_token_secret`` is given), its files (call records) in ``data_dir``;
+    ``overrides`` for the rest."""
+    overrides.setdefault("stream_token_secret", secrets.token_urlsafe(32))
     return Settings(
         _env_file=None,
         public_url=base,
         signature_mode="enforce",
         vobiz_auth_token=AUTH,
-        stream_token_secret=secrets.token_urlsafe(32),
         data_dir=data_dir,
         **overrides,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What the workers of one service share, as ``serve --workers N`` runs them: the listening
+    socket (the kernel hands each connection to one of them), the token secret, Redis (the call
+    bus and the call rules) and the call records' directory (migrated once, before they start)."""
+
+    sock: socket.socket
+    secret: str
+    redis_url: str
+    data_dir: str
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
 
 async def loop_ticker(lags: list[tuple[float, float]], period: float = TICK_S) -> None:
@@ -220,19 +238,26 @@ def _serve(
     ports: Any,
     results: Any,
     commands: Any,
+    shared: Shared | None = None,
 ) -> None:
     """The service: uvicorn's production defaults (uvloop, websockets-sansio), scripted providers.
     Sends its base URL on ``ports``; on each ``report`` command, and on ``exit``, what it
-    recorded since the last report on ``results``."""
+    recorded since the last report on ``results``. ``shared``: one worker of several."""
     import uvicorn
 
     if cpus:
         os.sched_setaffinity(0, cpus)
-    sock, base = _bind()
     clock = SystemClock()
     record = _Recorder()
     data = tempfile.TemporaryDirectory(prefix="bench-service-")  # call records go here
-    settings = service_settings(base, Path(data.name))
+    if shared is None:
+        sock, base = _bind()
+        settings = service_settings(base, Path(data.name))
+    else:
+        sock, base = shared.sock, shared.base
+        settings = service_settings(
+            base, Path(shared.data_dir), stream_token_secret=shared.secret, redis_url=shared.redis_url
+        )
     app = create_app(settings, clock=clock, agent_factory=_factory(clock, cycles), listeners=[record])
     config = uvicorn.Config(
         app,
@@ -271,16 +296,23 @@ def _serve(
 
 class ServiceProcess:
     """``async with ServiceProcess(cycles) as service``: the service runs in a spawned process
-    (pinned to ``cpus`` if given; under cProfile, stats written to ``profile``, if given);
+    (pinned to ``cpus`` if given; under cProfile, stats written to ``profile``, if given; one of
+    several workers on ``shared`` if given, see ``bench.workers``);
     ``service.base`` is its URL, ``service.pid`` its process id.
     ``await service.report()`` returns what it recorded since the last report; ``recorded``
     holds the rest once the block has exited. Callers' scripts may have at most ``cycles``
     cycles (the scripted speech-to-text hands out the script's lines in order)."""
 
-    def __init__(self, cycles: int = 1, cpus: list[int] | None = None, profile: str | None = None) -> None:
+    def __init__(
+        self,
+        cycles: int = 1,
+        cpus: list[int] | None = None,
+        profile: str | None = None,
+        shared: Shared | None = None,
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._ports, self._results, self._commands = context.Queue(), context.Queue(), context.Queue()
-        args = (cycles, cpus, profile, self._ports, self._results, self._commands)
+        args = (cycles, cpus, profile, self._ports, self._results, self._commands, shared)
         self._process = context.Process(target=_serve, args=args, daemon=True)
         self.base = ""
         self.recorded: dict[str, Any] = {}

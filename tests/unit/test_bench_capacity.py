@@ -58,6 +58,7 @@ def test_two_calls_through_the_capacity_ramp() -> None:
     targets = {t["target"]: t for t in result["targets"]}
     assert list(targets) == [
         "concurrent calls",
+        "service CPU per call-second (ms)",
         "memory per call (MiB)",
         "overhead p95 (ms)",
         "barge-in reaction p95 (ms)",
@@ -73,11 +74,45 @@ def test_two_calls_through_the_capacity_ramp() -> None:
     else:
         assert memory["measured"] is None
         assert memory["met"] is False
+    cpu = targets["service CPU per call-second (ms)"]
+    if step["passed"]:
+        assert cpu["measured"] == pytest.approx(step["cpu_per_call_s"] * 1000)
+        assert cpu["met"] is (cpu["measured"] <= capacity.TARGET_CPU_MS_PER_CALL_S)
+    assert capacity.hosts(result) == []  # not pinned to one core: no per-core arithmetic
     json.dumps(result)  # the --json output
     table = capacity.to_markdown(result)
     assert "| calls | frame lag" in table
     assert "| calls | service CPU" in table
     assert "| mu-law 8k |" in table
+
+
+def test_two_service_workers_on_one_port_carry_the_calls_between_them() -> None:
+    """``--service-workers 2``: one socket, one secret, a real Redis; each call is carried by
+    one worker or the other (a webhook on one and the socket on the other is allowed), and what
+    each recorded is merged."""
+    options = capacity.Options(
+        ramp=(4,), window=1.5, workers=1, refine=0, frames=50, pin=False, warm_up=False, service_workers=2
+    )
+    result = capacity.run(options)
+    (step,) = result["steps"]
+    assert result["service_workers"] == 2
+    assert step["carried"] == 4, step["failed_calls"]  # every call's frames found in a worker's record
+    assert step["protocol_errors"] == 0, step["protocol_error_examples"]
+    assert step["failed_calls"] == []
+    assert step["redis_cpu_per_call_s"] >= 0
+    assert step["cpu_per_call_s"] == pytest.approx(step["service_cpu_share"] / 4)
+    assert "2 service workers on one port" in capacity.to_markdown(result)
+
+
+def test_bigger_hosts_are_arithmetic_from_the_one_core_figures() -> None:
+    step = {"calls": 120, "cpu_per_call_s": 0.004}
+    result = {"steps": [step], "capacity": 120, "pinned": {"service": [0], "vobiz": [1]}}
+    assert capacity.hosts(result) == [
+        {"cores": 4, "calls_by_capacity": 480, "calls_by_cpu": 1000},
+        {"cores": 8, "calls_by_capacity": 960, "calls_by_cpu": 2000},
+        {"cores": 16, "calls_by_capacity": 1920, "calls_by_cpu": 4000},
+    ]
+    assert capacity.hosts({**result, "capacity": 0}) == []  # nothing passed: nothing to scale
 
 
 def test_playout_marks_ticks_that_run_dry_mid_segment_as_starved() -> None:
