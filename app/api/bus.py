@@ -41,6 +41,12 @@ class CallBus(Protocol):
         Raises ``FactsUnavailable`` when the shared store cannot be reached."""
         ...
 
+    async def reclaim(self, call_id: str) -> bool:
+        """The call's live socket is held by a process that is gone: drop its lease (a socket
+        may open again for the call: Vobiz reconnects to another replica); True if dropped.
+        Raises ``FactsUnavailable`` when the shared store cannot be reached."""
+        ...
+
 
 class LocalBus:
     """The calls of this process only (today's behaviour without ``REDIS_URL``)."""
@@ -50,6 +56,9 @@ class LocalBus:
 
     async def end(self, call_id: str, reason: str) -> bool:
         return self._registry.end(call_id, reason)
+
+    async def reclaim(self, call_id: str) -> bool:
+        return False  # the one process is the holder, and it is alive
 
 
 def bus_id() -> str:
@@ -93,6 +102,18 @@ class RedisBus:
         log.warning("call bus: the process holding the call is gone", extra={"call_id": call_id})
         await self._guard.forget(lease)
         return False
+
+    async def reclaim(self, call_id: str) -> bool:
+        lease = await self._guard.live_socket(call_id)
+        if lease is None or lease.holder == self.node or not lease.holder:
+            return False
+        with reached("PUBSUB NUMSUB"):
+            counts = await self._client.pubsub_numsub(self.channel(lease.holder))
+        if counts and int(counts[0][1]):
+            return False  # its holder listens: the call is live there
+        log.warning("media socket: the process holding the call is gone; its lease is dropped",
+                    extra={"call_id": call_id})  # fmt: skip
+        return await self._guard.forget(lease)
 
     async def listen(self) -> None:
         """Subscribe to this app's channel and deliver what arrives, until cancelled. If Redis

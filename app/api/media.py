@@ -64,6 +64,8 @@ async def media(websocket: WebSocket, token: str) -> None:
     # one live socket per call; an ended call's URL opens nothing (rules: app/api/guard.py)
     try:
         lease = await ctx.guard.open_socket(claims.call_id)
+        if lease == "live" and await ctx.bus.reclaim(claims.call_id):  # its holder died mid-call
+            lease = await ctx.guard.open_socket(claims.call_id)
     except FactsUnavailable as exc:  # Redis down: refused before accept, Vobiz may retry (maxRetries)
         log.warning("media socket refused: %s", exc, extra={"call_id": claims.call_id})
         await websocket.close(code=1011)

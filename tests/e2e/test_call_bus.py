@@ -203,6 +203,30 @@ async def test_a_dead_holder_leaves_the_record_to_the_receiver(
     assert record.end_reason == "hangup"
 
 
+async def test_a_socket_reconnecting_after_its_holder_died_is_let_in(
+    pair: tuple[RunningServer, RunningServer], redis_url: str
+) -> None:
+    """The process carrying the call died (kill -9, a node lost): Vobiz reconnects the stream
+    to another replica, which takes the call over instead of refusing it for the dead lease's
+    lifetime; a live holder's lease still refuses a second socket."""
+    _, b = pair
+    call_id = new_call()
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await redis.set(f"voice-agent:live:{call_id}", "sock@dead-host:1:2:3/abc", px=60_000)
+        ws = await live_call(b, call_id)  # accepted, and B carries the call
+        try:
+            lease = await redis.get(f"voice-agent:live:{call_id}")
+            assert lease is not None
+            assert not lease.endswith("@dead-host:1:2:3/abc")  # the lease is B's now
+            with pytest.raises(InvalidStatus):  # B is alive: a second socket is refused
+                await connect(f"{b.ws_url}/vobiz/media/{token_for(call_id)}")
+        finally:
+            await ws.close()
+    finally:
+        await redis.aclose()
+
+
 async def test_the_operator_ends_a_live_call_wherever_it_is(
     pair: tuple[RunningServer, RunningServer],
 ) -> None:
