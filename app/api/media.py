@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, WebSocket
@@ -130,8 +131,11 @@ async def _run_call(websocket: WebSocket, ctx: AppContext, claims: StreamClaims,
     call = CallInfo(claims.call_id, claims.persona, claims.caller, claims.called, ctx.wall_time())
     reason = "error"
     try:
-        await notify_started(ctx.listeners, call)
-        reason = await session.run()
+        async with asyncio.TaskGroup() as tg:
+            # the call's start is written beside its first words: a greeting never waits for the
+            # database (100 calls at once queue on SQLite's one writer); the end waits for it
+            tg.create_task(notify_started(ctx.listeners, call), name=f"call-{claims.call_id}-started")
+            reason = await session.run()
     finally:
         ctx.registry.remove(session)
         outcome = CallOutcome(reason, ctx.wall_time(), session.stats, session.agent)

@@ -9,8 +9,9 @@ the service writes only when a call starts and when it ends. The schema is Alemb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, and_, event, or_, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
 from app.config import Settings
@@ -93,6 +94,10 @@ class CallStore:
         if url.get_backend_name() == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time: this store's writes queue in order (``_writing``)
+        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = (
+            weakref.WeakKeyDictionary() if url.get_backend_name() == "sqlite" else None
+        )
         self._migrated = False
         self._migrating = asyncio.Lock()
 
@@ -122,11 +127,27 @@ class CallStore:
                 await connection.run_sync(_upgrade_to_head)
             self._migrated = True
 
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction. On SQLite this store's writes take turns here, first come first
+        served: left to the file's lock, a burst of call starts (100 calls at once) had each
+        writer retry on ``busy_timeout``'s back-off, some for seconds, and some failed (``database
+        is locked``), while the callers waited for their rows. PostgreSQL writes run side by side."""
+        locks = self._write_locks
+        if locks is None:
+            async with self._sessions.begin() as session:
+                yield session
+            return
+        loop = asyncio.get_running_loop()
+        lock = locks.get(loop) or locks.setdefault(loop, asyncio.Lock())
+        async with lock, self._sessions.begin() as session:
+            yield session
+
     async def insert_started(self, record: CallRecord) -> None:
         """The in-progress row of a call that has just started. A second socket for the same
         call (a reconnect) marks the existing row in progress again; its end continues it (``save``)."""
         await self.migrate()
-        async with self._sessions.begin() as session:
+        async with self._writing() as session:
             row = await session.get(CallRow, record.call_id)
             if row is None:
                 session.add(_row(record))
@@ -137,7 +158,7 @@ class CallStore:
         """Mark the calls in progress whose owner ``is_dead`` as ended (``process-died``); their
         end time is unknown (None). Returns their ids."""
         await self.migrate()
-        async with self._sessions.begin() as session:
+        async with self._writing() as session:
             rows = (await session.scalars(select(CallRow).where(CallRow.status == IN_PROGRESS))).all()
             dead = [row for row in rows if is_dead(row.owner or "")]
             for row in dead:
@@ -152,7 +173,7 @@ class CallStore:
         a ``process-died`` row gets the real end. The end is ``started_at + duration_s``, else
         ``now``. Any other row never changes. True if a row was written."""
         await self.migrate()
-        async with self._sessions.begin() as session:
+        async with self._writing() as session:
             row = await session.get(CallRow, call_id)
             if row is None or not (row.status == IN_PROGRESS or row.end_reason == PROCESS_DIED):
                 return False
@@ -168,7 +189,7 @@ class CallStore:
         sockets before a reconnect, which stay). The row is locked while it is read and written
         (PostgreSQL; SQLite has one writer at a time), so two writers cannot lose a part."""
         await self.migrate()
-        async with self._sessions.begin() as session:
+        async with self._writing() as session:
             row = await session.get(CallRow, record.call_id, with_for_update=True)
             if row is None:
                 session.add(_row(record))

@@ -216,3 +216,21 @@ def test_unusable_urls_are_refused_without_the_password(
 def test_the_store_names_its_database_without_the_password() -> None:
     store = CallStore(make_url("postgresql+asyncpg://agent:hunter2@127.0.0.1:1/calls"))
     assert store.where == "postgresql+asyncpg://agent:***@127.0.0.1:1/calls"
+
+
+async def test_a_burst_of_call_starts_and_ends_is_written_whole(database_url: str) -> None:
+    """100 calls starting at once, then ending at once (the greetings benchmark's burst): every
+    row is written, none fails on the database's lock (SQLite's writers take turns in the store)."""
+    store = CallStore(make_url(database_url))
+    try:
+        await store.migrate()
+        ids = [f"burst-{i}" for i in range(100)]
+        starts = [CallRecord(c, IN_PROGRESS, "default", "", "", T0 + i) for i, c in enumerate(ids)]
+        await asyncio.gather(*(store.insert_started(r) for r in starts))
+        assert [(await store.get(c)) is not None for c in ids] == [True] * 100
+        await asyncio.gather(*(store.save(full_record(c, T0 + i)) for i, c in enumerate(ids)))
+        page, _ = await store.recent(limit=200)
+        assert sorted(s.call_id for s in page) == sorted(ids)
+        assert {s.status for s in page} == {COMPLETED}
+    finally:
+        await store.aclose()
