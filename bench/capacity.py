@@ -72,6 +72,7 @@ from bench.harness import (
     write_json,
 )
 from bench.pipeline import TARGET_OVERHEAD_P95_MS, TARGET_REACTION_P95_MS
+from bench.speed import SpeedProbe
 from bench.workers import ServiceGroup
 
 DEFAULT_RAMP = (25, 50, 100, 200, 300, 400, 500)
@@ -385,6 +386,7 @@ async def _step(
     result = {
         "calls": n,
         "window_s": window,
+        "window_at": (since, until),
         "carried": carried,
         "end_reasons": dict(Counter(c["end_reason"] for c in calls)),
         "frames": len(frame_lag),
@@ -430,6 +432,8 @@ async def _ramp(options: Options) -> dict[str, Any]:
     service_cpus, vobiz_cpus = _cpu_sets(options.pin)
     pool = _Workers(options.workers, vobiz_cpus)
     steps: list[dict[str, Any]] = []
+    probe = SpeedProbe(service_cpus)  # the service CPU's speed in each window (``bench.speed``)
+    probe.__enter__()
     try:
         cycles = max(_cycles(n, options.window) for n in options.ramp)
         group = ServiceGroup(options.service_workers, cycles, service_cpus, options.profile)
@@ -464,6 +468,9 @@ async def _ramp(options: Options) -> dict[str, Any]:
                     failed = mid
     finally:
         pool.close()
+        probe.stop()
+    for s in steps:
+        s["probe_ms"] = probe.median_ms(*s["window_at"])
     return {
         "steps": sorted(steps, key=lambda s: s["calls"]),
         "capacity": passed,
@@ -526,9 +533,9 @@ LAG_HEADER = (
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 COST_HEADER = (
-    "| calls | service CPU ms per call-s | service CPU % | MiB per call | overhead p50 ms | p95 ms "
-    "| p99 ms | barge-in p50 ms | p95 ms | fake Vobiz CPU % |\n"
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| calls | service CPU ms per call-s | speed probe ms | service CPU % "
+    "| MiB per call | overhead p50 ms | p95 ms | p99 ms | barge-in p50 ms | p95 ms | fake Vobiz CPU % |\n"
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -548,8 +555,10 @@ def _lag_row(s: dict[str, Any]) -> str:
 
 def _cost_row(s: dict[str, Any]) -> str:
     o, r = s["overhead_ms"], s["reaction_ms"]
+    probe = s.get("probe_ms")
     return (
-        f"| {s['calls']} | {s['cpu_per_call_s'] * 1000:.2f} | {s['service_cpu_share'] * 100:.0f} "
+        f"| {s['calls']} | {s['cpu_per_call_s'] * 1000:.2f} | {'—' if probe is None else f'{probe:.2f}'} "
+        f"| {s['service_cpu_share'] * 100:.0f} "
         f"| {s['mib_per_call']:.2f} | {fmt_ms(o['p50'])} | {fmt_ms(o['p95'])} | {fmt_ms(o['p99'])} "
         f"| {fmt_ms(r['p50'])} | {fmt_ms(r['p95'])} | {s['vobiz_cpu_share'] * 100:.0f} |"
     )
@@ -560,7 +569,8 @@ def _row(s: dict[str, Any]) -> str:
     f, o = s["frame_lag_ms"], s["overhead_ms"]
     return (
         f"{s['calls']} calls: frame lag p99 {fmt_ms(f['p99'])} ms, {s['underrun_ticks']} underruns, "
-        f"{s['protocol_errors']} protocol errors, service CPU {s['service_cpu_share'] * 100:.0f} %, "
+        f"{s['protocol_errors']} protocol errors, service CPU {s['service_cpu_share'] * 100:.0f} % "
+        f"({s['cpu_per_call_s'] * 1000:.2f} ms per call-s), "
         f"overhead p95 {fmt_ms(o['p95'])} ms, fake Vobiz lag p99 {fmt_ms(s['vobiz_lag_ms']['p99'])} ms, "
         f"others' CPU {s['others_cpu_share'] * 100:.0f} %: {_verdict(s)}"
     )

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from app.api.ws_protocol import MediaWebSocketProtocol
 from app.clock import SystemClock
 from app.main import create_app
 from app.simulator.caller import HangUp, Step, WaitForAgent
@@ -41,25 +42,30 @@ from app.simulator.simulate import _bind
 from bench.harness import AUTH, fmt_ms, service_settings, stats, write_json
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
-MEMORY_DB = "sqlite+aiosqlite:///:memory:"
 
 
-def _serve(ports: Any, commands: Any) -> None:
-    """The service with the embedded engines, in a process of its own; sends its base URL and
-    its start-up time (seconds) once it answers, then serves until told to exit."""
+def _serve(ports: Any, commands: Any, cpus: list[int] | None) -> None:
+    """The service with the embedded engines, in a process of its own (on ``cpus`` if given);
+    sends its base URL and its start-up time (seconds) once it answers, then serves until told
+    to exit."""
     import uvicorn
 
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     started = time.monotonic()
     sock, base = _bind()
     data = tempfile.TemporaryDirectory(prefix="bench-greetings-")  # call records go here
-    # call records in memory: the file SQLite of a single-host default serialises 100 inserts on
-    # its lock (the caller waits for the insert), which is not what is measured here
-    settings = service_settings(
-        base, Path(data.name), providers="offline", prompts_dir=PROMPTS, database_url=MEMORY_DB
-    )
+    # call records as a single host keeps them by default: SQLite in DATA_DIR (each call's start
+    # is written before it is greeted, so 100 starts queue on SQLite's one writer here)
+    settings = service_settings(base, Path(data.name), providers="offline", prompts_dir=PROMPTS)
     app = create_app(settings)  # loads Whisper, Piper and the end-of-turn model here
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", ws_max_size=settings.max_message_bytes
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        ws_max_size=settings.max_message_bytes,
+        ws=MediaWebSocketProtocol,  # as ``voice-agent serve`` runs it
     )
     server = uvicorn.Server(config)
 
@@ -84,15 +90,29 @@ def since_dialled(rec: CallRecording, kind: str) -> float | None:
     return None if first is None else first - dialled
 
 
+def _cpu_sets() -> tuple[list[int] | None, list[int] | None]:
+    """The service on the first CPU, the fake Vobiz (this process) on the others: the callers'
+    side costs about as much CPU as the service and must not take turns on its core."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[:1], cpus[1:]) if len(cpus) >= 2 else (None, None)
+
+
 async def run(calls: int, wait: float) -> dict[str, Any]:
+    service_cpus, vobiz_cpus = _cpu_sets()
     context = multiprocessing.get_context("spawn")
     ports, commands = context.Queue(), context.Queue()
-    process = context.Process(target=_serve, args=(ports, commands), daemon=True)
+    process = context.Process(target=_serve, args=(ports, commands, service_cpus), daemon=True)
     process.start()
+    if vobiz_cpus:
+        os.sched_setaffinity(0, vobiz_cpus)
     try:
         base, startup_s = await asyncio.to_thread(ports.get, True, 180)
         load = os.getloadavg()
-        vobiz = FakeVobiz(NetworkConnector(), SystemClock(), PlatformConfig(auth_token=AUTH))
+        # a connection per call (as Vobiz's many machines would open them), idle ones let go
+        # before uvicorn's keep-alive closes them; recorded at the line rate: nothing resampled
+        limits = httpx.Limits(max_connections=calls, max_keepalive_connections=calls, keepalive_expiry=2.0)
+        config = PlatformConfig(auth_token=AUTH, recording_rate=8000)
+        vobiz = FakeVobiz(NetworkConnector(limits=limits), SystemClock(), config)
         steps: list[Step] = [WaitForAgent(timeout=wait), HangUp()]
         answer, hangup = f"{base}/vobiz/answer", f"{base}/vobiz/hangup"
         began = time.monotonic()
@@ -132,6 +152,7 @@ async def run(calls: int, wait: float) -> dict[str, Any]:
         "round_s": took,
         "load_average_before": load,
         "cpus": os.cpu_count(),
+        "pinned": {"service": service_cpus, "vobiz": vobiz_cpus},
         "python": platform.python_version(),
     }
 
@@ -141,7 +162,8 @@ def to_markdown(r: dict[str, Any]) -> str:
     load = ", ".join(f"{x:.2f}" for x in r["load_average_before"])
     return "\n".join(
         [
-            f"Python {r['python']}, {r['cpus']} CPUs; load average before the round: {load}",
+            f"Python {r['python']}, {r['cpus']} CPUs; service on CPU {r['pinned']['service']}, the fake "
+            f"Vobiz on CPU {r['pinned']['vobiz']}; load average before the round: {load}",
             f"service start-up {r['startup_s']:.1f} s; the round took {r['round_s']:.1f} s",
             "",
             "| calls at once | greeted (within) | to greeting p50 ms | p95 ms | max ms | protocol errors |",
@@ -164,7 +186,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.calls < 1 or args.wait <= 0:
         parser.error("--calls must be at least 1 and --wait positive")
-    result = asyncio.run(run(args.calls, args.wait))
+    import uvloop  # the fake Vobiz on uvloop too, so the callers' side keeps up with 100 calls
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        result = runner.run(run(args.calls, args.wait))
     print(to_markdown(result))
     if args.json:
         write_json(args.json, result)

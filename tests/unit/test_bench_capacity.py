@@ -44,6 +44,7 @@ def test_two_calls_through_the_capacity_ramp() -> None:
     assert step["passed"] is expected
     assert step["cpu_per_call_s"] > 0
     assert step["cpu_per_call_s"] == pytest.approx(step["service_cpu_share"] / 2)
+    assert step["probe_ms"] > 0  # the machine's speed in the window (bench.speed)
     assert step["rss_mib"] > 0
     assert result["capacity"] == (2 if step["passed"] else 0)
 
