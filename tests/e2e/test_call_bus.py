@@ -217,7 +217,7 @@ async def test_a_socket_reconnecting_after_its_holder_died_is_let_in(
         ws = await live_call(b, call_id)  # accepted, and B carries the call
         try:
             lease = await redis.get(f"voice-agent:live:{call_id}")
-            assert lease is not None
+            assert isinstance(lease, str)
             assert not lease.endswith("@dead-host:1:2:3/abc")  # the lease is B's now
             with pytest.raises(InvalidStatus):  # B is alive: a second socket is refused
                 await connect(f"{b.ws_url}/vobiz/media/{token_for(call_id)}")
