@@ -99,6 +99,7 @@ class PersonaSettings(pydantic.BaseModel):
     llm_model: str = "gpt-6-luna"  # OpenAI's replacement for gpt-4o-mini (shut down 2027-01-14)
     temperature: float = pydantic.Field(0.6, ge=0.0, le=2.0)
     stt_model: str = "nova-3"
+    stt_provider: str = ""  # a recogniser by provider ("deepgram", "whisper"); "": the service's default
     keywords: list[str] = []
     tts_provider: Literal["deepgram", "openai"] = "deepgram"
     tts_voice: str = ""

@@ -97,9 +97,8 @@ def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
     fallback = offline if offline is not tts else None
     turn_model = providers.turn_model if persona.settings.end_of_turn_model else None
     llm = providers.llm or intent_llm(persona)
-    return Providers(
-        providers.stt, llm, tts, fallback_tts=fallback, turn_model=turn_model, lines=providers.lines
-    )
+    stt = providers.stts.get(persona.settings.stt_provider, providers.stt)
+    return Providers(stt, llm, tts, fallback_tts=fallback, turn_model=turn_model, lines=providers.lines)
 
 
 def persona_voice(persona: Persona, providers: ProviderSet) -> SpeechSynthesizer:

@@ -24,15 +24,18 @@ Choice = Literal["auto", "cloud", "offline", "echo"]
 
 @dataclass(slots=True)
 class ProviderSet:
-    stt: SpeechToText
+    stt: SpeechToText  # the default recogniser (a persona without ``stt_provider``)
     llm: LanguageModel | None  # None: each persona's offline intent responder
     tts: dict[str, SpeechSynthesizer] = field(default_factory=dict)  # by provider; "offline" too
     turn_model: TurnModel | None = None  # the end-of-turn audio model (TURN_MODEL); None: off
     lines: LineCache = field(default_factory=LineCache)  # fixed lines, rendered once for all calls
+    # every recogniser built, by provider ("deepgram", "whisper", …): a persona's ``stt_provider``
+    stts: dict[str, SpeechToText] = field(default_factory=dict)
 
     async def aclose(self) -> None:
         """Close the clients' connection pools (on the loop that used them)."""
-        for provider in (self.stt, self.llm, *self.tts.values()):
+        unique = {id(p): p for p in (self.stt, *self.stts.values(), self.llm, *self.tts.values())}
+        for provider in unique.values():
             if provider is None:
                 continue
             close = getattr(provider, "aclose", None)
@@ -72,16 +75,17 @@ def build_providers(
             "set them, or use PROVIDERS=auto to run the missing parts on the embedded engines"
         )
     tts: dict[str, SpeechSynthesizer] = {}
+    stts: dict[str, SpeechToText] = {}
     stt: SpeechToText
     if deepgram:
         from app.providers.deepgram_stt import DeepgramSTT
         from app.providers.deepgram_tts import DeepgramTTS
 
         deepgram_base = settings.deepgram_base_url or None
-        stt = DeepgramSTT(deepgram, base_url=deepgram_base, clock=clock)
+        stt = stts["deepgram"] = DeepgramSTT(deepgram, base_url=deepgram_base, clock=clock)
         tts["deepgram"] = DeepgramTTS(deepgram, base_url=deepgram_base, clock=clock)
     else:
-        stt = _offline_stt(clock)
+        stt = stts["whisper"] = _offline_stt(clock)
     llm: LanguageModel | None = None
     connect, read = settings.openai_connect_timeout_seconds, settings.openai_read_timeout_seconds
     if openai_key or llm_base:
@@ -106,7 +110,7 @@ def build_providers(
     offline_voice = _offline_voice(settings, clock, required=not tts, variation=voice_variation)
     if offline_voice is not None:
         tts["offline"] = offline_voice
-    return ProviderSet(stt=stt, llm=llm, tts=tts, turn_model=_turn_model(settings, clock))
+    return ProviderSet(stt=stt, llm=llm, tts=tts, turn_model=_turn_model(settings, clock), stts=stts)
 
 
 def _offline_stt(clock: Clock | None) -> SpeechToText:

@@ -15,6 +15,11 @@ def persona(tts_provider: str) -> Persona:
     return Persona("test", settings, "You are a test.", Path("test.md"))
 
 
+def persona_with(**fields: str) -> Persona:
+    settings = PersonaSettings.model_validate({"display_name": "Test", **fields})
+    return Persona("test", settings, "You are a test.", Path("test.md"))
+
+
 def test_the_offline_voice_is_the_fallback_of_a_cloud_voice() -> None:
     cloud, offline = ToneTTS(), ToneTTS()
     providers = ProviderSet(ScriptedSTT(), ScriptedLLM(), {"openai": cloud, "offline": offline})
@@ -31,3 +36,13 @@ def test_no_fallback_when_the_offline_voice_is_the_primary_or_missing() -> None:
     cloud = ToneTTS()
     only_cloud = ProviderSet(ScriptedSTT(), ScriptedLLM(), {"deepgram": cloud})
     assert persona_providers(persona("deepgram"), only_cloud).fallback_tts is None
+
+
+def test_a_persona_chooses_its_recogniser_by_provider() -> None:
+    default, other = ScriptedSTT(), ScriptedSTT()
+    providers = ProviderSet(default, ScriptedLLM(), {"offline": ToneTTS()}, stts={"whisper": other})
+    chosen = persona_providers(persona_with(stt_provider="whisper"), providers)
+    assert chosen.stt is other
+    # none asked for, or one that is not configured here: the service's default recogniser
+    assert persona_providers(persona_with(), providers).stt is default
+    assert persona_providers(persona_with(stt_provider="deepgram"), providers).stt is default
