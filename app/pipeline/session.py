@@ -49,6 +49,7 @@ AGENT_HANGUP = "agent-hangup"
 # the service shut down while the call was live: its drain timed out (``CallSession.shut_down``)
 SHUTDOWN = "shutdown"
 # endings that follow the agent's own ``stop``: Vobiz closes the socket, posts the hang-up
+READER_DRAIN_S = 1.0  # a failed write waits this long for the reader to reach the socket's end
 AFTER_STOP = frozenset({"socket-closed", "hangup", "stream-stopped"})
 MAX_UNKNOWN_EVENT_NAMES = 16  # distinct unknown event names counted per call; the rest: "other"
 UNKNOWN_OTHER = "other"
@@ -166,7 +167,7 @@ class CallSession:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                tg.create_task(self._read(), name=f"call-{self.call_id}-reader")
+                self._reader = tg.create_task(self._read(), name=f"call-{self.call_id}-reader")
                 tg.create_task(self._write(), name=f"call-{self.call_id}-writer")
                 tg.create_task(self._watch_end(), name=f"call-{self.call_id}-watch-end")
         except* CallEnded as group:
@@ -218,6 +219,9 @@ class CallSession:
                 await self._transport.send(message)
             except TransportClosed:
                 self._socket_open = False
+                # what the peer sent before it went (a ``stop``, then a reset) is still to be
+                # read: the reader names the end; only if it does not soon is it socket-closed
+                await run_within(self._clock, READER_DRAIN_S, self._reader_done())
                 self.end("socket-closed")
                 return
 
@@ -230,6 +234,9 @@ class CallSession:
             self._protocol_error("events-overflow", "agent not reading control events")
         else:
             io.events.put_nowait(AudioWritten(item.mark, self._clock.now()))
+
+    async def _reader_done(self) -> None:
+        await asyncio.wait({self._reader})
 
     async def _read(self) -> None:
         limit = self.config.max_message_bytes
