@@ -433,7 +433,7 @@ async def _ramp(options: Options) -> dict[str, Any]:
     pool = _Workers(options.workers, vobiz_cpus)
     steps: list[dict[str, Any]] = []
     probe = SpeedProbe(service_cpus)  # the service CPU's speed in each window (``bench.speed``)
-    probe.__enter__()
+    probe.start()
     try:
         cycles = max(_cycles(n, options.window) for n in options.ramp)
         group = ServiceGroup(options.service_workers, cycles, service_cpus, options.profile)

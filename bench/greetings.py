@@ -31,7 +31,6 @@ from typing import Any
 
 import httpx
 
-from app.api.ws_protocol import MediaWebSocketProtocol
 from app.clock import SystemClock
 from app.main import create_app
 from app.simulator.caller import HangUp, Step, WaitForAgent
@@ -39,7 +38,7 @@ from app.simulator.connect import NetworkConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
 from app.simulator.recording import CallRecording
 from app.simulator.simulate import _bind
-from bench.harness import AUTH, fmt_ms, service_settings, stats, write_json
+from bench.harness import AUTH, bench_server, fmt_ms, service_settings, stats, write_json
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 
@@ -48,26 +47,17 @@ def _serve(ports: Any, commands: Any, cpus: list[int] | None) -> None:
     """The service with the embedded engines, in a process of its own (on ``cpus`` if given);
     sends its base URL and its start-up time (seconds) once it answers, then serves until told
     to exit."""
-    import uvicorn
 
     if cpus:
         os.sched_setaffinity(0, cpus)
     started = time.monotonic()
     sock, base = _bind()
     data = tempfile.TemporaryDirectory(prefix="bench-greetings-")  # call records go here
-    # call records as a single host keeps them by default: SQLite in DATA_DIR (each call's start
-    # is written before it is greeted, so 100 starts queue on SQLite's one writer here)
+    # call records as a single host keeps them by default: SQLite in DATA_DIR (100 starts queue
+    # on SQLite's one writer here, beside the greetings)
     settings = service_settings(base, Path(data.name), providers="offline", prompts_dir=PROMPTS)
     app = create_app(settings)  # loads Whisper, Piper and the end-of-turn model here
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        ws_max_size=settings.max_message_bytes,
-        ws=MediaWebSocketProtocol,  # as ``voice-agent serve`` runs it
-    )
-    server = uvicorn.Server(config)
+    server = bench_server(app, settings)
 
     async def run() -> None:
         async with asyncio.TaskGroup() as tg:
@@ -78,7 +68,7 @@ def _serve(ports: Any, commands: Any, cpus: list[int] | None) -> None:
             await asyncio.to_thread(commands.get)
             server.should_exit = True
 
-    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
         runner.run(run())
     data.cleanup()
 

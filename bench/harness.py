@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import uvicorn
 
 from agents.builtin import BUILTIN_TOOLS
 from agents.tools import ToolRegistry
@@ -231,6 +232,20 @@ async def loop_ticker(lags: list[tuple[float, float]], period: float = TICK_S) -
         lags.append((time.monotonic(), (now - due) * 1000))
 
 
+def bench_server(app: Any, settings: Settings) -> uvicorn.Server:
+    """A ``uvicorn.Server`` for ``app`` as ``voice-agent serve`` runs it (uvloop, the media
+    WebSocket protocol, the message size limit), quiet, to be served on a bound socket."""
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        ws_max_size=settings.max_message_bytes,
+        ws=MediaWebSocketProtocol,
+    )
+    return uvicorn.Server(config)
+
+
 def _serve(
     cycles: int,
     cpus: list[int] | None,
@@ -243,7 +258,6 @@ def _serve(
     """The service: uvicorn's production defaults (uvloop, websockets-sansio), scripted providers.
     Sends its base URL on ``ports``; on each ``report`` command, and on ``exit``, what it
     recorded since the last report on ``results``. ``shared``: one worker of several."""
-    import uvicorn
 
     if cpus:
         os.sched_setaffinity(0, cpus)
@@ -259,15 +273,7 @@ def _serve(
             base, Path(shared.data_dir), stream_token_secret=shared.secret, redis_url=shared.redis_url
         )
     app = create_app(settings, clock=clock, agent_factory=_factory(clock, cycles), listeners=[record])
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        ws_max_size=settings.max_message_bytes,
-        ws=MediaWebSocketProtocol,  # as ``voice-agent serve`` runs it
-    )
-    server = uvicorn.Server(config)
+    server = bench_server(app, settings)
 
     async def run() -> None:
         async with asyncio.TaskGroup() as tg:
@@ -283,7 +289,7 @@ def _serve(
             server.should_exit = True
 
     profiler = cProfile.Profile() if profile else None
-    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
         if profiler is not None:
             profiler.enable()
         runner.run(run())

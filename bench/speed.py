@@ -50,7 +50,7 @@ def _probe(cpus: list[int] | None, stop: Any, out: Any) -> None:
 
 
 class SpeedProbe:
-    """``with SpeedProbe(cpus) as probe``: ``probe.median_ms(since, until)`` once it has stopped."""
+    """``start``, then ``stop``; then ``median_ms(since, until)`` for any window in between."""
 
     def __init__(self, cpus: list[int] | None) -> None:
         context = multiprocessing.get_context("spawn")
@@ -58,17 +58,14 @@ class SpeedProbe:
         self._process = context.Process(target=_probe, args=(cpus, self._stop, self._out), daemon=True)
         self.samples: list[tuple[float, float]] = []
 
-    def __enter__(self) -> SpeedProbe:
+    def start(self) -> None:
         self._process.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
+        """Stop probing; ``samples`` then holds every (monotonic time, CPU seconds) taken."""
         self._stop.set()
         self.samples = self._out.get(timeout=30)
         self._process.join(10)
-
-    def stop(self) -> None:
-        self.__exit__()
 
     def median_ms(self, since: float, until: float) -> float | None:
         inside = [cpu for t, cpu in self.samples if since <= t < until]
