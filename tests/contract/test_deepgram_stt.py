@@ -202,8 +202,21 @@ async def test_reconnect_replays_the_utterance_in_progress_with_monotonic_times(
     served.fake.utterances = ["first one", "second utterance here"]
     # the first socket drops 1.25 s in, in the middle of the second utterance (1.1 s .. 1.4 s)
     served.fake.drop_after_bytes = [round(1.25 * 2 * RATE)]
-    async with DeepgramSTT(KEY, base_url=served.url).stream(STTOptions(endpointing_ms=300)) as stream:
-        events = await run(stream, quiet(0.2), loud(0.4), quiet(0.5), loud(0.3), quiet(1.3))
+    events: list[STTEvent] = []
+
+    async def read(stream: STTStream) -> None:
+        async for event in stream.events():
+            events.append(event)
+
+    stt = DeepgramSTT(KEY, base_url=served.url)
+    async with stt.stream(STTOptions(endpointing_ms=300)) as stream, asyncio.TaskGroup() as tg:
+        tg.create_task(read(stream))
+        await send_all(stream, quiet(0.2), loud(0.4), quiet(0.5))
+        # a live caller's audio arrives in real time, so the first final (at 0.9 s of audio) is in
+        # before the drop at 1.25 s; sending as fast as possible would race it on a busy machine
+        await until(lambda: any(t.text == "first one" for t in finals(events)))
+        await send_all(stream, loud(0.3), quiet(1.3))
+        await stream.end_input()
 
     first, second = served.fake.listens
     assert first.dropped
