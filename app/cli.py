@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.cli_calls import calls_app
-from app.cli_exit import app_or_exit
+from app.cli_exit import app_or_exit, settings_or_exit
 from app.cli_personas import personas_app
 from app.cli_rest import call_app, streams_app
 from app.cli_scenarios import run_scenarios
@@ -39,10 +39,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run the service (answer webhook + media WebSocket). SIGTERM drains it (see README)."""
-    from app.config import Settings
     from app.logs import configure_logging
 
-    settings = Settings()
+    settings = settings_or_exit()
     # uvicorn's own lines (start-up, errors) go through the same handler, in the same format
     configure_logging(settings.log_level, settings.log_format, loggers=("app", "uvicorn"))
     shared = bool(settings.redis_url.get_secret_value())
@@ -101,12 +100,16 @@ def simulate(
     virtual: Annotated[bool, typer.Option(help="Run on the virtual clock (in-process only).")] = False,
 ) -> None:
     """Simulate a whole phone call through a fake Vobiz and write what happened to --out."""
-    from app.config import Settings
     from app.simulator.caller import ScriptError, parse_script
     from app.simulator.simulate import DEMO_SCRIPT, SimulateOptions, simulate_command
 
     if script is not None:
-        text = script.read_text()
+        try:
+            text = script.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
+            typer.echo(f"error: cannot read the caller script {script}: {reason}", err=True)
+            raise typer.Exit(2) from None
     elif say:
         text = "wait 10\n" + "".join(f"say {line}\nwait\n" for line in say) + "hangup\n"
     else:
@@ -119,8 +122,21 @@ def simulate(
     if url and virtual:
         typer.echo("error: --virtual runs the app in-process; it cannot be combined with --url", err=True)
         raise typer.Exit(2)
+    settings = settings_or_exit()
+    if persona is not None and url is None:  # in-process, the personas are ours to check
+        _check_persona(persona, settings)
     options = SimulateOptions(script=text, url=url, virtual=virtual, out=out, persona=persona)
-    raise typer.Exit(app_or_exit(simulate_command, options, Settings()))
+    raise typer.Exit(app_or_exit(simulate_command, options, settings))
+
+
+def _check_persona(name: str, settings: Settings) -> None:
+    """One line and exit 2 unless PROMPTS_DIR has a persona ``name`` (a missing folder is left to
+    the app's own check, which says so)."""
+    folder = settings.prompts_dir
+    names = sorted(path.stem for path in folder.glob("*.md")) if folder.is_dir() else []
+    if names and name not in names:
+        typer.echo(f"error: no persona {name!r} in {folder}; valid: {', '.join(names)}", err=True)
+        raise typer.Exit(2)
 
 
 def main() -> None:

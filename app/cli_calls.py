@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from app.cli_exit import settings_or_exit
+
 if TYPE_CHECKING:  # the database stack loads only for these commands, not for every `voice-agent`
     from app.records.record import CallRecord, CallSummary
     from app.records.store import CallStore
@@ -34,11 +36,10 @@ def _fail(message: str, code: int) -> NoReturn:
 def _store() -> CallStore:
     from pydantic import ValidationError
 
-    from app.config import Settings
     from app.records.store import CallStore, DatabaseURLError
 
     try:
-        return CallStore.from_settings(Settings())
+        return CallStore.from_settings(settings_or_exit())
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         _fail(f"invalid settings: {problems}", 2)

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.cli_exit import settings_or_exit
+
 if TYPE_CHECKING:
     from agents.personas import Persona
 
@@ -16,9 +18,8 @@ personas_app = typer.Typer(help="Persona files (prompts/<name>.md): list, show, 
 
 
 def _folder(folder: Path | None) -> Path:
-    from app.config import Settings
 
-    return folder if folder is not None else Settings().prompts_dir
+    return folder if folder is not None else settings_or_exit().prompts_dir
 
 
 def _known_tools() -> frozenset[str]:
@@ -33,12 +34,11 @@ DirArgument = Annotated[Path | None, typer.Argument(help="Persona folder (defaul
 
 def _shutdown_warnings(persona: Persona) -> list[str]:
     """A line for each model the persona relies on that has an announced shutdown date."""
-    from app.config import Settings
     from app.providers.shutdowns import shutdown_of
 
     used = [("llm_model", persona.settings.llm_model)]
     if persona.settings.tts_provider == "openai":
-        used.append(("tts_provider (OPENAI_TTS_MODEL)", Settings().openai_tts_model))
+        used.append(("tts_provider (OPENAI_TTS_MODEL)", settings_or_exit().openai_tts_model))
     out = []
     for field, model in used:
         found = shutdown_of(model) if model else None
@@ -75,11 +75,10 @@ def check(
 def list_personas(folder: DirOption = None) -> None:
     """One line per persona: name, display name, language, voice, tools."""
     from agents.personas import check_personas
-    from app.config import Settings
 
     where = _folder(folder)
     personas, problems = check_personas(where, _known_tools())
-    default = Settings().default_persona
+    default = settings_or_exit().default_persona
     table = Table("name", "display name", "language", "voice", "tools", box=None)
     for name, persona in personas.items():
         s = persona.settings

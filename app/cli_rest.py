@@ -17,12 +17,11 @@ from enum import StrEnum
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from app.config import Settings
+from app.cli_exit import settings_or_exit
 from app.telephony.rest import Stream, VobizClient, VobizError, render_extra_headers
 
 streams_app = typer.Typer(help="Vobiz Audio Streams API.", no_args_is_help=True)
@@ -63,11 +62,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _run(action: Callable[[VobizClient], Awaitable[T]]) -> T:
     """Run ``action`` with a client built from the settings; map failures to exit codes."""
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        _fail(f"invalid settings: {problems}", 2)
+    settings = settings_or_exit()
     if not settings.vobiz_auth_id or not settings.vobiz_auth_token.get_secret_value():
         _fail("missing Vobiz credentials: set VOBIZ_AUTH_ID and VOBIZ_AUTH_TOKEN (environment or .env)", 2)
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.cli_exit import app_or_exit
+from app.cli_exit import app_or_exit, settings_or_exit
 
 
 def run_scenarios(
@@ -18,7 +18,6 @@ def run_scenarios(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each call's transcript.")] = False,
 ) -> None:
     """Run scenarios through the fake Vobiz on the embedded engines; exit 1 if any fails."""
-    from app.config import Settings
     from app.scenarios import Outcome, ScenarioError, find_scenarios, load_scenario, run_scenario
 
     console = Console()
@@ -30,7 +29,7 @@ def run_scenarios(
     if not scenarios:
         typer.echo(f"error: no scenario files (*.yaml) in {path}", err=True)
         raise typer.Exit(2)
-    settings = Settings()
+    settings = settings_or_exit()
 
     async def run_all() -> list[Outcome]:
         outcomes = []

@@ -1,25 +1,24 @@
-"""WAV file input/output (stdlib ``wave`` + numpy) and whole-clip resampling.
+"""WAV file input/output and whole-clip resampling.
 
-:func:`read_wav` reads any integer-PCM WAV (8-bit unsigned, 16/24/32-bit signed,
-any number of channels, any rate the resampler accepts) into mono int16 at the
-rate you ask for. :func:`write_wav` writes 16-bit PCM with one or more channels.
-:func:`resample_clip` resamples a complete clip with the filter delay removed.
+:func:`read_wav` reads any common WAV (integer or float samples, μ-law/A-law, extensible
+headers, any number of channels, any rate the resampler accepts; libsndfile through
+``soundfile`` reads it) into mono int16 at the rate you ask for. :func:`write_wav` writes
+16-bit PCM with one or more channels (stdlib ``wave``). :func:`resample_clip` resamples a
+complete clip with the filter delay removed.
 
-All functions are pure apart from the file access and safe to call from any
-thread (each call uses its own resampler). Python 3.11's ``wave`` module rejects
-``WAVE_FORMAT_EXTENSIBLE`` headers (3.12+ reads their PCM variant), float and
-compressed WAVs; those are reported as ``ValueError``.
+All functions are pure apart from the file access and safe to call from any thread (each call
+uses its own resampler).
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import wave
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+import soundfile
 
 from app.audio.resample import StreamResampler
 
@@ -71,62 +70,28 @@ def through_phone_line(pcm: _Int16, rate: int = 16000) -> _Int16:
 
 
 def read_wav(path: StrPath, target_rate: int) -> _Int16:
-    """Read an integer-PCM WAV file as mono int16 at ``target_rate`` Hz.
+    """Read a WAV file as mono int16 at ``target_rate`` Hz.
 
-    Samples of every width are brought to the 16-bit scale (8-bit is unsigned
-    with a 128 offset; 24/32-bit are divided by 2**8/2**16 and rounded to nearest),
-    channels are averaged, and the result is resampled with :func:`resample_clip`
-    when the file's rate differs. A trailing partial frame is dropped.
+    libsndfile (``soundfile``) reads it, so any common WAV works: 8-bit unsigned, 16/24/32-bit
+    integer, 32/64-bit float (Audacity's default), μ-law/A-law and WAVE_FORMAT_EXTENSIBLE
+    headers. Samples are brought to the 16-bit scale , channels are
+    averaged, and the result is resampled with :func:`resample_clip` when the file's rate differs.
 
-    Raises ``ValueError`` for a file that is not an integer-PCM WAV (float,
-    compressed or extensible formats, bad or truncated headers, unsupported
-    sample widths) and for rates outside the resampler's 1000..192000 Hz; errors
-    opening the file itself (missing, permissions) propagate as ``OSError``.
+    Raises ``ValueError`` for a file libsndfile cannot read as audio (naming the path) and for
+    rates outside the resampler's 1000..192000 Hz; errors opening the file itself (missing,
+    permissions) propagate as ``OSError``.
     """
-    try:
-        with wave.open(os.fspath(path), "rb") as wav:
-            channels = wav.getnchannels()
-            width = wav.getsampwidth()
-            rate = wav.getframerate()
-            data = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError, struct.error) as exc:
-        detail = str(exc) or type(exc).__name__
-        raise ValueError(
-            f"{os.fspath(path)!r} is not a readable integer-PCM WAV file ({detail}); "
-            "float, compressed and WAVE_FORMAT_EXTENSIBLE files are not supported"
-        ) from exc
-    if width not in _TO_INT16_SCALE:
-        raise ValueError(f"{os.fspath(path)!r}: unsupported sample width of {width} bytes (1..4 supported)")
-    frame_bytes = width * channels
-    usable = len(data) - len(data) % frame_bytes
-    mono = _mix_down(_decode_samples(data[:usable], width), channels)
-    pcm = np.clip(np.rint(mono), -32768.0, 32767.0).astype(np.int16)
+    with open(path, "rb") as file:  # OSError for a missing or unreadable file, as documented
+        try:
+            data, rate = soundfile.read(file, dtype="float64", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+            detail = getattr(exc, "error_string", "") or str(exc)
+            raise ValueError(f"{os.fspath(path)!r} is not a readable WAV file ({detail})") from exc
+    mono = np.asarray(data, dtype=np.float64).mean(axis=1) * 32768.0  # libsndfile's full scale is ±1
+    pcm: _Int16 = np.clip(np.rint(mono), -32768.0, 32767.0).astype(np.int16)
     if rate == target_rate:
         return pcm
-    return resample_clip(pcm, rate, target_rate)
-
-
-def _decode_samples(data: bytes, width: int) -> _Float:
-    """Little-endian PCM bytes of one sample width -> float64 on the int16 scale."""
-    raw: npt.NDArray[np.int64]
-    if width == 1:
-        raw = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 128
-    elif width == 2:
-        raw = np.frombuffer(data, dtype="<i2").astype(np.int64)
-    elif width == 3:
-        b = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3).astype(np.int64)
-        unsigned = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        raw = (unsigned ^ 0x800000) - 0x800000  # sign-extend 24 bits
-    else:
-        raw = np.frombuffer(data, dtype="<i4").astype(np.int64)
-    return raw.astype(np.float64) / _TO_INT16_SCALE[width]
-
-
-def _mix_down(samples: _Float, channels: int) -> _Float:
-    if channels == 1:
-        return samples
-    mixed: _Float = samples.reshape(-1, channels).mean(axis=1)
-    return mixed
+    return resample_clip(pcm, int(rate), target_rate)
 
 
 def write_wav(path: StrPath, channels: Sequence[_Int16], sample_rate: int) -> None:

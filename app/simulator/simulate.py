@@ -25,7 +25,7 @@ from rich.console import Console
 from app.clock import FakeClock, SystemClock
 from app.config import Settings
 from app.simulator.audio_prep import render_caller_audio
-from app.simulator.caller import Step, parse_script
+from app.simulator.caller import PCM, Step, parse_script
 from app.simulator.connect import AsgiConnector, NetworkConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
 from app.simulator.recording import CallRecording, TimelineEvent, TranscriptLine
@@ -184,10 +184,9 @@ async def run_simulation(
     from app.main import create_app
 
     steps = steps if steps is not None else parse_script(options.script)
-    audio = await asyncio.to_thread(render_caller_audio, steps, 16000, None)
     query = f"?persona={options.persona}" if options.persona else ""
 
-    async def dial(vobiz: FakeVobiz, base: str) -> CallRecording:
+    async def dial(vobiz: FakeVobiz, base: str, audio: dict[int, PCM]) -> CallRecording:
         try:
             return await vobiz.dial(
                 f"{base}/vobiz/answer{query}",
@@ -204,7 +203,8 @@ async def run_simulation(
     if options.url:
         auth = settings.vobiz_auth_token.get_secret_value() or SIM_AUTH_TOKEN
         vobiz = FakeVobiz(NetworkConnector(), SystemClock(), PlatformConfig(auth_token=auth))
-        return await dial(vobiz, options.url.rstrip("/"))
+        audio = await asyncio.to_thread(render_caller_audio, steps, 16000, None)
+        return await dial(vobiz, options.url.rstrip("/"), audio)
 
     view = view if view is not None else AgentView(listener)
     state = FakeVobizState()
@@ -227,11 +227,13 @@ async def run_simulation(
             observer=view,
             voice_variation=False,  # a virtual run repeats exactly: no random prosody
         )
+        # the caller's voice after the app: a missing engine is named the way `serve` names it
+        audio = await asyncio.to_thread(render_caller_audio, steps, 16000, None)
         vobiz = FakeVobiz(AsgiConnector(app), clock, config)
         vobiz.attach_rest(state)
         view.origin = clock.now()
         async with rest_http:
-            recording = await clock.run(dial(vobiz, "http://simulator"))
+            recording = await clock.run(dial(vobiz, "http://simulator", audio))
         return view.add_to(recording)
 
     app_sock, base = _bind()
@@ -240,11 +242,12 @@ async def run_simulation(
         with_settings(local, public_url=base, vobiz_api_base_url=f"{rest_base}/api/v1"),
         observer=view,
     )
+    audio = await asyncio.to_thread(render_caller_audio, steps, 16000, None)
     vobiz = FakeVobiz(NetworkConnector(), SystemClock(), config)
     vobiz.attach_rest(state)
     async with _serving([(app, app_sock), (rest_app, rest_sock)]):
         view.origin = SystemClock().now()
-        recording = await dial(vobiz, base)
+        recording = await dial(vobiz, base, audio)
     return view.add_to(recording)
 
 
@@ -293,6 +296,14 @@ def simulate_command(options: SimulateOptions, settings: Settings) -> int:
     try:
         with status:
             recording = asyncio.run(run_simulation(options, settings, listener))
+    except httpx.ConnectError:
+        if not options.url:
+            raise
+        from app.main import ConfigurationError
+
+        raise ConfigurationError(
+            f"nothing answers at {options.url}; is `voice-agent serve` running?"
+        ) from None
     finally:
         logging.getLogger("app.providers").removeHandler(progress)
     files = write_outputs(recording, options.out)
