@@ -25,6 +25,23 @@ cli.add_typer(calls_app, name="calls")
 cli.command("test-scenarios")(run_scenarios)
 
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"voice-agent {version('vobiz-voice-agent')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Full-duplex AI phone agent for Vobiz."""
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
@@ -42,6 +59,10 @@ def serve(
     from app.logs import configure_logging
 
     settings = settings_or_exit()
+    if "public_url" not in settings.model_fields_set:
+        # without PUBLIC_URL the service advertises where it listens (the workers read it too)
+        os.environ["PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+        settings = settings_or_exit()
     # uvicorn's own lines (start-up, errors) go through the same handler, in the same format
     configure_logging(settings.log_level, settings.log_format, loggers=("app", "uvicorn"))
     shared = bool(settings.redis_url.get_secret_value())

@@ -1,4 +1,5 @@
-"""How every ``voice-agent`` command turns a user's mistake into one line and exit 2."""
+"""What every ``voice-agent`` command shares: a user's mistake is one line and exit 2, and output
+that is not a terminal is not wrapped."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic
 import typer
+from rich.console import Console
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -54,3 +56,12 @@ def _describe(error: Any) -> str:
         expected = error.get("ctx", {}).get("expected", "")
         return f"{name}={error['input']!s} is not allowed; use one of: {expected}"
     return f"{name}: {error['msg']}"
+
+
+def console(*, stderr: bool = False, highlight: bool = True) -> Console:
+    """A rich console; when its output is not a terminal (a pipe, a file, a log collector) lines
+    are never hard-wrapped, so a long transcript line or table row stays one line."""
+    out = Console(stderr=stderr, highlight=highlight)
+    if out.is_terminal:
+        return out
+    return Console(stderr=stderr, highlight=highlight, soft_wrap=True, width=100_000)

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from app.cli_exit import settings_or_exit
+from app.cli_exit import console, settings_or_exit
 
 if TYPE_CHECKING:
     from agents.personas import Persona
@@ -85,7 +84,7 @@ def list_personas(folder: DirOption = None) -> None:
         voice = s.tts_provider + (f" ({s.tts_voice})" if s.tts_voice else "")
         table.add_row(name + (" (default)" if name == default else ""), s.display_name, s.language, voice,
                       ", ".join(s.tools))  # fmt: skip
-    Console().print(table)
+    console().print(table)
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
     raise typer.Exit(1 if problems else 0)

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from app.cli_exit import settings_or_exit
+from app.cli_exit import console, settings_or_exit
 from app.telephony.rest import Stream, VobizClient, VobizError, render_extra_headers
 
 streams_app = typer.Typer(help="Vobiz Audio Streams API.", no_args_is_help=True)
@@ -95,7 +95,7 @@ def _print_json(data: Any) -> None:
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return console(highlight=False)
 
 
 def _say(message: str) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from app.cli_exit import app_or_exit, settings_or_exit
+from app.cli_exit import app_or_exit, console, settings_or_exit
 
 
 def run_scenarios(
@@ -20,7 +19,7 @@ def run_scenarios(
     """Run scenarios through the fake Vobiz on the embedded engines; exit 1 if any fails."""
     from app.scenarios import Outcome, ScenarioError, find_scenarios, load_scenario, run_scenario
 
-    console = Console()
+    out = console()
     try:
         scenarios = [load_scenario(p) for p in find_scenarios(path)]
     except ScenarioError as exc:
@@ -34,7 +33,7 @@ def run_scenarios(
     async def run_all() -> list[Outcome]:
         outcomes = []
         for scenario in scenarios:
-            with console.status(f"{scenario.name}…", spinner="dots"):
+            with out.status(f"{scenario.name}…", spinner="dots"):
                 outcomes.append(await run_scenario(scenario, settings))
         return outcomes
 
@@ -44,15 +43,15 @@ def run_scenarios(
         result = "[green]pass[/]" if o.passed else "[bold red]FAIL[/]"
         times = (f"{o.call_seconds:.1f} s", f"{o.seconds:.1f} s")
         table.add_row(o.scenario.name, o.scenario.persona, result, *times, "\n".join(o.failures))
-    console.print(table)
+    out.print(table)
     if verbose:
         from app.simulator.report import format_transcript
 
         for o in outcomes:
             if o.facts is not None:
-                console.print(
+                out.print(
                     f"\n[bold]{o.scenario.name}[/]\n{format_transcript(o.facts.recording)}", markup=True
                 )
     failed = sum(not o.passed for o in outcomes)
-    console.print(f"{len(outcomes) - failed} passed, {failed} failed")
+    out.print(f"{len(outcomes) - failed} passed, {failed} failed")
     raise typer.Exit(1 if failed else 0)

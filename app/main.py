@@ -18,6 +18,7 @@ from app.api import calls, health, media, webhooks
 from app.api import metrics as metrics_api
 from app.api.bus import CallBus, LocalBus, RedisBus, bus_id
 from app.api.deps import AgentFactory, AppContext
+from app.api.docs import add_docs
 from app.api.guard import CallGuard
 from app.api.webhooks import TRANSFER_PATH
 from app.audio.formats import AudioFormat
@@ -219,6 +220,7 @@ def create_app(
     app.include_router(calls.router)
     if metrics is not None:
         app.include_router(metrics_api.router)
+    add_docs(app)
     return app
 
 

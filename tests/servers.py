@@ -92,7 +92,11 @@ def free_port() -> int:
 
 
 def serve_in_process(
-    command: list[str], cwd: Path, probe: str, while_up: Callable[[str, httpx.Response], T], **env: str
+    command: list[str],
+    cwd: Path,
+    probe: str,
+    while_up: Callable[[str, httpx.Response], T],
+    **env: str | None,
 ) -> tuple[T, list[str]]:
     """Run the service as its own process (``command``: a console script of this venv and its
     arguments, ``{port}`` filled in), wait until ``probe`` (a path) answers, call
@@ -100,7 +104,7 @@ def serve_in_process(
 
     The environment drops every ``*_API_KEY`` and sets the telephony-only agent, a token secret,
     the project's personas and a ``DATA_DIR`` under ``cwd``; ``env`` adds or replaces settings
-    (``{port}`` in a value is filled in too).
+    (``{port}`` in a value is filled in too; ``None`` removes it).
     """
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
@@ -112,7 +116,11 @@ def serve_in_process(
         DATA_DIR=str(cwd / "data"),
         SIGNATURE_MODE="off",
     )
-    environ.update({name: value.replace("{port}", str(port)) for name, value in env.items()})
+    environ.update(
+        {name: value.replace("{port}", str(port)) for name, value in env.items() if value is not None}
+    )
+    for name in [name for name, value in env.items() if value is None]:
+        environ.pop(name, None)
     argv = [
         str(Path(sys.executable).parent / command[0]),
         *(a.replace("{port}", str(port)) for a in command[1:]),

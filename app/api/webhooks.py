@@ -86,7 +86,8 @@ def choose_persona(ctx: AppContext, params: dict[str, str]) -> str:
     return by_number or ctx.settings.default_persona
 
 
-@router.api_route("/answer", methods=["GET", "POST"], dependencies=[Signed])
+@router.get("/answer", dependencies=[Signed])
+@router.post("/answer", dependencies=[Signed])
 async def answer(request: Request, ctx: Ctx) -> Response:
     params = await vobiz_params(request)
     if is_hangup(params):
@@ -123,7 +124,8 @@ async def answer(request: Request, ctx: Ctx) -> Response:
     return Response(document, media_type="application/xml")
 
 
-@router.api_route("/hangup", methods=["GET", "POST"], dependencies=[Signed])
+@router.get("/hangup", dependencies=[Signed])
+@router.post("/hangup", dependencies=[Signed])
 async def hangup(request: Request, ctx: Ctx) -> Response:
     return await _end_call(ctx, await vobiz_params(request))
 
@@ -149,9 +151,9 @@ def _seconds(text: str) -> float | None:
     return float(text) if text.isdigit() and len(text) <= 7 else None
 
 
-@router.api_route(
-    "/transfer/{persona}", methods=["GET", "POST"], dependencies=[Signed, Depends(vobiz_params)]
-)
+# a route per method: each gets its own OpenAPI operation id
+@router.get("/transfer/{persona}", dependencies=[Signed, Depends(vobiz_params)])
+@router.post("/transfer/{persona}", dependencies=[Signed, Depends(vobiz_params)])
 async def transfer(persona: str, ctx: Ctx) -> Response:
     """Where ``transfer_call`` sends the call: dial the persona's transfer number."""
     found = ctx.personas.get(persona) if is_valid_name(persona) else None
@@ -174,7 +176,8 @@ def is_stream_stopped(params: dict[str, str]) -> bool:
 STOPPED_EVENTS = frozenset({"stopstream", "streamstop", "streamstopped", "stop", "stopped"})
 
 
-@router.api_route("/stream-status", methods=["GET", "POST"], dependencies=[Signed])
+@router.get("/stream-status", dependencies=[Signed])
+@router.post("/stream-status", dependencies=[Signed])
 async def stream_status(request: Request, ctx: Ctx) -> Response:
     params = await vobiz_params(request)
     call_id = params.get("CallUUID", "").strip()

@@ -264,9 +264,10 @@ class _ConsoleLog(logging.Handler):
 
 def simulate_command(options: SimulateOptions, settings: Settings) -> int:
     """Run the call with a live transcript, write the output files; exit code 1 on any protocol error."""
+    from app.cli_exit import console as cli_console
     from app.simulator.report import summarize, write_outputs
 
-    console = Console()
+    console = cli_console()
     progress = _ConsoleLog(console)
     logging.getLogger("app.providers").addHandler(progress)
     logging.getLogger("app.providers").setLevel(logging.INFO)

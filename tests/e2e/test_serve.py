@@ -5,6 +5,7 @@ environment; and they are secure by default (signatures enforced, no start witho
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,39 @@ async def test_an_unsigned_hangup_is_refused_by_default(tmp_path: Path) -> None:
         hangup = await client.post("/vobiz/hangup", data={"CallUUID": "c-1", "Event": "Hangup"})
         answer = await client.post("/vobiz/answer", data={"CallUUID": "c-1"})
     assert (hangup.status_code, answer.status_code) == (403, 403)
+
+
+def test_without_public_url_serve_advertises_the_port_it_listens_on(tmp_path: Path) -> None:
+    def advertised(base: str, _: httpx.Response) -> tuple[str, str]:
+        answer = httpx.post(f"{base}/vobiz/answer", data={"CallUUID": "c-1", "From": "1", "To": "2"})
+        return base, answer.text
+
+    command = ["voice-agent", "serve", "--host", "127.0.0.1", "--port", "{port}"]
+    (base, xml), _ = serve_in_process(command, tmp_path, "/healthz", advertised, PUBLIC_URL=None)
+    port = base.rsplit(":", 1)[1]
+    assert port != "8000"
+    assert f">ws://127.0.0.1:{port}/vobiz/media/" in xml
+
+
+async def test_docs_are_served_from_the_package_without_a_cdn(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path, signature_mode=SignatureMode.OFF, providers="echo")
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://agent") as client:
+        page = await client.get("/docs")
+        assert page.status_code == 200
+        assert "/openapi.json" in page.text
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+        assert assets  # the script, the stylesheet and the icon
+        assert all(url.startswith("/docs/assets/") for url in assets), assets
+        for url in assets:
+            response = await client.get(url)
+            assert response.status_code == 200, url
+            assert response.content, url
+        assert (await client.get("/openapi.json")).json()["info"]["title"] == app.title
+
+
+def test_version_is_printed() -> None:
+    proc = subprocess.run([str(Path(sys.executable).parent / "voice-agent"), "--version"],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert re.fullmatch(r"voice-agent \d+\.\d+\.\d+\S*\n", proc.stdout)
