@@ -23,6 +23,14 @@ def phone_digits(number: str) -> str:
     return "".join(ch for ch in number if ch.isdigit())
 
 
+def bundled_prompts() -> Path:
+    """The example personas that ship with the package: ``app/prompts`` inside an installed wheel
+    (pyproject's force-include puts them there), the checkout's ``prompts/`` in an editable one."""
+    package = Path(__file__).resolve().parent
+    shipped = package / "prompts"
+    return shipped if shipped.is_dir() else package.parent / "prompts"
+
+
 class SignatureMode(StrEnum):
     """How webhook signatures (X-Vobiz-Signature-V3/-V2) are treated."""
 
@@ -92,8 +100,9 @@ class Settings(BaseSettings):
     stream_token_secret: SecretStr = SecretStr("")
     stream_token_ttl_seconds: Annotated[int, Field(gt=0)] = 300
 
-    # persona files (prompts/<name>.md); relative paths are taken from the working directory
-    prompts_dir: Path = Path("prompts")
+    # persona files (<name>.md); default: the example personas shipped with the package, so the
+    # command works from any folder. A relative PROMPTS_DIR is taken from the working directory.
+    prompts_dir: Path = Field(default_factory=lambda: bundled_prompts())
     default_persona: str = "default"
     # persona by the number that was called ("To"), e.g. {"+14155550199": "clinic"}; the answer
     # URL's ?persona=NAME comes first, the default last. Numbers match on their digits alone.

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,15 @@ WITHOUT_EMBEDDED = textwrap.dedent(
 
 
 def voice_agent(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, prelude: str = ""
+    *args: str, cwd: Path, env: Mapping[str, str | None] | None = None, prelude: str = ""
 ) -> subprocess.CompletedProcess[str]:
+    """``voice-agent *args`` in a fresh interpreter (``prelude`` runs first); ``env`` adds settings,
+    and a ``None`` value removes one."""
     keep = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_AUTH_TOKEN", "_URL"))}
-    environ = {**keep, "PYTHONPATH": str(ROOT), "PROMPTS_DIR": str(ROOT / "prompts"), **(env or {})}
+    given = {"PYTHONPATH": str(ROOT), "PROMPTS_DIR": str(ROOT / "prompts"), **(env or {})}
+    environ = {**keep, **{k: v for k, v in given.items() if v is not None}}
+    for name in [name for name, value in given.items() if value is None]:
+        environ.pop(name, None)
     code = prelude + "\nfrom app.cli import main\nmain()\n"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
