@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from agents.catalog import ALL_TOOLS
 from agents.personas import PersonaError, load_personas
-from app.api import calls, health, media, webhooks
+from app.api import calls, dashboard, health, media, webhooks
 from app.api import metrics as metrics_api
 from app.api.bus import CallBus, LocalBus, RedisBus, bus_id
 from app.api.deps import AgentFactory, AppContext
@@ -220,6 +221,8 @@ def create_app(
     app.include_router(calls.router)
     if metrics is not None:
         app.include_router(metrics_api.router)
+    app.include_router(dashboard.router)
+    app.mount("/assets", StaticFiles(directory=str(dashboard.WEB / "static")), name="assets")
     add_docs(app)
     return app
 
