@@ -84,6 +84,31 @@ def serve(
     raise typer.Exit(_serve_workers(settings, host, port, workers))
 
 
+@cli.command()
+def playground(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 8000,
+) -> None:
+    """Talk to the agent from a browser on this machine: serves /playground on 127.0.0.1."""
+    from app.logs import configure_logging
+    from app.main import create_app
+    from app.server import serve_app
+
+    os.environ["PLAYGROUND"] = "on"
+    settings = settings_or_exit()
+    if "public_url" not in settings.model_fields_set:
+        os.environ["PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    if not settings.vobiz_auth_token.get_secret_value():
+        # no Vobiz account: nothing signs webhooks, and the service listens on loopback only
+        os.environ["SIGNATURE_MODE"] = "off"
+    settings = settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format, loggers=("app", "uvicorn"))
+    app = app_or_exit(create_app, settings)
+    typer.echo(
+        f"playground: open http://127.0.0.1:{port}/playground in a browser on this machine (Ctrl+C stops)"
+    )
+    serve_app(app, host="127.0.0.1", port=port)
+
+
 def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     """``workers`` processes on ``host:port``; the supervisor's exit code."""
     import asyncio

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     # key for GET /calls and GET /calls/{id} (Authorization: Bearer … or X-API-Key); empty = the
     # endpoints are off and answer 404
     calls_api_key: SecretStr = SecretStr("")
+    # the browser playground (/playground): off; `voice-agent playground` turns it on for 127.0.0.1
+    playground: bool = False
 
     # Redis shared by every process and replica (redis://[:password@]host:port/db): the call bus
     # (a hang-up reaches the process that holds its call), webhook nonces and the one live socket

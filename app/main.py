@@ -15,12 +15,13 @@ from fastapi.staticfiles import StaticFiles
 
 from agents.catalog import ALL_TOOLS
 from agents.personas import PersonaError, load_personas
-from app.api import calls, dashboard, health, media, webhooks
+from app.api import calls, dashboard, health, media, playground, webhooks
 from app.api import metrics as metrics_api
 from app.api.bus import CallBus, LocalBus, RedisBus, bus_id
 from app.api.deps import AgentFactory, AppContext
 from app.api.docs import add_docs
 from app.api.guard import CallGuard
+from app.api.playground import Observers, PlaygroundFeed
 from app.api.webhooks import TRANSFER_PATH
 from app.audio.formats import AudioFormat
 from app.clock import Clock, SystemClock
@@ -132,6 +133,9 @@ def create_app(
     else:
         log.info("VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN not set: REST call control (hang-up, transfer) is off")
 
+    feed = PlaygroundFeed() if settings.playground else None
+    if feed is not None:
+        observer = feed if observer is None else Observers(observer, feed)
     providers: ProviderSet | None = None
     if agent_factory is None:
         try:
@@ -204,6 +208,7 @@ def create_app(
         bus=bus,
         listeners=list(listeners),
         drain=Drain(timeout_s=settings.drain_timeout),
+        playground=feed,
     )
     # the service's own listeners (call records, metrics) are appended to ctx.listeners here
     try:  # call records (DATABASE_URL); the engine connects on first use, ``lifespan`` disposes it
@@ -222,6 +227,8 @@ def create_app(
     if metrics is not None:
         app.include_router(metrics_api.router)
     app.include_router(dashboard.router)
+    if feed is not None:
+        app.include_router(playground.router)
     app.mount("/assets", StaticFiles(directory=str(dashboard.WEB / "static")), name="assets")
     add_docs(app)
     return app

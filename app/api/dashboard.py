@@ -149,10 +149,13 @@ async def calls_page(
 
 
 def latency_rows(latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each turn's stages as milliseconds after the caller stopped speaking."""
+    """Each reply's stages as milliseconds after the caller stopped speaking (the greeting, which
+    answers nobody, has no row)."""
     rows = []
     for turn in latency:
         origin = turn.get("speech_end")
+        if origin is None:
+            continue  # the greeting: nobody had spoken
         stages: dict[str, str] = {}
         for stage in STAGES[1:]:
             at = turn.get(stage)

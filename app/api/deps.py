@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request, WebSocket
 
@@ -18,6 +19,9 @@ from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
 from app.telephony.rest import VobizClient
 from app.telephony.token import StreamClaims
+
+if TYPE_CHECKING:
+    from app.api.playground import PlaygroundFeed
 
 AgentFactory = Callable[[StreamClaims, "AppContext"], Agent]
 """Builds the agent for one call from its verified stream claims and the app's shared parts."""
@@ -37,6 +41,9 @@ class AppContext:
     bus: CallBus  # end requests reach the process that holds the call (app/api/bus.py)
     listeners: list[CallListener] = field(default_factory=list)  # told of each call's start and end
     drain: Drain = field(default_factory=Drain)  # SIGTERM: not ready, live calls go on (app/drain.py)
+    playground: PlaygroundFeed | None = (
+        None  # PLAYGROUND=on: browser calls' live feed (app/api/playground.py)
+    )
 
 
 async def get_ctx(request: Request) -> AppContext:

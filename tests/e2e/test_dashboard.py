@@ -31,6 +31,16 @@ RECORD = CallRecord(
     tool_calls=({"id": "t1", "name": "reserve_table", "arguments": '{"party": 4}'},),
     latency=(
         {
+            "turn": 0,
+            "speech_end": None,
+            "stt_final": None,
+            "turn_end": None,
+            "llm_first_token": None,
+            "tts_first_audio": 0.2,
+            "first_play_audio": 0.3,
+            "interrupted": False,
+        },
+        {
             "turn": 1,
             "speech_end": 2.5,
             "stt_final": 2.6,
@@ -123,6 +133,7 @@ async def test_a_call_page_shows_the_transcript_cut_marks_latency_and_tools(
     assert "reserve_table" in page
     assert "<td>100</td>" in page  # stt_final 100 ms after the caller stopped
     assert "<td>550</td>" in page  # first playAudio 550 ms after
+    assert "<td>0</td>" not in page  # the greeting answers nobody: no row
     assert "+•••••••0199" in page
     assert (await client.get("/dashboard/calls/nosuch")).status_code == 404
 
