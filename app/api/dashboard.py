@@ -159,8 +159,10 @@ def latency_rows(latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
         stages: dict[str, str] = {}
         for stage in STAGES[1:]:
             at = turn.get(stage)
-            ok = isinstance(at, int | float) and isinstance(origin, int | float)
-            stages[stage] = f"{(at - origin) * 1000:.0f}" if ok else "–"  # type: ignore[operator]
+            if isinstance(at, int | float) and isinstance(origin, int | float):
+                stages[stage] = f"{(at - origin) * 1000:.0f}"
+            else:
+                stages[stage] = "–"
         rows.append(
             {"turn": turn.get("turn"), "stages": stages, "interrupted": bool(turn.get("interrupted"))}
         )
