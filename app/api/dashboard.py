@@ -75,7 +75,7 @@ async def login(request: Request, ctx: Ctx, key: Annotated[str, Form(max_length=
         COOKIE,
         session_value(expected),
         max_age=COOKIE_MAX_AGE_S,
-        path="/dashboard",
+        path="/",  # the playground accepts a signed-in user too
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https" or ctx.settings.public_base.startswith("https://"),
@@ -87,7 +87,7 @@ async def login(request: Request, ctx: Ctx, key: Annotated[str, Form(max_length=
 async def logout(ctx: Ctx) -> Response:
     _key(ctx)
     response = RedirectResponse("/dashboard/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/dashboard")
+    response.delete_cookie(COOKIE, path="/")
     return response
 
 

@@ -100,3 +100,17 @@ def test_the_playground_refuses_a_browser_that_comes_through_a_proxy(
     response = page.goto(f"{service}/playground")
     assert response is not None
     assert response.status == 403
+
+
+def test_the_wideband_line_sends_and_plays_l16_at_16_khz(
+    launch: Callable[[Path | None], Browser], microphone: Path, service: str
+) -> None:
+    page = launch(microphone).new_page()
+    page.goto(f"{service}/playground")
+    page.select_option("#format", "l16")
+    page.click("#talk")
+    # the greeting, answered in the line's own format, played to its checkpoint
+    expect(page.locator("#transcript li.agent").first).to_contain_text("Sunrise Bakery", timeout=60_000)
+    page.wait_for_function("window.playground.played.length > 0", timeout=60_000)
+    assert page.evaluate("window.playground.playing") == "audio/x-l16;rate=16000"
+    page.click("#hangup")

@@ -103,7 +103,7 @@ async def test_the_cookie_is_not_the_key_and_is_locked_down(client: httpx.AsyncC
     assert "HttpOnly" in cookie
     assert "samesite=strict" in cookie.lower()
     assert "Secure" in cookie  # PUBLIC_URL is https
-    assert "Path=/dashboard" in cookie
+    assert "Path=/;" in cookie
     # the cookie does not open the JSON API (which wants the key itself)
     assert (await client.get("/calls")).status_code == 401
 

@@ -173,6 +173,7 @@ async function startCall() {
       const samples = resample(decodeAudio(fromBase64(payload), contentType), sampleRate, audio.sampleRate, upsample);
       player.port.postMessage({ type: "audio", samples }, [samples.buffer]);
       window.playground.audioFrames++;
+      window.playground.playing = `${contentType};rate=${sampleRate}`;
     } else if (message.event === "checkpoint") {
       player.port.postMessage({ type: "mark", name: message.name });
     } else if (message.event === "clearAudio") {
