@@ -267,3 +267,12 @@ def test_a_one_word_hindi_answer_in_devanagari_ends_the_turn_at_once() -> None:
     tt.handle(Words(1.4, "नहीं", final=True))
     actions = voice(tt, 1.4, 0.3, voiced=False)
     assert actions == [Respond(2, "नहीं", held=True), Commit(2)]  # complete: 250 ms
+
+
+def test_a_persona_list_replaces_the_built_in_one_word_by_word() -> None:
+    settings = PersonaSettings.model_validate(
+        {"display_name": "Test", "language": "ta-IN", "backchannels": ["Theek hai", "ஆமா."]}
+    )
+    policy = conversation_config(Persona("test", settings, "You are a test.", Path("test.md"))).policy
+    assert policy.backchannels == {"theek", "hai", "ஆமா"}
+    assert policy_for("ta-IN").backchannels == cues_for("ta-IN").backchannels
