@@ -105,7 +105,7 @@ class PersonaSettings(pydantic.BaseModel):
     tts_voice: str = ""
     min_speech_ms: int = pydantic.Field(80, ge=20, le=2000)
     min_words: int = pydantic.Field(1, ge=1, le=10)
-    backchannels: list[str] | None = None  # None: the built-in English/Hindi list
+    backchannels: list[str] | None = None  # None: the built-in list for `language` (with English, Hindi)
     # a short sound over the agent with no words: it talks on this long after the sound stopped
     resume_after_ms: int = pydantic.Field(300, ge=100, le=3000)
     late_interruption_ms: int = pydantic.Field(1000, ge=0, le=5000)  # real words this soon after still cut

@@ -4,12 +4,12 @@ Silence alone is a poor judge: "What time do you open?" is over at once, "I'd li
 for…" is not, however long the caller thinks. The verdict comes from the words first:
 
 - **incomplete**: the words trail off on a connective or a filler ("for", "and", "the", "um",
-  Hindi "aur", "ki", "toh"), on "…", or in the middle of a number being dictated (3 to 9 digits
-  so far);
+  Hindi "aur", "ki", "toh", Telugu "kaani": per language, ``app.pipeline.language_words``),
+  on "…", or in the middle of a number being dictated (3 to 9 digits so far);
 - **complete**: a question mark (it wins over a trailing preposition: "what is it for?"), a full
   stop or an exclamation mark after the last word (the streaming recognisers punctuate; a full
   stop from Whisper, which ends every stretch of speech with one, counts for nothing), or a
-  one-word answer ("yes", "no", "okay", "haan");
+  one-word answer ("yes", "no", "okay", "haan", Tamil "illai");
 - **unsure**: anything else. An end-of-turn audio model, when there is one, decides these
   (``resolve``); else the recogniser's own end of speech or ``unsure_s`` of silence ends them.
 
@@ -24,6 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+
+from app.pipeline.language_words import cues, language_codes
+from app.pipeline.language_words import words as tokens
 
 
 class Verdict(Enum):
@@ -44,7 +47,7 @@ class EndOfTurnPolicy:
     reassess_s: float = 0.4  # the model said "not finished": asked again after this much more silence
     model_incomplete_s: float = 1.0  # the longest wait on the model's "not finished" alone
     preemptive: bool = True  # start the reply at ``decide_after_s`` (kept unheard until the end)
-    languages: frozenset[str] = frozenset({"en"})  # the cue lists used ("en", "hi")
+    languages: frozenset[str] = frozenset({"en"})  # the cue lists used ("en", "hi", "ta", ...)
 
     def wait(self, verdict: Verdict) -> float:
         if verdict is Verdict.COMPLETE:
@@ -54,50 +57,19 @@ class EndOfTurnPolicy:
         return self.unsure_s
 
 
-# words after which an English statement goes on (a question may end on a preposition: "what
-# is it for?", so a question mark wins over these)
-_EN_TRAILING = frozenset(
-    (
-        *("a", "an", "the", "and", "or", "but", "because", "cause", "if", "than", "which", "whose"),
-        *("while", "to", "for", "of", "with", "without", "at", "in", "on", "into", "from", "by"),
-        *("about", "as", "my", "your", "our", "their", "his", "her", "its", "is", "are", "was", "were"),
-        *("i", "i'm", "we", "we're", "it's", "there's", "just", "um", "uh", "er", "erm", "uhm", "hmm"),
-        *("let", "let's", "some", "any", "per", "plus", "umm"),
-    )
-)
-# ... and a Hindi (or Hinglish) one: postpositions and connectives come before what they join
-_HI_TRAILING = frozenset(
-    (
-        *("aur", "ki", "ke", "ka", "ko", "toh", "to", "se", "mein", "me", "par", "pe", "lekin", "ya"),
-        *("jo", "kyunki", "kyonki", "matlab", "phir", "fir", "jaise", "agar", "mera", "meri", "mere"),
-        *("aapka", "aapki", "aapke", "hum", "main", "kuch", "umm", "hmm"),
-    )
-)
 # fillers that start an answer: nothing said yet
 _FILLERS = frozenset(("um", "uh", "er", "erm", "uhm", "umm", "hmm", "mm", "so", "well", "like"))
-# one word that answers a question by itself
-_ANSWERS = frozenset(
-    (
-        *("yes", "no", "yeah", "yep", "nope", "okay", "ok", "sure", "thanks", "right", "correct"),
-        *("exactly", "perfect", "great", "fine", "bye", "goodbye", "haan", "nahi", "nahin", "ji"),
-        *("theek", "thik", "achha", "accha", "shukriya", "dhanyavaad"),
-    )
-)
 _DIGIT_WORDS = frozenset(
     ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "double", "triple")
 )
-_WORD = re.compile(r"[\w'’-]+", re.UNICODE)
 _TRAILING_DIGITS = re.compile(r"(?:\d[\d\s().-]*)$")
-_HINDI_LANGS = ("hi", "en-in", "multi")
 
 
 def cue_languages(language: str) -> frozenset[str]:
     """The cue lists for a recogniser language ("en-US" → English; "hi", "en-IN", "multi" →
-    English and Hindi, as Indian callers mix them)."""
-    lang = language.lower()
-    if lang.startswith(_HINDI_LANGS):
-        return frozenset({"en", "hi"})
-    return frozenset({"en"})
+    English and Hindi; "ta-IN" → English, Hindi and Tamil, as Indian callers mix them): see
+    ``app.pipeline.language_words``."""
+    return language_codes(language)
 
 
 def text_verdict(
@@ -111,7 +83,7 @@ def text_verdict(
         return Verdict.UNSURE
     if stripped.endswith(("...", "…", ",", "-", "–", "—")):
         return Verdict.INCOMPLETE
-    words = [w.lower().replace("’", "'") for w in _WORD.findall(stripped)]
+    words = tokens(stripped)
     if not words:
         return Verdict.UNSURE
     if all(w in _FILLERS for w in words):
@@ -119,14 +91,14 @@ def text_verdict(
     last = words[-1]
     if stripped.endswith("?"):
         return Verdict.COMPLETE
-    trailing = ("en" in languages and last in _EN_TRAILING) or ("hi" in languages and last in _HI_TRAILING)
-    if trailing and not (len(words) == 1 and last in _ANSWERS):
+    lists = cues(languages)
+    if last in lists.trailing and not (len(words) == 1 and last in lists.answers):
         return Verdict.INCOMPLETE
     if _dictating(stripped.rstrip(".!"), words):
         return Verdict.INCOMPLETE
     if stripped.endswith(("!", "।")) or (full_stop and stripped.endswith(".")):
         return Verdict.COMPLETE
-    if len(words) == 1 and last in _ANSWERS:
+    if len(words) == 1 and last in lists.answers:
         return Verdict.COMPLETE
     return Verdict.UNSURE
 
@@ -154,4 +126,4 @@ def resolve(verdict: Verdict, probability: float | None, threshold: float) -> Ve
 
 def same_words(a: str, b: str) -> bool:
     """The same words, whatever the case and punctuation (an interim and its final)."""
-    return [w.lower() for w in _WORD.findall(a)] == [w.lower() for w in _WORD.findall(b)]
+    return tokens(a) == tokens(b)

@@ -13,8 +13,9 @@ from app.audio.formats import AudioFormat
 from app.clock import Clock, run_within
 from app.pipeline.conversation import ConversationConfig, Providers
 from app.pipeline.end_of_turn import EndOfTurnPolicy, cue_languages
+from app.pipeline.language_words import cues_for, words
 from app.pipeline.sentences import line_sentences
-from app.pipeline.turns import BACKCHANNELS, TurnPolicy
+from app.pipeline.turns import TurnPolicy
 from app.providers.base import LLMOptions, SpeechSynthesizer, STTOptions, TTSOptions
 from app.providers.errors import ProviderError
 from app.providers.intent_llm import Intent, IntentLLM, Slot
@@ -35,7 +36,7 @@ def conversation_config(persona: Persona, *, caller_number: str = "") -> Convers
     policy = TurnPolicy(
         min_speech_s=s.min_speech_ms / 1000,
         min_words=s.min_words,
-        backchannels=frozenset(w.lower() for w in (s.backchannels or BACKCHANNELS)),
+        backchannels=persona_backchannels(s.backchannels, s.language),
         greeting_interruptible=s.greeting_interruptible,
         idle_reprompt_s=s.idle_reprompt_seconds,
         max_reprompts=s.idle_reprompt_count,
@@ -65,6 +66,14 @@ def conversation_config(persona: Persona, *, caller_number: str = "") -> Convers
         tts=TTSOptions(voice=s.tts_voice),
         stt=STTOptions(language=s.language, model=s.stt_model, keywords=tuple(s.keywords)),
     )
+
+
+def persona_backchannels(listed: list[str] | None, language: str) -> frozenset[str]:
+    """The persona's own list (each entry's words: "theek hai" → "theek", "hai"), else the
+    built-in list for its language (merged with English and Hindi)."""
+    if not listed:
+        return cues_for(language).backchannels
+    return frozenset(w for entry in listed for w in words(entry))
 
 
 def intent_llm(persona: Persona) -> IntentLLM:

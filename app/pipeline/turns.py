@@ -26,10 +26,10 @@ call's clock). The policy, "stop fast, decide later":
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from app.pipeline.end_of_turn import EndOfTurnPolicy, Verdict, resolve, same_words, text_verdict
+from app.pipeline.language_words import cues_for, words
 from app.pipeline.turn_events import (
     Assess,
     Assessed,
@@ -83,18 +83,16 @@ __all__ = [
     "Words",
 ]
 
-# said over the agent to show attention, not to take the floor (English and Hindi/Hinglish)
-BACKCHANNELS = (
-    *("uh-huh", "uh", "huh", "mm-hmm", "mhm", "mm", "hmm", "okay", "ok", "yeah", "yes", "yep"),
-    *("right", "sure", "haan", "haa", "ha", "achha", "acha", "accha", "theek", "thik", "hai", "ji"),
-)
+# said over the agent to show attention, not to take the floor: English and Hindi/Hinglish, the
+# default (a persona's language adds its own: ``app.pipeline.language_words``)
+BACKCHANNELS = cues_for("en-US").backchannels
 
 
 @dataclass(frozen=True, slots=True)
 class TurnPolicy:
     min_speech_s: float = 0.08
     min_words: int = 1
-    backchannels: frozenset[str] = frozenset(BACKCHANNELS)
+    backchannels: frozenset[str] = BACKCHANNELS  # normalised as ``language_words.words`` gives them
     # no words this long after a sound over the agent stopped: resume (interim-word recognisers)
     resume_after_s: float = 0.3
     false_interruption_s: float = 1.2  # ... at the latest, for any recogniser
@@ -113,9 +111,6 @@ class TurnPolicy:
     idle_goodbye: str = "I'll let you go now. Goodbye!"
     closing_line: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
     shutdown_line: str = "I'm sorry, I have to end the call now. Please call us back. Goodbye!"
-
-
-_WORD = re.compile(r"[\w'-]+", re.UNICODE)
 
 
 @dataclass
@@ -276,12 +271,11 @@ class TurnTaker:
         return self._resume(t)
 
     def _is_backchannel(self, text: str) -> bool:
-        words = [w.lower() for w in _WORD.findall(text)]
-        return bool(words) and all(w in self.policy.backchannels for w in words)
+        said = words(text)
+        return bool(said) and all(w in self.policy.backchannels for w in said)
 
     def _counts_as_interruption(self, text: str) -> bool:
-        words = _WORD.findall(text)
-        return len(words) >= self.policy.min_words and not self._is_backchannel(text)
+        return len(words(text)) >= self.policy.min_words and not self._is_backchannel(text)
 
     def _on_words(self, event: Words) -> list[TurnAction]:
         text = event.text.strip()
