@@ -21,7 +21,7 @@ from app.api.bus import CallBus, LocalBus, RedisBus, bus_id
 from app.api.deps import AgentFactory, AppContext
 from app.api.docs import add_docs
 from app.api.guard import CallGuard
-from app.api.playground import Observers, PlaygroundFeed
+from app.api.playground_feed import Observers, PlaygroundFeed
 from app.api.webhooks import TRANSFER_PATH
 from app.audio.formats import AudioFormat
 from app.clock import Clock, SystemClock

@@ -21,7 +21,7 @@ from app.telephony.rest import VobizClient
 from app.telephony.token import StreamClaims
 
 if TYPE_CHECKING:
-    from app.api.playground import PlaygroundFeed
+    from app.api.playground_feed import PlaygroundFeed
 
 AgentFactory = Callable[[StreamClaims, "AppContext"], Agent]
 """Builds the agent for one call from its verified stream claims and the app's shared parts."""

@@ -16,13 +16,11 @@ headers: behind a reverse proxy every peer is loopback) or one signed in to the 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import logging
 import secrets
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket
 from fastapi.responses import HTMLResponse, Response
@@ -32,86 +30,17 @@ from starlette.websockets import WebSocketDisconnect
 from agents.personas import is_valid_name
 from app.api.dashboard import signed_in, templates
 from app.api.deps import AppContext, get_ctx
+from app.api.playground_feed import PlaygroundFeed
 from app.api.webhooks import MEDIA_PATH
 from app.telephony.token import StreamClaims, issue_token
 
 if TYPE_CHECKING:
-    from app.pipeline.conversation import Conversation, ConversationObserver
-    from app.pipeline.parts import TranscriptEntry
+    pass
 
 log = logging.getLogger("app")
 router = APIRouter(prefix="/playground", include_in_schema=False)
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
-FEED_QUEUE = 256  # events held for a slow page; past that the oldest are dropped
-
-
-@dataclass(slots=True)
-class _Watch:
-    secret: str
-    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(FEED_QUEUE))
-
-
-class PlaygroundFeed:
-    """A ``ConversationObserver`` that hands each playground call's transcript and latency to the
-    page watching it (and only that page: each call has its own secret)."""
-
-    def __init__(self) -> None:
-        self._watches: dict[str, _Watch] = {}
-
-    def open(self, call_id: str) -> str:
-        secret = secrets.token_urlsafe(24)
-        self._watches[call_id] = _Watch(secret)
-        return secret
-
-    def watch(self, call_id: str, secret: str) -> asyncio.Queue[dict[str, Any]] | None:
-        found = self._watches.get(call_id)
-        if found is None or not secrets.compare_digest(found.secret, secret):
-            return None
-        return found.queue
-
-    def close(self, call_id: str) -> None:
-        self._watches.pop(call_id, None)
-
-    def _put(self, call_id: str, event: dict[str, Any]) -> None:
-        found = self._watches.get(call_id)
-        if found is None:
-            return
-        if found.queue.full():
-            found.queue.get_nowait()
-        found.queue.put_nowait(event)
-
-    def on_transcript(self, conversation: Conversation, entry: TranscriptEntry) -> None:
-        event: dict[str, Any] = {
-            "type": "transcript",
-            "t": round(entry.t, 3),
-            "speaker": entry.speaker,
-            "text": entry.text,
-            "interrupted": entry.interrupted,
-        }
-        if entry.speaker == "agent" and conversation.latency.turns:
-            stamps = conversation.latency.turns[max(conversation.latency.turns)]
-            event["turn"] = stamps.turn
-            event["latency_ms"] = {k: round(v * 1000) for k, v in stamps.since_speech_end().items()}
-        self._put(conversation.call_id, event)
-
-    def on_end(self, conversation: Conversation) -> None:
-        self._put(conversation.call_id, {"type": "end"})
-
-
-class Observers:
-    """Several ``ConversationObserver`` as one (the simulator's or a test's, and the feed)."""
-
-    def __init__(self, *observers: ConversationObserver) -> None:
-        self._observers = observers
-
-    def on_transcript(self, conversation: Conversation, entry: TranscriptEntry) -> None:
-        for observer in self._observers:
-            observer.on_transcript(conversation, entry)
-
-    def on_end(self, conversation: Conversation) -> None:
-        for observer in self._observers:
-            observer.on_end(conversation)
 
 
 def from_this_machine(request: Request) -> bool:
