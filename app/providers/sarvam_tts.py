@@ -9,7 +9,7 @@ the ``SpeechSynthesizer`` protocol is; a pooled connection pays its handshakes o
 
 Timeouts, on the injected clock: the response within ``CONNECT_TIMEOUT`` s, each next piece
 within ``READ_TIMEOUT`` s. Errors become ``ProviderError`` via
-:func:`app.providers.sarvam_stt.map_sarvam_error` (status only: the SDK's error text carries the
+:func:`app.providers.sarvam_common.map_sarvam_error` (status only: the SDK's error text carries the
 request headers, the subscription key among them): 4xx not retryable; 429/5xx, lost connections
 and timeouts retryable. A body cut mid-sample raises. Closing the iterator early (barge-in)
 closes the response at once.
@@ -27,7 +27,7 @@ from app.clock import Clock, SystemClock
 from app.providers.base import PCM, TTSOptions
 from app.providers.errors import ProviderError
 from app.providers.openai_tts import PCMAssembler
-from app.providers.sarvam_stt import CONNECT_TIMEOUT, PROVIDER, READ_TIMEOUT, make_client, map_sarvam_error
+from app.providers.sarvam_common import CONNECT_TIMEOUT, PROVIDER, READ_TIMEOUT, make_client, map_sarvam_error
 from app.providers.streaming import within
 
 __all__ = ["SAMPLE_RATES", "TTS_LANGUAGES", "SarvamTTS"]

@@ -250,3 +250,14 @@ async def test_end_input_finalises_the_utterance_in_progress(served: Served) -> 
     assert [t.text for t in finals(events)] == ["चार लोग"]
     assert served.fake.sockets[0].ended
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_the_websockets_debug_handshake_lines_show_no_key(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="websockets.client")
+    async with SarvamSTT(KEY, base_url=served.url).stream(HINDI):
+        pass
+    handshake = [r.getMessage() for r in caplog.records if r.name == "websockets.client"]
+    assert "> api-subscription-key: <redacted>" in handshake  # the header went, its value is hidden
+    assert KEY not in caplog.text
