@@ -99,9 +99,11 @@ class PersonaSettings(pydantic.BaseModel):
     llm_model: str = "gpt-6-luna"  # OpenAI's replacement for gpt-4o-mini (shut down 2027-01-14)
     temperature: float = pydantic.Field(0.6, ge=0.0, le=2.0)
     stt_model: str = "nova-3"
-    stt_provider: str = ""  # a recogniser by provider ("deepgram", "whisper"); "": the service's default
+    stt_provider: str = (
+        ""  # a recogniser by provider ("deepgram", "sarvam", "whisper"); "": the service's default
+    )
     keywords: list[str] = []
-    tts_provider: Literal["deepgram", "openai"] = "deepgram"
+    tts_provider: Literal["deepgram", "openai", "sarvam"] = "deepgram"
     tts_voice: str = ""
     min_speech_ms: int = pydantic.Field(80, ge=20, le=2000)
     min_words: int = pydantic.Field(1, ge=1, le=10)

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # sized for a phone call: seconds to connect, and between streamed chunks (and for a write)
     openai_connect_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 3.0
     openai_read_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 8.0
+    # Sarvam AI (Indian languages): speech-to-text (saaras realtime) and voices (bulbul) for the
+    # personas that ask for them (stt_provider / tts_provider: sarvam); empty = not available
+    sarvam_api_key: SecretStr = SecretStr("")
+    sarvam_base_url: str = ""  # empty: Sarvam's cloud; set for a proxy (or a test's fake)
 
     # which engines the agent runs on: "auto" = the cloud where its key is set and the embedded
     # offline engine where not; "cloud" = keys required; "offline" = embedded engines only;
@@ -139,7 +143,9 @@ class Settings(BaseSettings):
     # GET /metrics (Prometheus, unauthenticated); false leaves the route out
     metrics_enabled: bool = True
 
-    @field_validator("vobiz_api_base_url", "openai_base_url", "openai_tts_base_url", "deepgram_base_url")
+    @field_validator(
+        "vobiz_api_base_url", "openai_base_url", "openai_tts_base_url", "deepgram_base_url", "sarvam_base_url"
+    )
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")

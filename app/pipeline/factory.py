@@ -63,7 +63,7 @@ def conversation_config(persona: Persona, *, caller_number: str = "") -> Convers
         goodbye=s.goodbye,
         policy=policy,
         llm=LLMOptions(model=s.llm_model, temperature=s.temperature),
-        tts=TTSOptions(voice=s.tts_voice),
+        tts=TTSOptions(voice=s.tts_voice, language=s.language),
         stt=STTOptions(language=s.language, model=s.stt_model, keywords=tuple(s.keywords)),
     )
 

@@ -173,6 +173,7 @@ class TTSOptions:
     voice: str = ""  # provider default when empty
     model: str = ""
     speed: float = 1.0
+    language: str = ""  # BCP-47, e.g. "hi-IN", for a voice that speaks several (Sarvam); "": its default
 
 
 class SpeechSynthesizer(Protocol):

@@ -5,9 +5,10 @@ A stream sends linear16 mono audio at ``sample_rate`` Hz and turns Deepgram's ``
 Times are seconds of caller audio since the stream opened (samples handed to ``send`` / rate).
 
 A dropped socket is reopened and the audio sent since the end of the last final result (at most
-``_MAX_REPLAY_SECONDS``) is replayed first, so an utterance in progress is still recognised; the
-new socket's times are shifted by where the replay starts, and a transcript never starts before
-the end of the previous final one. Replayed speech may repeat an interim or ``SpeechStarted``.
+``MAX_REPLAY_SECONDS``, see :mod:`app.providers.replay`) is replayed first, so an utterance in
+progress is still recognised; the new socket's times are shifted by where the replay starts,
+and a transcript never starts before the end of the previous final one. Replayed speech may
+repeat an interim or ``SpeechStarted``.
 
 Timeouts sized for a phone call, on the injected clock: a connect (the WebSocket handshake) gets
 ``CONNECT_TIMEOUT`` s; a socket that was sent ``READ_TIMEOUT`` s of audio and answered nothing
@@ -54,6 +55,7 @@ from app.providers.base import (
     UtteranceEnd,
 )
 from app.providers.errors import ProviderError
+from app.providers.replay import ReplayBuffer, backoff
 from app.providers.streaming import owned, within
 
 with warnings.catch_warnings():
@@ -66,13 +68,20 @@ with warnings.catch_warnings():
     import deepgram.speak.v1.client  # noqa: F401  (used by app.providers.deepgram_tts)
     from deepgram.listen.v1.socket_client import AsyncV1SocketClient
 
-__all__ = ["CONNECT_TIMEOUT", "PROVIDER", "READ_TIMEOUT", "DeepgramSTT", "make_client", "map_deepgram_error"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "PROVIDER",
+    "READ_TIMEOUT",
+    "DeepgramSTT",
+    "backoff",
+    "make_client",
+    "map_deepgram_error",
+]
 
 PROVIDER = "deepgram"
 log = logging.getLogger("app.providers.deepgram")
 
 _AUDIO_QUEUE_CHUNKS = 500  # queued ``send`` calls: 10 s of 20 ms frames
-_MAX_REPLAY_SECONDS = 30.0  # replay buffer bound
 CONNECT_TIMEOUT = 3.0  # seconds for a WebSocket handshake (STT and TTS)
 READ_TIMEOUT = 8.0  # seconds without an answer (to audio sent, or to a Flush) before giving up
 _CLOSE_TIMEOUT = 5.0  # seconds ``end_input`` waits for the final results
@@ -134,39 +143,6 @@ def closed_error(code: int, during: str) -> ProviderError:
     if code == 1008:
         return ProviderError(PROVIDER, f"{during}: connection closed (1008, data refused)", retryable=False)
     return ProviderError(PROVIDER, f"{during}: connection closed ({code})", retryable=True)
-
-
-def backoff(failures: int) -> float:
-    """Seconds before the reconnect after ``failures`` drops in a row: 0.1, 0.2, 0.4 … ≤ 2."""
-    return min(0.1 * 2.0 ** (failures - 1), 2.0)
-
-
-class _ReplayBuffer:
-    """The audio bytes sent since sample ``start`` of the stream (at most ``_MAX_REPLAY_SECONDS``)."""
-
-    def __init__(self, sample_rate: int) -> None:
-        self._rate, self._max = sample_rate, 2 * int(_MAX_REPLAY_SECONDS * sample_rate)
-        self._audio = bytearray()
-        self.start = 0  # sample index (since the stream opened) of the first byte kept
-
-    def append(self, data: bytes) -> None:
-        self._audio += data
-        if len(self._audio) > self._max:
-            self._drop((len(self._audio) - self._max) // 2)
-
-    def trim_to(self, seconds: float) -> None:
-        """Forget audio before ``seconds`` of stream time (never past what was sent)."""
-        self._drop(min(round(seconds * self._rate) - self.start, len(self._audio) // 2))
-
-    def _drop(self, samples: int) -> None:
-        if samples > 0:
-            del self._audio[: 2 * samples]
-            self.start += samples
-
-    def snapshot(self) -> tuple[float, list[bytes]]:
-        """(stream seconds where the kept audio starts, the audio in 0.25 s pieces)."""
-        audio, step = self._audio, self._rate // 2  # bytes in 0.25 s
-        return self.start / self._rate, [bytes(audio[at : at + step]) for at in range(0, len(audio), step)]
 
 
 class DeepgramSTT:
@@ -244,7 +220,7 @@ class _DeepgramStream:
         self.task: asyncio.Task[None] | None = None
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_AUDIO_QUEUE_CHUNKS)
         self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
-        self._replay = _ReplayBuffer(rate)
+        self._replay = ReplayBuffer(rate)
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closing = False  # ``end_input`` was called: ``send`` ignores audio
         self._close_taken = False  # the sender took the end-of-audio marker: CloseStream is due

@@ -53,7 +53,8 @@ def build_providers(
 ) -> ProviderSet | None:
     """The providers ``settings.providers`` asks for; ``None`` for ``echo``.
 
-    ``auto``: Deepgram speech-to-text with ``DEEPGRAM_API_KEY``, else Whisper; OpenAI (or the
+    ``auto``: Deepgram speech-to-text with ``DEEPGRAM_API_KEY``, else Whisper; Sarvam's
+    recogniser and voice too with ``SARVAM_API_KEY`` (for the personas that name them); OpenAI (or the
     server at ``OPENAI_BASE_URL``) as the language model, else each persona's intents; voices:
     every cloud one with a key, plus the embedded voice as the fallback. ``offline`` ignores the
     keys; ``cloud`` needs them. ``TURN_MODEL``: the end-of-turn audio model, whatever the other
@@ -86,6 +87,9 @@ def build_providers(
         tts["deepgram"] = DeepgramTTS(deepgram, base_url=deepgram_base, clock=clock)
     else:
         stt = stts["whisper"] = _offline_stt(clock)
+    sarvam = settings.sarvam_api_key.get_secret_value() if choice != "offline" else ""
+    if sarvam:
+        _add_sarvam(settings, sarvam, clock, stts, tts)
     llm: LanguageModel | None = None
     connect, read = settings.openai_connect_timeout_seconds, settings.openai_read_timeout_seconds
     if openai_key or llm_base:
@@ -111,6 +115,33 @@ def build_providers(
     if offline_voice is not None:
         tts["offline"] = offline_voice
     return ProviderSet(stt=stt, llm=llm, tts=tts, turn_model=_turn_model(settings, clock), stts=stts)
+
+
+def _add_sarvam(
+    settings: Settings,
+    key: str,
+    clock: Clock | None,
+    stts: dict[str, SpeechToText],
+    tts: dict[str, SpeechSynthesizer],
+) -> None:
+    """Sarvam's recogniser and voice (``SARVAM_API_KEY``), for the personas that name them
+    (``stt_provider`` / ``tts_provider: sarvam``); the voice speaks at the call's output rate."""
+    from app.providers.sarvam_stt import SarvamSTT
+    from app.providers.sarvam_tts import SAMPLE_RATES, SarvamTTS
+
+    base = settings.sarvam_base_url or None
+    stts["sarvam"] = SarvamSTT(key, base_url=base, clock=clock)
+    rate = output_rate(settings)
+    tts["sarvam"] = SarvamTTS(
+        key, base_url=base, sample_rate=rate if rate in SAMPLE_RATES else 16000, clock=clock
+    )
+
+
+def output_rate(settings: Settings) -> int:
+    """Hz of the audio a call plays: ``PLAYBACK_SAMPLE_RATE``, else the caller's stream rate."""
+    if settings.playback_sample_rate:
+        return settings.playback_sample_rate
+    return int(settings.stream_content_type.rsplit("rate=", 1)[1])
 
 
 def _offline_stt(clock: Clock | None) -> SpeechToText:
