@@ -85,6 +85,10 @@ class FakeDeepgram:
     idle_close_seconds: float | None = None
     split_final_seconds: float | None = None
     interim_every_s: float | None = None  # interims again every this long of speech (None: once)
+    # the i-th listen socket closes (``drop_code``) once it heard this many seconds of loud audio,
+    # calling ``on_drop`` first (on the server's loop: e.g. to stop the server listening)
+    drop_after_speech_s: list[float | None] = field(default_factory=list)
+    on_drop: Callable[[], None] | None = None
     listens: list[ListenSocket] = field(default_factory=list)
     speak: FakeSpeak = field(init=False)
     now: Callable[[], float] | None = None
@@ -129,6 +133,7 @@ class FakeDeepgram:
         rec.opened_at = self.now() if self.now is not None else None
         drop = self.drop_after_bytes[index] if index < len(self.drop_after_bytes) else None
         stall = self.stall_after_bytes[index] if index < len(self.stall_after_bytes) else None
+        speech = self.drop_after_speech_s[index] if index < len(self.drop_after_speech_s) else None
         recogniser = _Recogniser(rec, self)
 
         async def emit(messages: list[Message]) -> None:
@@ -147,6 +152,11 @@ class FakeDeepgram:
                         return await ws.close(self.drop_code, "fake drop")
                     if stall is None or rec.bytes_received < stall:  # stalled: reads, hears nothing
                         await emit(recogniser.feed(msg["bytes"]))
+                    if speech is not None and recogniser.loud_seconds >= speech:
+                        rec.dropped = True
+                        if self.on_drop is not None:
+                            self.on_drop()
+                        return await ws.close(self.drop_code, "fake drop")
                     continue
                 kind = json.loads(msg["text"]).get("type")
                 if kind == "KeepAlive":
@@ -262,6 +272,12 @@ class _Recogniser:
         self._interim_due: int | None = None  # speech (samples) after which the next interim is due
         self._interims = 0  # interims of the utterance in progress
         self._word_end_pending: int | None = None  # last word end awaiting UtteranceEnd
+        self._loud_frames = 0
+
+    @property
+    def loud_seconds(self) -> float:
+        """Seconds of loud audio heard on this socket."""
+        return self._loud_frames * self._frame / self._rate
 
     def feed(self, data: bytes) -> list[Message]:
         self._buf += data
@@ -298,6 +314,7 @@ class _Recogniser:
         return round(samples / self._rate, 3)
 
     def _loud(self) -> list[Message]:
+        self._loud_frames += 1
         out = []
         if self._speech_start is None:
             start = self._speech_start = self._pos - self._frame

@@ -78,6 +78,10 @@ class FakeSpeak:
     drop_after_bytes: int | None = None
     stall_after_bytes: int | None = None
     connect_delay: float = 0.0
+    # the service dies: request number ``die_at_request`` (0-based) breaks off after
+    # ``die_after_bytes`` of its body, and every later request is answered 503
+    die_at_request: int | None = None
+    die_after_bytes: int = 2000
     connections: list[str] = field(default_factory=list)
     requests: list[SpeakRequest] = field(default_factory=list)
 
@@ -106,6 +110,11 @@ class FakeSpeak:
         if not isinstance(text, str) or not text.strip():
             return await _error(send, rec, 400, "INVALID_INPUT", "text is required")
         rec.text = text
+        number = len(self.requests) - 1
+        if self.die_at_request is not None and number > self.die_at_request:
+            return await _error(send, rec, 503, "SERVICE_UNAVAILABLE", "the fake has died")
+        if self.die_at_request == number:
+            self.drop_after_bytes = self.die_after_bytes
         if self.status is not None:
             extra = [(b"retry-after", str(self.retry_after).encode())] if self.status == 429 else []
             return await _error(send, rec, self.status, "TOO_MANY_REQUESTS", "refused by the fake", extra)
