@@ -90,16 +90,20 @@ class CircuitBreaker:
             return "closed"
         return "open" if now < self._open_until else "half-open"
 
-    def allows(self, now: float) -> bool:
-        """May a request go to this provider now? In half-open, True for one trial at a time."""
+    def would_allow(self, now: float) -> bool:
+        """``allows`` without taking the half-open trial."""
         state = self.state(now)
-        if state == "closed":
-            return True
-        if state == "open":
+        if state != "half-open":
+            return state == "closed"
+        return self._trial_at is None or now >= self._trial_at + self.cooldown_s  # no trial under way
+
+    def allows(self, now: float) -> bool:
+        """May a request go to this provider now? In half-open, True for one trial at a time
+        (this request is it)."""
+        if not self.would_allow(now):
             return False
-        if self._trial_at is not None and now < self._trial_at + self.cooldown_s:
-            return False  # a trial is under way
-        self._trial_at = now
+        if self.state(now) == "half-open":
+            self._trial_at = now
         return True
 
     def failed(self, now: float) -> None:
@@ -197,9 +201,11 @@ def order(stage: str, names: Sequence[str], breakers: Breakers, now: float) -> t
     if calls is not None and stage in calls.active and calls.active[stage] in names:
         start = names.index(calls.active[stage])
     ranked = list(range(start, len(names)))
-    allowed = [i for i in ranked if breakers.of(stage, names[i]).allows(now)]
+    allowed = [i for i in ranked if breakers.of(stage, names[i]).would_allow(now)]
     rest = [i for i in ranked if i not in allowed]
     tried = allowed + rest
+    if allowed:
+        breakers.of(stage, names[allowed[0]]).allows(now)  # the first one asked: it may be the trial
     return tried, bool(tried) and tried[0] != start
 
 

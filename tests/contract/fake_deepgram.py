@@ -14,7 +14,9 @@ utterance (``from_finalize=true``); ``CloseStream`` then sends ``Metadata`` and 
 
 Failure injection: ``drop_after_bytes[i]`` closes the i-th listen socket (with ``drop_code``,
 1011 unless set) once it has received that many audio bytes; ``listen_status[i]`` refuses the
-i-th listen upgrade with that HTTP status; ``stall_after_bytes[i]`` makes the i-th listen socket
+i-th listen upgrade with that HTTP status; ``drop_after_speech_s[i]`` closes the i-th listen socket
+once it heard that many seconds of loud audio, after calling ``on_drop`` (e.g. to stop the server
+listening: a dead service); ``stall_after_bytes[i]`` makes the i-th listen socket
 answer nothing more once it has received that many bytes (it still reads). ``idle_close_seconds``
 (real seconds) closes a listen socket that got no audio or message that long with 1011 and
 ``NET-0001``, as Deepgram does after about 10 s. ``split_final_seconds``: a long utterance comes

@@ -17,7 +17,8 @@ Faults: ``status`` answers every request with that status and an error body (a 4
 ``Retry-After: retry_after``); ``drop_after_bytes`` breaks the connection mid-body;
 ``stall_after_bytes`` stops sending there (the response stays open until the client leaves);
 ``gate`` holds the last piece (≤ 2 s) until set; ``connect_delay`` s are spent before answering
-the first request on each new TCP connection (a stand-in for TCP + TLS handshakes, to measure).
+the first request on each new TCP connection (a stand-in for TCP + TLS handshakes, to measure);
+``die_at_request`` N: request N breaks off after ``die_after_bytes`` and every later one gets 503.
 
 ``connections``: every TCP connection that sent a request (client ``host:port``, in order);
 ``requests``: what each request asked and how it ended (``disconnected``: the client left before

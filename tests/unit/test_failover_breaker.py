@@ -114,3 +114,13 @@ def test_order_starts_where_the_call_switched_to() -> None:
     assert [(f.stage, f.from_, f.to, f.reason) for f in calls.events] == [
         ("llm", "openai", "secondary", "HTTP 500")
     ]
+
+
+def test_order_takes_the_trial_of_the_first_choice_only() -> None:
+    board = Breakers(failures=1, cooldown_s=5.0)
+    board.of("tts", "offline").failed(0.0)  # the fallback's breaker is half-open at 5 s
+    assert order("tts", ["deepgram", "offline"], board, 5.0) == ([0, 1], False)
+    assert board.of("tts", "offline").allows(5.0)  # its trial is still free for a call that needs it
+    board.of("tts", "deepgram").failed(5.0)
+    assert order("tts", ["deepgram", "offline"], board, 10.0) == ([0, 1], False)  # the primary's trial
+    assert not board.of("tts", "deepgram").allows(10.0)  # taken by that request
