@@ -117,7 +117,11 @@ class ProviderSet:
     def describe(self) -> str:
         llm = self.llm.name if self.llm is not None else "the persona's intents (offline)"
         voices = ", ".join(f"{k}={getattr(v, 'name', k)}" for k, v in sorted(self.tts.items()))
-        return f"speech-to-text: {self.stt.name}; language model: {llm}; voices: {voices}"
+        chains = "; ".join(
+            f"{stage} fallback: {', '.join(names)}" for stage, names in self.fallbacks.items() if names
+        )
+        described = f"speech-to-text: {self.stt.name}; language model: {llm}; voices: {voices}"
+        return f"{described}; {chains}" if chains else described
 
 
 def build_providers(
