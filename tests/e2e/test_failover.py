@@ -5,6 +5,7 @@ its chain, the caller's sentence is answered, and the call's record shows the on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ import pytest
 from app.clock import SystemClock
 from app.config import Settings
 from app.main import create_app
+from app.providers.base import LLMOptions, Message, TextDelta
+from app.providers.failover import Breakers, CallFailovers, FailoverLLM
+from app.providers.openai_llm import OpenAILLM
 from app.simulator.audio_prep import render_caller_audio
 from app.simulator.caller import HangUp, Say, Step, WaitForAgent, utterances
 from app.simulator.connect import NetworkConnector
@@ -230,3 +234,35 @@ async def test_the_recogniser_dies_mid_utterance_and_whisper_hears_the_sentence(
     assert not any(APOLOGY in text for text in said)
     assert the_switch(record) == [("stt", "deepgram", "whisper")]
     assert counted(metrics, "stt", "deepgram", "whisper") == 1.0
+
+
+async def test_a_healthy_primary_streams_through_the_chain_and_a_silent_one_is_replaced() -> None:
+    """The language-model chain with the real SDK: a primary that answers streams through (its
+    first event was awaited in a task of its own) with no failover, also when closed early; a
+    primary that accepts the request and says nothing is replaced once the first-event deadline
+    passes, and the call's later requests go straight to the secondary."""
+    primary, secondary = FakeOpenAI(), FakeOpenAI(api_key=SECONDARY_KEY)
+    secondary.chat_fallback = lambda body: TextReply(["Secondary here."])
+    clock = SystemClock()
+    with serve_in_thread(primary.app) as primary_url, serve_in_thread(secondary.app) as secondary_url:
+        first = OpenAILLM(API_KEY, base_url=f"{primary_url}/v1")
+        second = OpenAILLM(SECONDARY_KEY, base_url=f"{secondary_url}/compat/v1")
+        chain = FailoverLLM([("openai", first), ("secondary", second)], Breakers(), clock, first_event_s=0.5)
+        calls = CallFailovers().enter(clock)
+        ask = [Message("user", "When do you open?")]
+        primary.script_chat(TextReply(ANSWER), TextReply(ANSWER))
+        events = [e async for e in chain.stream(ask, [], LLMOptions(model="gpt-4o"))]
+        assert [e.text for e in events if isinstance(e, TextDelta)] == ANSWER
+        async with contextlib.aclosing(chain.stream(ask, [], LLMOptions(model="gpt-4o"))) as early:
+            assert await anext(early) == TextDelta(ANSWER[0])  # a barge-in closes it here
+        assert calls.events == []
+        primary.script_chat(TextReply(ANSWER, pause_after=0))  # accepted, then silent (never released)
+        events = [e async for e in chain.stream(ask, [], LLMOptions(model="gpt-4o"))]
+        assert [e.text for e in events if isinstance(e, TextDelta)] == ["Secondary here."]
+        assert [(f.from_, f.to, f.reason) for f in calls.events] == [("openai", "secondary", "timed out")]
+        asked = len(primary.requests)
+        async with contextlib.aclosing(chain.stream(ask, [], LLMOptions(model="gpt-4o"))) as again:
+            assert await anext(again) == TextDelta("Secondary here.")
+        assert len(primary.requests) == asked  # the switch sticks
+        await first.aclose()
+        await second.aclose()
