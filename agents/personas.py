@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic
 import yaml
@@ -38,6 +38,10 @@ def is_valid_name(name: str) -> bool:
 
 class PersonaError(ValueError):
     """A persona file that cannot be used; the message names the file, field and a hint."""
+
+
+#: a provider's name in a failover chain ("deepgram", "whisper", "offline", "secondary", …)
+ProviderName = Annotated[str, pydantic.StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 class SlotSetting(pydantic.BaseModel):
@@ -133,6 +137,11 @@ class PersonaSettings(pydantic.BaseModel):
     intents: list[IntentSetting] = []
     fallback: str = "Sorry, I didn't catch that. Could you say it another way?"
     business_hours: str = ""  # for the prompt's {business_hours}, e.g. "Mon-Fri 9:00-17:00"
+    # failover: providers tried in order when this persona's recogniser, voice or language model
+    # fails mid-call, e.g. [whisper]; None: the service's STT_FALLBACK / TTS_FALLBACK / LLM_FALLBACK
+    stt_fallback: list[ProviderName] | None = None
+    tts_fallback: list[ProviderName] | None = None
+    llm_fallback: list[ProviderName] | None = None
 
     @pydantic.model_validator(mode="after")
     def _end_of_turn_in_order(self) -> PersonaSettings:

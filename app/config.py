@@ -143,8 +143,30 @@ class Settings(BaseSettings):
     # GET /metrics (Prometheus, unauthenticated); false leaves the route out
     metrics_enabled: bool = True
 
+    # failover chains: the providers tried, in order, after a stage's primary fails mid-call
+    # (a connection failure, a timeout, a 5xx); names as JSON lists, e.g. STT_FALLBACK=["whisper"]
+    # (speech-to-text: deepgram, sarvam, whisper; voices: deepgram, openai, sarvam, offline; language models:
+    # openai, secondary). A name the process has no provider for is skipped. Empty: no failover.
+    stt_fallback: list[str] = []
+    tts_fallback: list[str] = []
+    llm_fallback: list[str] = []
+    # the "secondary" language model: any OpenAI-compatible server, with its own key and model
+    secondary_llm_base_url: str = ""
+    secondary_llm_api_key: SecretStr = SecretStr("")
+    secondary_llm_model: str = ""  # empty: the persona's llm_model
+    # circuit breaker, shared by every call of the process: after this many failures of one
+    # provider within FAILOVER_BREAKER_COOLDOWN_S, new calls skip it for that long, then one
+    # call tries it again (half-open)
+    failover_breaker_failures: Annotated[int, Field(ge=1, le=100)] = 3
+    failover_breaker_cooldown_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
     @field_validator(
-        "vobiz_api_base_url", "openai_base_url", "openai_tts_base_url", "deepgram_base_url", "sarvam_base_url"
+        "vobiz_api_base_url",
+        "openai_base_url",
+        "openai_tts_base_url",
+        "deepgram_base_url",
+        "sarvam_base_url",
+        "secondary_llm_base_url",
     )
     @classmethod
     def _strip_slash(cls, value: str) -> str:

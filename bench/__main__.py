@@ -20,6 +20,7 @@ BENCHMARKS = {
     "smart_turn": "bench.smart_turn",
     "turns": "bench.turns",
     "greetings": "bench.greetings",
+    "failover": "bench.failover",
 }
 DEFAULT = "capacity"
 

@@ -29,6 +29,7 @@ class RunningServer:
     url: str  # http://127.0.0.1:PORT
     loop: asyncio.AbstractEventLoop  # the server's loop (inspect its tasks, never run on it)
     app: Any  # the ASGI app being served
+    server: Any = None  # the uvicorn.Server (its ``servers``: the listening sockets, on ``loop``)
 
     @property
     def ws_url(self) -> str:
@@ -77,7 +78,7 @@ def run_server(app: Any, *, ws_max_size: int = 16 * 1024 * 1024, port: int = 0) 
         if not server.started:
             raise RuntimeError("test server did not start")
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield RunningServer(f"http://127.0.0.1:{port}", loop, app)
+        yield RunningServer(f"http://127.0.0.1:{port}", loop, app, server)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

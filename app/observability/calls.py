@@ -94,6 +94,8 @@ class CallObserver:
                 metrics.provider_errors.inc(conversation.provider_errors)
                 for ended, count in preemptive_outcomes(conversation).items():
                     metrics.preemptive_replies.labels(outcome=ended).inc(count)
+                for switch in conversation.providers.failovers.events:
+                    metrics.failovers.labels(switch.stage, switch.from_, switch.to).inc()
         extra: dict[str, object] = {
             "call_id": call.call_id,
             "reason": outcome.reason,
@@ -109,6 +111,7 @@ class CallObserver:
                 "provider_errors": conversation.provider_errors,
                 "preemptive_replies": conversation.preemptive_started,
                 "preemptive_wasted": conversation.preemptive_wasted,
+                "failovers": len(conversation.providers.failovers.events),
             }
         log.info("call summary", extra=extra)
 

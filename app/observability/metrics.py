@@ -52,6 +52,12 @@ class VoiceMetrics:
         self.provider_errors = Counter(
             "voice_agent_provider_errors", "Failed STT, language model or TTS requests", registry=reg
         )
+        self.failovers = Counter(
+            "voice_agent_failovers",
+            "A stage (stt, tts, llm) of a call switched from one provider to the next of its chain",
+            ["stage", "from", "to"],
+            registry=reg,
+        )
         # one child per stage, made once: observing is then a dict look-up and a locked add
         self.stage_latency = {stage: self.turn_latency.labels(stage=stage) for stage in TURN_STAGES}
 

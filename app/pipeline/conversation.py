@@ -96,9 +96,9 @@ class Conversation:
         self._hanging_up: asyncio.Task[None] | None = None
 
     # ── the call ──
-
     async def run(self, call: CallIO) -> None:
         self.call, self.out_format = call, call.outbound_format
+        self.providers.failovers.enter(self.clock)  # the call's tasks write their failovers there
         self.playout = Playout(clock=self.clock, sink=call, turns=self.turns, chunk=call.chunk_frames)
         # the call's one VAD: its verdicts go to the turn-taker and to the recogniser
         make_vad = self.providers.vad

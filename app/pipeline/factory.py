@@ -101,18 +101,28 @@ def persona_providers(persona: Persona, providers: ProviderSet) -> Providers:
     """The persona's TTS where its provider is available, else the offline voice; the LLM, or
     the persona's intents when no LLM is configured. The offline voice, when it is not already
     the primary, is the fallback that apologises if the primary TTS fails."""
+    s = persona.settings
     tts = persona_voice(persona, providers)
     offline = providers.tts.get("offline")
     fallback = offline if offline is not tts else None
-    turn_model = providers.turn_model if persona.settings.end_of_turn_model else None
-    llm = providers.llm or intent_llm(persona)
-    stt = providers.stts.get(persona.settings.stt_provider, providers.stt)
+    turn_model = providers.turn_model if s.end_of_turn_model else None
+    # the persona's intents: its language model when the service has none, and the "offline" fallback
+    wanted = providers.llm is None or "offline" in _names(s.llm_fallback, providers, "llm")
+    intents = intent_llm(persona) if wanted else None
+    llm = providers.llm_chain(providers.llm or intents or intent_llm(persona), s.llm_fallback, intents)
+    stt = providers.stt_chain(s.stt_provider, s.stt_fallback)
     return Providers(stt, llm, tts, fallback_tts=fallback, turn_model=turn_model, lines=providers.lines)
 
 
+def _names(persona: list[str] | None, providers: ProviderSet, stage: str) -> tuple[str, ...]:
+    """A stage's fallback names: the persona's, else the service's."""
+    return tuple(persona) if persona is not None else providers.fallbacks.get(stage, ())
+
+
 def persona_voice(persona: Persona, providers: ProviderSet) -> SpeechSynthesizer:
-    """The persona's TTS where its provider is available, else the offline voice."""
-    tts = providers.tts.get(persona.settings.tts_provider) or providers.tts.get("offline")
+    """The persona's TTS where its provider is available, else the offline voice; followed by
+    its fallback voices when it has any (one object per chain, shared by every call)."""
+    tts = providers.tts_chain(persona.settings.tts_provider, persona.settings.tts_fallback)
     if tts is None:
         raise PersonaUnavailable(
             f"persona {persona.name!r} speaks with {persona.settings.tts_provider} TTS, "

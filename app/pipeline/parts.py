@@ -19,6 +19,7 @@ from app.providers.base import (
     TTSOptions,
     TurnModel,
 )
+from app.providers.failover import CallFailovers
 from app.providers.line_cache import LineCache
 from app.providers.vad import VoiceActivityDetector
 
@@ -56,6 +57,8 @@ class Providers:
     turn_model: TurnModel | None = None
     # the process's rendered fixed lines, shared by every call (None: each line synthesized anew)
     lines: LineCache | None = None
+    # the stages that switched provider during the call (app/providers/failover.py); one per call
+    failovers: CallFailovers = field(default_factory=CallFailovers)
 
 
 class CallControl(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,6 +16,8 @@ from app.clock import Clock
 from app.config import Settings
 from app.providers.base import LanguageModel, SpeechSynthesizer, SpeechToText, TurnModel
 from app.providers.errors import MissingEngineError, ProviderError, ProviderSetupError
+from app.providers.failover import Breakers, FailoverLLM, FailoverTTS, NamedModel
+from app.providers.failover_stt import FailoverSTT
 from app.providers.line_cache import LineCache
 
 log = logging.getLogger("app.providers")
@@ -31,10 +34,79 @@ class ProviderSet:
     lines: LineCache = field(default_factory=LineCache)  # fixed lines, rendered once for all calls
     # every recogniser built, by provider ("deepgram", "whisper", …): a persona's ``stt_provider``
     stts: dict[str, SpeechToText] = field(default_factory=dict)
+    # failover (app/providers/failover.py): the language models by name ("openai", "secondary"),
+    # each stage's fallbacks from the settings (STT_FALLBACK, …), the process's breakers
+    llms: dict[str, LanguageModel] = field(default_factory=dict)
+    fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "stt" | "tts" | "llm" → names
+    breakers: Breakers = field(default_factory=Breakers)
+    clock: Clock | None = None  # the breakers' time (None: a SystemClock)
+    _voices: dict[tuple[str, ...], FailoverTTS] = field(default_factory=dict)  # one per chain
+    _closing: list[object] = field(default_factory=list)  # more clients to close (wrapped ones)
+
+    def _clock(self) -> Clock:
+        if self.clock is None:
+            from app.clock import SystemClock
+
+            self.clock = SystemClock()
+        return self.clock
+
+    def stt_chain(self, primary: str, fallback: Sequence[str] | None = None) -> SpeechToText:
+        """The recogniser ``primary`` (a key of ``stts``; else the default), followed by the
+        ``fallback`` names this process has (None: STT_FALLBACK's) of the same sample rate."""
+        first = self.stts.get(primary, self.stt)
+        name = primary if primary in self.stts else next((k for k, v in self.stts.items() if v is first), "")
+        names = self.fallbacks.get("stt", ()) if fallback is None else tuple(fallback)
+        chain = [(name or first.name, first)] + [
+            (n, self.stts[n])
+            for n in dict.fromkeys(names)
+            if n in self.stts and self.stts[n] is not first and self.stts[n].sample_rate == first.sample_rate
+        ]
+        if len(chain) == 1:
+            return first
+        return FailoverSTT(chain, self.breakers, self._clock())
+
+    def tts_chain(self, primary: str, fallback: Sequence[str] | None = None) -> SpeechSynthesizer | None:
+        """The voice ``primary`` (a key of ``tts``; else the offline voice; None if neither is
+        here) followed by the ``fallback`` names this process has (None: TTS_FALLBACK's). One
+        object per chain for the whole process: it keys the fixed lines' cache."""
+        name = primary if primary in self.tts else "offline"
+        if name not in self.tts:
+            return None
+        names = self.fallbacks.get("tts", ()) if fallback is None else tuple(fallback)
+        chain = (name, *(n for n in dict.fromkeys(names) if n in self.tts and n != name))
+        if len(chain) == 1:
+            return self.tts[name]
+        found = self._voices.get(chain)
+        if found is None:
+            voices = [(n, self.tts[n]) for n in chain]
+            found = self._voices[chain] = FailoverTTS(voices, self.breakers, self._clock())
+        return found
+
+    def llm_chain(
+        self,
+        primary: LanguageModel,
+        fallback: Sequence[str] | None = None,
+        offline: LanguageModel | None = None,
+    ) -> LanguageModel:
+        """``primary`` followed by the ``fallback`` names (None: LLM_FALLBACK's) this process has
+        (``openai``, ``secondary``; ``offline``: the persona's own intents, ``offline``)."""
+        names = self.fallbacks.get("llm", ()) if fallback is None else tuple(fallback)
+        known = dict(self.llms)
+        if offline is not None:
+            known["offline"] = offline
+        first = next((k for k, v in known.items() if v is primary), primary.name)
+        chain = [(first, primary)] + [
+            (n, known[n]) for n in dict.fromkeys(names) if n in known and known[n] is not primary
+        ]
+        if len(chain) == 1:
+            return primary
+        return FailoverLLM(chain, self.breakers, self._clock())
 
     async def aclose(self) -> None:
         """Close the clients' connection pools (on the loop that used them)."""
-        unique = {id(p): p for p in (self.stt, *self.stts.values(), self.llm, *self.tts.values())}
+        models = (self.llm, *self.llms.values())
+        every = (self.stt, *self.stts.values(), *models, *self.tts.values(), *self._closing)
+        unique = {id(p): p for p in every}
         for provider in unique.values():
             if provider is None:
                 continue
@@ -45,7 +117,11 @@ class ProviderSet:
     def describe(self) -> str:
         llm = self.llm.name if self.llm is not None else "the persona's intents (offline)"
         voices = ", ".join(f"{k}={getattr(v, 'name', k)}" for k, v in sorted(self.tts.items()))
-        return f"speech-to-text: {self.stt.name}; language model: {llm}; voices: {voices}"
+        chains = "; ".join(
+            f"{stage} fallback: {', '.join(names)}" for stage, names in self.fallbacks.items() if names
+        )
+        described = f"speech-to-text: {self.stt.name}; language model: {llm}; voices: {voices}"
+        return f"{described}; {chains}" if chains else described
 
 
 def build_providers(
@@ -114,7 +190,34 @@ def build_providers(
     offline_voice = _offline_voice(settings, clock, required=not tts, variation=voice_variation)
     if offline_voice is not None:
         tts["offline"] = offline_voice
-    return ProviderSet(stt=stt, llm=llm, tts=tts, turn_model=_turn_model(settings, clock), stts=stts)
+    found = ProviderSet(stt=stt, llm=llm, tts=tts, turn_model=_turn_model(settings, clock), stts=stts)
+    _add_failover(found, settings, clock, choice)
+    return found
+
+
+def _add_failover(found: ProviderSet, settings: Settings, clock: Clock | None, choice: Choice) -> None:
+    """The failover parts: the fallbacks named in the settings, the secondary language model
+    (SECONDARY_LLM_BASE_URL), Whisper when STT_FALLBACK names it, the breakers."""
+    found.clock = clock
+    found.breakers = Breakers(settings.failover_breaker_failures, settings.failover_breaker_cooldown_s)
+    found.fallbacks = {
+        "stt": tuple(settings.stt_fallback),
+        "tts": tuple(settings.tts_fallback),
+        "llm": tuple(settings.llm_fallback),
+    }
+    if found.llm is not None:
+        found.llms[found.llm.name] = found.llm
+    secondary = settings.secondary_llm_base_url
+    if secondary and choice != "offline":
+        from app.providers.openai_llm import OpenAILLM
+
+        key = settings.secondary_llm_api_key.get_secret_value() or "not-needed"
+        connect, read = settings.openai_connect_timeout_seconds, settings.openai_read_timeout_seconds
+        server = OpenAILLM(key, base_url=secondary, connect_timeout=connect, read_timeout=read)
+        found.llms["secondary"] = NamedModel(server, "secondary", settings.secondary_llm_model)
+        found._closing.append(server)
+    if "whisper" in settings.stt_fallback and "whisper" not in found.stts:
+        found.stts["whisper"] = _offline_stt(clock)
 
 
 def _add_sarvam(

@@ -30,6 +30,14 @@ class ToolUse(TypedDict):
     arguments: str  # JSON text, as the model produced it
 
 
+# a stage that switched provider mid-call (``from`` is a keyword: the functional form)
+FailoverEntry = TypedDict("FailoverEntry", {"t": float, "stage": str, "from": str, "to": str, "reason": str})
+
+
+def failover_entry(t: float, stage: str, from_: str, to: str, reason: str) -> FailoverEntry:
+    return {"t": t, "stage": stage, "from": from_, "to": to, "reason": reason}
+
+
 TurnLatency = dict[str, float | int | bool | None]
 """``turn``, each stage of ``app.pipeline.latency.STAGES`` (seconds from the call's start, or
 None when it did not happen) and ``interrupted``."""
@@ -79,6 +87,7 @@ class CallRecord:
     latency: tuple[TurnLatency, ...] = ()
     owner: str = ""  # the process holding the call while it is in progress (``records.owner``)
     hangup_cause: str | None = None  # Vobiz's HangupCause, when its hang-up callback completed it
+    failovers: tuple[FailoverEntry, ...] = ()  # stages that switched provider (app/providers/failover.py)
 
     @property
     def summary(self) -> CallSummary:
@@ -100,4 +109,5 @@ class CallRecord:
             "tool_calls": list(self.tool_calls),
             "latency": list(self.latency),
             "hangup_cause": self.hangup_cause,
+            "failovers": list(self.failovers),
         }

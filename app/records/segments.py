@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.pipeline.session import MAX_UNKNOWN_EVENT_NAMES, UNKNOWN_OTHER
-from app.records.record import CallRecord, TranscriptLine, TurnLatency
+from app.records.record import CallRecord, FailoverEntry, TranscriptLine, TurnLatency, failover_entry
 
 
 def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
@@ -44,6 +44,13 @@ def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
         tool_calls=earlier.tool_calls + later.tool_calls,
         latency=earlier.latency + tuple(_turn_after(turn, offset, turns) for turn in later.latency),
         hangup_cause=later.hangup_cause if later.hangup_cause is not None else earlier.hangup_cause,
+        failovers=earlier.failovers + tuple(_failover_after(f, offset) for f in later.failovers),
+    )
+
+
+def _failover_after(entry: FailoverEntry, offset: float) -> FailoverEntry:
+    return failover_entry(
+        _shifted(entry["t"], offset), entry["stage"], entry["from"], entry["to"], entry["reason"]
     )
 
 

@@ -34,6 +34,7 @@ from app.records.record import (
     CallSummary,
     ToolUse,
     TranscriptLine,
+    failover_entry,
 )
 from app.records.segments import continued
 
@@ -282,6 +283,7 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "latency": [dict(turn) for turn in record.latency],
         "owner": record.owner or None,
         "hangup_cause": record.hangup_cause,
+        "failovers": [dict(f) for f in record.failovers],
     }
 
 
@@ -317,4 +319,7 @@ def _record(row: CallRow) -> CallRecord:
         latency=tuple(dict(turn) for turn in row.latency),
         owner=row.owner or "",
         hangup_cause=row.hangup_cause,
+        failovers=tuple(
+            failover_entry(f["t"], f["stage"], f["from"], f["to"], f["reason"]) for f in row.failovers or ()
+        ),
     )

@@ -14,7 +14,9 @@ utterance (``from_finalize=true``); ``CloseStream`` then sends ``Metadata`` and 
 
 Failure injection: ``drop_after_bytes[i]`` closes the i-th listen socket (with ``drop_code``,
 1011 unless set) once it has received that many audio bytes; ``listen_status[i]`` refuses the
-i-th listen upgrade with that HTTP status; ``stall_after_bytes[i]`` makes the i-th listen socket
+i-th listen upgrade with that HTTP status; ``drop_after_speech_s[i]`` closes the i-th listen socket
+once it heard that many seconds of loud audio, after calling ``on_drop`` (e.g. to stop the server
+listening: a dead service); ``stall_after_bytes[i]`` makes the i-th listen socket
 answer nothing more once it has received that many bytes (it still reads). ``idle_close_seconds``
 (real seconds) closes a listen socket that got no audio or message that long with 1011 and
 ``NET-0001``, as Deepgram does after about 10 s. ``split_final_seconds``: a long utterance comes
@@ -85,6 +87,10 @@ class FakeDeepgram:
     idle_close_seconds: float | None = None
     split_final_seconds: float | None = None
     interim_every_s: float | None = None  # interims again every this long of speech (None: once)
+    # the i-th listen socket closes (``drop_code``) once it heard this many seconds of loud audio,
+    # calling ``on_drop`` first (on the server's loop: e.g. to stop the server listening)
+    drop_after_speech_s: list[float | None] = field(default_factory=list)
+    on_drop: Callable[[], None] | None = None
     listens: list[ListenSocket] = field(default_factory=list)
     speak: FakeSpeak = field(init=False)
     now: Callable[[], float] | None = None
@@ -129,6 +135,7 @@ class FakeDeepgram:
         rec.opened_at = self.now() if self.now is not None else None
         drop = self.drop_after_bytes[index] if index < len(self.drop_after_bytes) else None
         stall = self.stall_after_bytes[index] if index < len(self.stall_after_bytes) else None
+        speech = self.drop_after_speech_s[index] if index < len(self.drop_after_speech_s) else None
         recogniser = _Recogniser(rec, self)
 
         async def emit(messages: list[Message]) -> None:
@@ -147,6 +154,11 @@ class FakeDeepgram:
                         return await ws.close(self.drop_code, "fake drop")
                     if stall is None or rec.bytes_received < stall:  # stalled: reads, hears nothing
                         await emit(recogniser.feed(msg["bytes"]))
+                    if speech is not None and recogniser.loud_seconds >= speech:
+                        rec.dropped = True
+                        if self.on_drop is not None:
+                            self.on_drop()
+                        return await ws.close(self.drop_code, "fake drop")
                     continue
                 kind = json.loads(msg["text"]).get("type")
                 if kind == "KeepAlive":
@@ -262,6 +274,12 @@ class _Recogniser:
         self._interim_due: int | None = None  # speech (samples) after which the next interim is due
         self._interims = 0  # interims of the utterance in progress
         self._word_end_pending: int | None = None  # last word end awaiting UtteranceEnd
+        self._loud_frames = 0
+
+    @property
+    def loud_seconds(self) -> float:
+        """Seconds of loud audio heard on this socket."""
+        return self._loud_frames * self._frame / self._rate
 
     def feed(self, data: bytes) -> list[Message]:
         self._buf += data
@@ -298,6 +316,7 @@ class _Recogniser:
         return round(samples / self._rate, 3)
 
     def _loud(self) -> list[Message]:
+        self._loud_frames += 1
         out = []
         if self._speech_start is None:
             start = self._speech_start = self._pos - self._frame

@@ -17,7 +17,8 @@ Faults: ``status`` answers every request with that status and an error body (a 4
 ``Retry-After: retry_after``); ``drop_after_bytes`` breaks the connection mid-body;
 ``stall_after_bytes`` stops sending there (the response stays open until the client leaves);
 ``gate`` holds the last piece (≤ 2 s) until set; ``connect_delay`` s are spent before answering
-the first request on each new TCP connection (a stand-in for TCP + TLS handshakes, to measure).
+the first request on each new TCP connection (a stand-in for TCP + TLS handshakes, to measure);
+``die_at_request`` N: request N breaks off after ``die_after_bytes`` and every later one gets 503.
 
 ``connections``: every TCP connection that sent a request (client ``host:port``, in order);
 ``requests``: what each request asked and how it ended (``disconnected``: the client left before
@@ -78,6 +79,10 @@ class FakeSpeak:
     drop_after_bytes: int | None = None
     stall_after_bytes: int | None = None
     connect_delay: float = 0.0
+    # the service dies: request number ``die_at_request`` (0-based) breaks off after
+    # ``die_after_bytes`` of its body, and every later request is answered 503
+    die_at_request: int | None = None
+    die_after_bytes: int = 2000
     connections: list[str] = field(default_factory=list)
     requests: list[SpeakRequest] = field(default_factory=list)
 
@@ -106,6 +111,11 @@ class FakeSpeak:
         if not isinstance(text, str) or not text.strip():
             return await _error(send, rec, 400, "INVALID_INPUT", "text is required")
         rec.text = text
+        number = len(self.requests) - 1
+        if self.die_at_request is not None and number > self.die_at_request:
+            return await _error(send, rec, 503, "SERVICE_UNAVAILABLE", "the fake has died")
+        if self.die_at_request == number:
+            self.drop_after_bytes = self.die_after_bytes
         if self.status is not None:
             extra = [(b"retry-after", str(self.retry_after).encode())] if self.status == 429 else []
             return await _error(send, rec, self.status, "TOO_MANY_REQUESTS", "refused by the fake", extra)
