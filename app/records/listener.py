@@ -21,7 +21,15 @@ from app.pipeline.conversation import Conversation
 from app.pipeline.latency import STAGES, TurnStamps
 from app.pipeline.lifecycle import CallInfo, CallOutcome
 from app.records.owner import this_process
-from app.records.record import COMPLETED, IN_PROGRESS, CallRecord, ToolUse, TranscriptLine, TurnLatency
+from app.records.record import (
+    COMPLETED,
+    IN_PROGRESS,
+    CallRecord,
+    DtmfEntry,
+    ToolUse,
+    TranscriptLine,
+    TurnLatency,
+)
 from app.records.store import CallStore
 
 START_TIMEOUT_S = 3.0  # the caller waits for this insert: a stuck database must not hold the call
@@ -165,6 +173,10 @@ def ended_record(call: CallInfo, outcome: CallOutcome) -> CallRecord:
         ),
         tool_calls=tuple(ToolUse(id=c.id, name=c.name, arguments=c.arguments) for c in calls),
         latency=tuple(_turn_latency(stamps, origin) for _, stamps in sorted(agent.latency.turns.items())),
+        dtmf=tuple(
+            DtmfEntry(t=round(e.t - origin, 4), digits=e.digits, purpose=e.purpose)
+            for e in agent.keys.keypad.entries
+        ),
     )
 
 

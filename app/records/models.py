@@ -42,3 +42,4 @@ class CallRow(Base):
     latency: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     owner: Mapped[str | None] = mapped_column(String())  # the process holding it (``records.owner``)
     hangup_cause: Mapped[str | None] = mapped_column(String())  # from Vobiz's hang-up callback
+    dtmf: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # the caller's keys (None: older rows)

@@ -30,6 +30,12 @@ class ToolUse(TypedDict):
     arguments: str  # JSON text, as the model produced it
 
 
+class DtmfEntry(TypedDict):
+    t: float  # seconds from the call's start (the first key)
+    digits: str  # the keys, e.g. "1" or "12345678"
+    purpose: str  # "menu" (the persona's keypad map) | "collect" (collect_digits) | "llm" (to the model)
+
+
 TurnLatency = dict[str, float | int | bool | None]
 """``turn``, each stage of ``app.pipeline.latency.STAGES`` (seconds from the call's start, or
 None when it did not happen) and ``interrupted``."""
@@ -79,6 +85,7 @@ class CallRecord:
     latency: tuple[TurnLatency, ...] = ()
     owner: str = ""  # the process holding the call while it is in progress (``records.owner``)
     hangup_cause: str | None = None  # Vobiz's HangupCause, when its hang-up callback completed it
+    dtmf: tuple[DtmfEntry, ...] = ()  # the caller's keys, in order
 
     @property
     def summary(self) -> CallSummary:
@@ -100,4 +107,5 @@ class CallRecord:
             "tool_calls": list(self.tool_calls),
             "latency": list(self.latency),
             "hangup_cause": self.hangup_cause,
+            "dtmf": list(self.dtmf),
         }

@@ -32,6 +32,7 @@ from app.records.record import (
     PROCESS_DIED,
     CallRecord,
     CallSummary,
+    DtmfEntry,
     ToolUse,
     TranscriptLine,
 )
@@ -282,6 +283,7 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "latency": [dict(turn) for turn in record.latency],
         "owner": record.owner or None,
         "hangup_cause": record.hangup_cause,
+        "dtmf": [dict(entry) for entry in record.dtmf],
     }
 
 
@@ -317,4 +319,5 @@ def _record(row: CallRow) -> CallRecord:
         latency=tuple(dict(turn) for turn in row.latency),
         owner=row.owner or "",
         hangup_cause=row.hangup_cause,
+        dtmf=tuple(DtmfEntry(t=e["t"], digits=e["digits"], purpose=e["purpose"]) for e in row.dtmf or ()),
     )

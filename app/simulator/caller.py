@@ -8,6 +8,7 @@ Script lines (one step each; ``#`` starts a comment)::
     wait 10                                  # ... giving up after 10 s
     interrupt 1.2 Sorry, one more thing      # talk over the agent after 1.2 s of its speech
     silence 20                               # say nothing for 20 s
+    press 1234#                              # phone keys (0-9 * # A-D), one every 0.25 s
     hangup
 
 A script that does not end with ``hangup`` waits for the agent to finish, then hangs up.
@@ -54,7 +55,15 @@ class HangUp:
     pass
 
 
-Step = Say | WaitForAgent | InterruptAfter | Silence | HangUp
+@dataclass(frozen=True, slots=True)
+class Press:
+    keys: str  # each sent as one ``dtmf`` frame, as Vobiz does
+    interval: float = 0.25  # seconds between keys
+
+
+KEYS = frozenset("0123456789*#ABCD")
+
+Step = Say | WaitForAgent | InterruptAfter | Silence | HangUp | Press
 
 
 class ScriptError(ValueError):
@@ -85,11 +94,16 @@ def parse_step(line: str) -> Step:
                 return Silence(float(rest))
             case "hangup" | "hang-up":
                 return HangUp()
+            case "press":
+                keys = "".join(rest.split()).upper()
+                if not keys or not KEYS.issuperset(keys):
+                    raise ScriptError("'press' needs phone keys: 0-9, *, #, A-D (e.g. press 1234#)")
+                return Press(keys)
     except ValueError as exc:
         if isinstance(exc, ScriptError):
             raise
         raise ScriptError(f"bad number in {line.strip()!r}") from None
-    raise ScriptError(f"unknown step {verb!r} (say, say-wav, wait, interrupt, silence, hangup)")
+    raise ScriptError(f"unknown step {verb!r} (say, say-wav, wait, interrupt, silence, press, hangup)")
 
 
 def parse_script(text: str) -> list[Step]:
@@ -111,6 +125,7 @@ class CallerTick:
     ended: Say | None = None  # an utterance finished this tick
     hangup: bool = False
     note: str = ""  # e.g. a wait that timed out
+    key: str = ""  # a phone key pressed this tick
 
 
 class CallerRunner:
@@ -129,6 +144,7 @@ class CallerRunner:
         self._speaking: tuple[Say, PCM, int] | None = None
         self._heard = 0  # ticks of agent audio during the current step
         self._quiet = 0  # consecutive quiet ticks after agent audio
+        self._pressed = 0  # keys of the current ``Press`` step sent
         self.finished = False
 
     @property
@@ -137,7 +153,7 @@ class CallerRunner:
 
     def _next_step(self) -> None:
         self._index += 1
-        self._ticks_in_step = self._heard = self._quiet = 0
+        self._ticks_in_step = self._heard = self._quiet = self._pressed = 0
 
     def _start_speaking(self, say: Say) -> CallerTick:
         pcm = self._audio[self._index]
@@ -179,6 +195,13 @@ class CallerRunner:
             case Silence(seconds=seconds):
                 if elapsed >= seconds - 1e-9:
                     self._next_step()
+            case Press(keys=keys, interval=interval):
+                if elapsed - tick_seconds >= self._pressed * interval - 1e-9:  # the first at once
+                    key = keys[self._pressed]
+                    self._pressed += 1
+                    if self._pressed == len(keys):
+                        self._next_step()
+                    return CallerTick(self._silence, key=key)
             case WaitForAgent(timeout=timeout, quiet=quiet):
                 if self._heard and self._quiet * tick_seconds >= quiet - 1e-9:
                     self._next_step()
