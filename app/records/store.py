@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 
 from app.config import Settings
+from app.logs import quiet_query_logs
 from app.records.models import CallRow
 from app.records.record import (
     COMPLETED,
@@ -84,6 +85,7 @@ class CallStore:
 
     def __init__(self, url: URL) -> None:
         self.url = url
+        quiet_query_logs()  # nor the driver's own DEBUG lines
         options: dict[str, Any] = {"hide_parameters": True}  # errors and logs never show a transcript
         if url.get_backend_name() == "sqlite":
             # a connection per use: SQLite opens in about a millisecond, and no pooled connection
