@@ -58,7 +58,10 @@ def full_record(call_id: str = "call-1", started_at: float = T0) -> CallRecord:
             },
             {"turn": 1, "speech_end": 4.0, "stt_final": 4.31, "first_play_audio": 4.9, "interrupted": True},
         ),
-        dtmf=({"t": 2.5, "digits": "1", "purpose": "menu"}, {"t": 6.0, "digits": "12345678", "purpose": "collect"}),
+        dtmf=(
+            {"t": 2.5, "digits": "1", "purpose": "menu"},
+            {"t": 6.0, "digits": "12345678", "purpose": "collect"},
+        ),
     )
 
 
