@@ -8,7 +8,7 @@ Script lines (one step each; ``#`` starts a comment)::
     wait 10                                  # ... giving up after 10 s
     interrupt 1.2 Sorry, one more thing      # talk over the agent after 1.2 s of its speech
     silence 20                               # say nothing for 20 s
-    press 1234#                              # phone keys (0-9 * # A-D), one every 0.25 s
+    press 1234#                              # phone keys (0-9 * # A-D, one word), 0.25 s apart
     hangup
 
 A script that does not end with ``hangup`` waits for the agent to finish, then hangs up.
@@ -95,7 +95,7 @@ def parse_step(line: str) -> Step:
             case "hangup" | "hang-up":
                 return HangUp()
             case "press":
-                keys = "".join(rest.split()).upper()
+                keys = rest.upper()
                 if not keys or not KEYS.issuperset(keys):
                     raise ScriptError("'press' needs phone keys: 0-9, *, #, A-D (e.g. press 1234#)")
                 return Press(keys)
@@ -106,10 +106,21 @@ def parse_step(line: str) -> Step:
     raise ScriptError(f"unknown step {verb!r} (say, say-wav, wait, interrupt, silence, press, hangup)")
 
 
+def _without_comment(raw: str) -> str:
+    """The line before its ``#`` comment; on a ``press`` line ``#`` is a key, and a comment may
+    follow the keys (one word) after a space."""
+    verb, _, rest = raw.strip().partition(" ")
+    if verb.lower() == "press":
+        keys, _, tail = rest.strip().partition(" ")
+        tail = tail.strip()
+        return f"{verb} {keys}".strip() if not tail or tail.startswith("#") else f"{verb} {keys} {tail}"
+    return raw.split("#", 1)[0].strip()
+
+
 def parse_script(text: str) -> list[Step]:
     steps = []
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
+        line = _without_comment(raw)
         if line:
             try:
                 steps.append(parse_step(line))

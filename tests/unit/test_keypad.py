@@ -22,7 +22,7 @@ from app.pipeline.keypad import (
     KeysEntered,
     MenuChoice,
 )
-from app.simulator.caller import CallerRunner, HangUp, Press, ScriptError, parse_step
+from app.simulator.caller import CallerRunner, HangUp, Press, Say, ScriptError, parse_script, parse_step
 from app.telephony import events as ev
 
 MENU = {
@@ -202,9 +202,12 @@ def test_a_broken_keypad_map_names_the_key(tmp_path: Path, keypad: str, message:
 
 
 def test_press_sends_one_key_per_interval() -> None:
-    assert parse_step("press 12 3#") == Press("123#")
-    with pytest.raises(ScriptError, match="phone keys"):
-        parse_step("press 12x")
+    assert parse_step("press 123#") == Press("123#")
+    for bad in ("press 12x", "press 12 3", "press"):
+        with pytest.raises(ScriptError, match="phone keys"):
+            parse_step(bad)
+    script = "press 1234#   # the account\npress #\n# press 9\nsay hi # press 5"
+    assert parse_script(script) == [Press("1234#"), Press("#"), Say("hi")]
     runner = CallerRunner([Press("12#", interval=0.1), HangUp()], {}, 320)
     keys = [(i, tick.key) for i in range(12) if (tick := runner.tick(False, 0.02)).key]
     assert keys == [(0, "1"), (5, "2"), (10, "#")]
