@@ -23,9 +23,16 @@ PROMPT_DRAIN_S = 30.0  # at most this long waiting for a collection's prompt to 
 
 class CallKeys:
     def __init__(
-        self, keypad: kp.Keypad, clock: Clock, handle: Callable[[te.TurnEvent], None], call_id: str
+        self,
+        keypad: kp.Keypad,
+        clock: Clock,
+        turns: Callable[[te.TurnEvent], list[te.TurnAction]],
+        apply: Callable[[list[te.TurnAction]], None],
+        call_id: str,
     ) -> None:
-        self.keypad, self._clock, self._handle, self._call_id = keypad, clock, handle, call_id
+        """``turns``: the turn-taker's ``handle``; ``apply``: the conversation's, for its actions."""
+        self.keypad, self._clock, self._turns, self._apply = keypad, clock, turns, apply
+        self._call_id = call_id
         self.received = 0  # key events received
         self._collected: asyncio.Future[str] | None = None  # the digit collection running
 
@@ -38,6 +45,9 @@ class CallKeys:
 
     def tick(self, now: float) -> None:
         self._on(self.keypad.tick(now))
+
+    def _handle(self, event: te.TurnEvent) -> None:
+        self._apply(self._turns(event))
 
     def _on(self, outcomes: list[kp.KeyOutcome]) -> None:
         for outcome in outcomes:

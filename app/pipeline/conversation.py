@@ -80,8 +80,8 @@ class Conversation:
         self.barge_ins = self.false_interruptions = self.provider_errors = 0
         # preemptive replies: started, committed, and discarded after their LLM request began
         self.preemptive_started = self.preemptive_committed = self.preemptive_wasted = 0
-        handle = lambda event: self._apply(self.turns.handle(event))  # noqa: E731
-        self.keys = CallKeys(Keypad(config.keypad, config.keypad_gap_s), clock, handle, call_id)
+        keypad = Keypad(config.keypad, config.keypad_gap_s)
+        self.keys = CallKeys(keypad, clock, self.turns.handle, self._apply, call_id)
         self._on_turn, self._observer = on_turn, observer
         self._data_dir, self._caller_number = data_dir, caller_number
         self.replies: dict[int, Reply] = {}  # by turn
