@@ -241,6 +241,8 @@ class TurnTaker:
             if self.floor is Floor.THINKING and self._last_user_text:
                 self._heard_words = [self._last_user_text, *self._heard_words]
             self._noise, self._resumed_at, self._last_user_text = False, None, ""
+            if self.floor is Floor.SPEAKING:
+                actions.append(Silence(self.turn))  # a barge-in, counted as one
             self.floor = Floor.LISTENING
             actions.append(Cancel(self.turn))
         return actions

@@ -66,6 +66,7 @@ async def test_a_menu_key_cuts_the_greeting_and_gets_the_persona_reply(
     assert len(pressed) == 1
     assert times(rec, "clear_audio")[0] >= pressed[0]  # the key silenced the greeting
     assert agent_lines(call)[0][1] is True  # ... cut: heard in part
+    assert call.conversation.barge_ins == 1
     assert GREETING.startswith(agent_lines(call)[0][0])
     assert agent_lines(call)[1] == ("Appointments. Which day would suit you?", False)
     assert llm.requests == []  # the map answered; the model was not asked

@@ -111,7 +111,7 @@ def speaking(policy: tt.TurnPolicy | None = None) -> tt.TurnTaker:
 
 def test_a_key_cuts_the_agent_and_the_keys_are_the_turn() -> None:
     turns = speaking()
-    assert turns.handle(tt.KeyPressed(1.0)) == [tt.Cancel(1)]
+    assert turns.handle(tt.KeyPressed(1.0)) == [tt.Silence(1), tt.Cancel(1)]
     assert turns.floor is tt.Floor.LISTENING
     [respond] = turns.handle(tt.Keyed(1.0, "The caller pressed 1.", MENU["1"]))
     assert respond == tt.Respond(2, "The caller pressed 1.", menu=MENU["1"])
