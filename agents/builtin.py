@@ -1,4 +1,5 @@
-"""Tools every persona may allow: ending and transferring the call, pressing phone keys."""
+"""Tools every persona may allow: ending and transferring the call, pressing phone keys,
+having the caller key in a number."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 import pydantic
 
 from agents.tools import Tool, ToolContext, tool
+from app.pipeline.keypad import DigitRequest
 
 
 @tool
@@ -40,4 +42,33 @@ async def send_dtmf(ctx: ToolContext, digits: Digits) -> str:
     return await ctx.send_dtmf(digits)
 
 
-BUILTIN_TOOLS: dict[str, Tool] = {t.name: t for t in (end_call, transfer_call, send_dtmf)}
+MaxDigits = Annotated[int, pydantic.Field(ge=1, le=32, description="stop after this many keys")]
+Terminator = Annotated[
+    str, pydantic.Field(pattern=r"^[#*]?$", description='the key that ends the entry: "#", "*", or ""')
+]
+InterDigit = Annotated[float, pydantic.Field(gt=0, le=60, description="seconds without a key that end it")]
+FirstDigit = Annotated[
+    float, pydantic.Field(gt=0, le=120, description="seconds to the first key, after the prompt")
+]
+Prompt = Annotated[str, pydantic.Field(max_length=500, description="said first: what to key in, then hash")]
+
+
+@tool
+async def collect_digits(
+    ctx: ToolContext,
+    max_digits: MaxDigits = 16,
+    terminator: Terminator = "#",
+    inter_digit_timeout: InterDigit = 5.0,
+    first_digit_timeout: FirstDigit = 10.0,
+    prompt: Prompt = "",
+) -> str:
+    """Have the caller key in a number on the phone keypad (an account, order or PIN number),
+    never misheard. Returns exactly the digits keyed, "timeout" if no key came, or "empty" if
+    only the terminator was pressed."""
+    if ctx.collect_digits is None:
+        return "error: keypad input is not available on this line"
+    request = DigitRequest(max_digits, terminator, inter_digit_timeout, first_digit_timeout, prompt.strip())
+    return await ctx.collect_digits(request)
+
+
+BUILTIN_TOOLS: dict[str, Tool] = {t.name: t for t in (end_call, transfer_call, send_dtmf, collect_digits)}

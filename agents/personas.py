@@ -90,6 +90,32 @@ class IntentSetting(pydantic.BaseModel):
         return self
 
 
+KEYPAD_KEYS = "0123456789*#ABCD"
+
+
+class KeySetting(pydantic.BaseModel):
+    """What a phone key does (``keypad:``): say ``reply``; and/or run ``tool`` with
+    ``arguments`` (its result goes to the model); or stand for one of the ``intents`` (the
+    model hears the caller ask for it, in its first example's words)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    reply: str = ""
+    intent: str | None = None
+    tool: str | None = None  # it must be in `tools`
+    arguments: dict[str, str | int | float | bool] = {}
+
+    @pydantic.model_validator(mode="after")
+    def _does_something(self) -> KeySetting:
+        if self.intent is not None and (self.reply or self.tool):
+            raise ValueError("a key with an intent takes that intent's reply and tool: drop reply and tool")
+        if not (self.reply or self.intent or self.tool):
+            raise ValueError("a key needs a reply, an intent or a tool")
+        if self.arguments and self.tool is None:
+            raise ValueError("arguments need a tool")
+        return self
+
+
 class PersonaSettings(pydantic.BaseModel):
     """The front matter. Times in seconds unless the name says ``_ms``."""
 
@@ -142,6 +168,19 @@ class PersonaSettings(pydantic.BaseModel):
     stt_fallback: list[ProviderName] | None = None
     tts_fallback: list[ProviderName] | None = None
     llm_fallback: list[ProviderName] | None = None
+    keypad: dict[str, KeySetting] = {}  # phone keys ("1", "#") → what they do; others reach the model
+    keypad_gap_ms: int = pydantic.Field(1000, ge=200, le=5000)  # unmapped keys this close make one turn
+
+    @pydantic.field_validator("keypad", mode="before")
+    @classmethod
+    def _keys_are_keys(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value  # pydantic says what is wrong
+        keys = {str(k).upper(): v for k, v in value.items()}  # YAML reads 1: as a number
+        wrong = [k for k in keys if len(k) != 1 or k not in KEYPAD_KEYS]
+        if wrong:
+            raise ValueError(f"keys are one of {' '.join(KEYPAD_KEYS)} (quote * and #); got {wrong[0]!r}")
+        return keys
 
     @pydantic.model_validator(mode="after")
     def _end_of_turn_in_order(self) -> PersonaSettings:
@@ -217,6 +256,17 @@ def load_persona(path: Path, known_tools: frozenset[str] | None = None) -> Perso
             raise PersonaError(
                 f"{path}: intents.{index}.tool: {intent.tool!r} is not in this persona's "
                 f"tools {settings.tools}"
+            )
+    intents = {intent.name for intent in settings.intents}
+    for key, action in settings.keypad.items():
+        if action.tool is not None and action.tool not in settings.tools:
+            raise PersonaError(
+                f"{path}: keypad.{key}.tool: {action.tool!r} is not in this persona's tools {settings.tools}"
+            )
+        if action.intent is not None and action.intent not in intents:
+            raise PersonaError(
+                f"{path}: keypad.{key}.intent: no intent named {action.intent!r} "
+                f"(intents: {', '.join(sorted(intents)) or 'none'})"
             )
     if "transfer_call" in settings.tools and not settings.transfer_number:
         raise PersonaError(f"{path}: transfer_number: required when tools include transfer_call")

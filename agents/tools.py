@@ -22,6 +22,7 @@ from typing import Any, TypeVar, get_type_hints, overload
 import pydantic
 
 from app.clock import Clock, SystemClock, run_blocking
+from app.pipeline.keypad import DigitRequest
 from app.providers.base import ToolCall, ToolSpec
 
 log = logging.getLogger("agents.tools")
@@ -42,6 +43,8 @@ class ToolContext:
     caller_number: str = ""
     clock: Clock = field(default_factory=SystemClock)  # the call's; see ``run_blocking``
     calls: list[ToolCall] = field(default_factory=list)  # every tool call of the call, in order
+    # the caller keys in a number, the reply running the tool says the prompt (per reply)
+    collect_digits: Callable[[DigitRequest], Awaitable[str]] | None = None
 
     async def run_blocking(self, work: Callable[[], T]) -> T:
         """``work()`` in a worker thread (a database, a file): never block the call's audio."""

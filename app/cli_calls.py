@@ -154,6 +154,9 @@ def _describe(r: CallRecord) -> list[str]:
     if r.tool_calls:
         lines.append("tool calls:")
         lines += [f"  {use['name']}({use['arguments']})" for use in r.tool_calls]
+    if r.dtmf:
+        lines.append("keys:")
+        lines += [f"  {key['t']:7.2f}s {key['digits']} ({key['purpose']})" for key in r.dtmf]
     if r.latency:
         lines.append("latency (ms after the caller stopped):")
         lines += [f"  turn {turn['turn']}: {_stages(turn)}" for turn in r.latency]

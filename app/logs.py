@@ -157,3 +157,23 @@ class ContextLogger(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
         kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
         return msg, kwargs
+
+
+#: drivers whose DEBUG lines quote each query with its parameters: a call record's row (its
+#: transcript, the caller's number, the keys they pressed)
+QUERY_LOGGERS = ("aiosqlite",)
+
+
+class DropDebug(logging.Filter):
+    """Drops a logger's DEBUG records, whatever level a deployment sets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+def quiet_query_logs(loggers: tuple[str, ...] = QUERY_LOGGERS) -> None:
+    """Put :class:`DropDebug` on ``loggers`` (once: calling again adds nothing)."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropDebug) for f in logger.filters):
+            logger.addFilter(DropDebug())

@@ -22,17 +22,19 @@ import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from agents.tools import ToolContext, ToolRegistry
 from app.clock import Clock
 from app.pipeline import turns as tt
 from app.pipeline.assessor import TurnAssessor
+from app.pipeline.call_keys import CallKeys
 from app.pipeline.history import INTERRUPTED_MARK as INTERRUPTED_MARK
 from app.pipeline.history import heard_history
+from app.pipeline.keypad import Keypad
 from app.pipeline.latency import LatencyLog, TurnStamps
 from app.pipeline.parts import CallControl as CallControl
 from app.pipeline.parts import ConversationConfig as ConversationConfig
+from app.pipeline.parts import ConversationObserver as ConversationObserver
 from app.pipeline.parts import Providers as Providers
 from app.pipeline.parts import TranscriptEntry as TranscriptEntry
 from app.pipeline.parts import VadFactory as VadFactory
@@ -50,14 +52,6 @@ from app.telephony import events as ev
 log = logging.getLogger("app.conversation")
 
 TRANSFER_DRAIN_S = 10.0  # at most this long waiting for queued speech before a transfer
-
-
-class ConversationObserver(Protocol):
-    """Sees a call's transcript as it grows and the call's end (the simulator, call records)."""
-
-    def on_transcript(self, conversation: Conversation, entry: TranscriptEntry) -> None: ...
-
-    def on_end(self, conversation: Conversation) -> None: ...  # once, however the call ended
 
 
 class Conversation:
@@ -86,7 +80,8 @@ class Conversation:
         self.barge_ins = self.false_interruptions = self.provider_errors = 0
         # preemptive replies: started, committed, and discarded after their LLM request began
         self.preemptive_started = self.preemptive_committed = self.preemptive_wasted = 0
-        self.dtmf_events = 0  # keypresses received (not acted on)
+        keypad = Keypad(config.keypad, config.keypad_gap_s)
+        self.keys = CallKeys(keypad, clock, self.turns.handle, self._apply, call_id)
         self._on_turn, self._observer = on_turn, observer
         self._data_dir, self._caller_number = data_dir, caller_number
         self.replies: dict[int, Reply] = {}  # by turn
@@ -228,9 +223,8 @@ class Conversation:
                     self._on_audio_written(turn, t)
                 case ev.ClearedAudioEvent():
                     self.playout.on_cleared()
-                case ev.DtmfEvent():
-                    self.dtmf_events += 1  # no menu acts on keys yet; never log the digit
-                    log.debug("dtmf ignored", extra={"call_id": self.call_id, "count": self.dtmf_events})
+                case ev.DtmfEvent(digit=keys):
+                    self.keys.press(keys)
 
     async def _tick(self) -> None:
         while True:
@@ -242,6 +236,7 @@ class Conversation:
                 log.warning("checkpoint never acknowledged; taken as played", extra={"call_id": self.call_id})
             for segment in lost:
                 self._check_done(segment.turn)
+            self.keys.tick(now)
             self._apply(self.turns.handle(tt.Tick(now)))
 
     # ── actions ──
@@ -285,12 +280,14 @@ class Conversation:
         if not self.call.ending:
             self._apply(self.turns.handle(answer))
 
-    def _caller_said(self, turn: int, text: str, final_at: float | None) -> int:
-        """The caller's turn ended with ``text``: stamped, written down; its history index."""
-        now = self.clock.now()
-        self.latency.turn(turn).turn_ended(self._last_voiced + 0.02, final_at, now)
-        self.history.append(Message("user", text))
-        self._record(TranscriptEntry(now, "caller", text))
+    def _caller_said(self, turn: int, said: tt.Respond, final_at: float | None = None) -> int:
+        """The caller's turn ended with ``said`` (keys: at the last key): stamped, written down;
+        its history index."""
+        now, final_at = self.clock.now(), final_at if final_at is not None else said.final_at
+        spoke = final_at if said.keyed and final_at is not None else self._last_voiced + 0.02
+        self.latency.turn(turn).turn_ended(spoke, final_at, now)
+        self.history.append(Message("user", said.text))
+        self._record(TranscriptEntry(now, "caller", said.text))
         return len(self.history) - 1
 
     def _commit(self, turn: int, final_at: float | None = None) -> None:
@@ -299,7 +296,7 @@ class Conversation:
         if reply is None or not reply.held or reply.done or reply.answers is None:
             return
         final_at = final_at if final_at is not None else reply.answers.final_at
-        reply.user_index = self._caller_said(turn, reply.answers.text, final_at)
+        reply.user_index = self._caller_said(turn, reply.answers, final_at)
         reply.commit()
         self.preemptive_committed += 1
         self.playout.release(turn)
@@ -308,7 +305,7 @@ class Conversation:
     def _start_turn_reply(self, turn: int, fixed: str | None = None, said: tt.Respond | None = None) -> None:
         """Reply ``turn``: a ``fixed`` line, or the answer to what the caller ``said`` (held or not)."""
         held = said is not None and said.held
-        user_index = self._caller_said(turn, said.text, said.final_at) if said and not held else None
+        user_index = self._caller_said(turn, said) if said and not held else None
         responder = Responder(
             turn=turn,
             playout=self.playout,
@@ -328,6 +325,8 @@ class Conversation:
 
     async def _run_reply(self, reply: Reply, fixed: str | None) -> None:
         turn, responder = reply.turn, reply.responder
+        collect = functools.partial(self.keys.collect, responder)  # its prompt is said in this reply
+        ctx = dataclasses.replace(self.tool_ctx, collect_digits=collect)
         try:
             if fixed is not None:
                 await responder.say(fixed)
@@ -338,8 +337,9 @@ class Conversation:
                     self.tools.specs(),
                     self.config.llm,
                     responder.tool_runner(
-                        self.tools, self.tool_ctx, self.config.tool_filler_after_s, reply.until_committed
+                        self.tools, ctx, self.config.tool_filler_after_s, reply.until_committed
                     ),
+                    menu=reply.answers.menu if reply.answers is not None else None,
                 )
                 if self.turns.closing and not responder.result.spoke:
                     await responder.say(self.config.goodbye)

@@ -13,6 +13,7 @@ from app.audio.formats import AudioFormat
 from app.clock import Clock, run_within
 from app.pipeline.conversation import ConversationConfig, Providers
 from app.pipeline.end_of_turn import EndOfTurnPolicy, cue_languages
+from app.pipeline.keypad import MenuChoice
 from app.pipeline.language_words import cues_for, words
 from app.pipeline.sentences import line_sentences
 from app.pipeline.turns import TurnPolicy
@@ -65,6 +66,8 @@ def conversation_config(persona: Persona, *, caller_number: str = "") -> Convers
         llm=LLMOptions(model=s.llm_model, temperature=s.temperature),
         tts=TTSOptions(voice=s.tts_voice, language=s.language),
         stt=STTOptions(language=s.language, model=s.stt_model, keywords=tuple(s.keywords)),
+        keypad=keypad_menu(persona),
+        keypad_gap_s=s.keypad_gap_ms / 1000,
     )
 
 
@@ -74,6 +77,20 @@ def persona_backchannels(listed: list[str] | None, language: str) -> frozenset[s
     if not listed:
         return cues_for(language).backchannels
     return frozenset(w for entry in listed for w in words(entry))
+
+
+def keypad_menu(persona: Persona) -> dict[str, MenuChoice]:
+    """The persona's ``keypad`` map: an intent's key hands the model its first example."""
+    examples = {intent.name: intent.examples[0] for intent in persona.settings.intents}
+    return {
+        key: MenuChoice(
+            reply=action.reply,
+            tool=action.tool,
+            arguments=dict(action.arguments),
+            text=examples.get(action.intent, "") if action.intent is not None else "",
+        )
+        for key, action in persona.settings.keypad.items()
+    }
 
 
 def intent_llm(persona: Persona) -> IntentLLM:

@@ -4,11 +4,12 @@ and the lines of its transcript. Plain values and protocols; no behaviour."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.pipeline import turns as tt
+from app.pipeline.keypad import MenuChoice
 from app.pipeline.responder import FIRST_TOKEN_S
 from app.providers.base import (
     LanguageModel,
@@ -38,6 +39,8 @@ class ConversationConfig:
     tool_filler_after_s: float = 0.8  # a slow tool gets a spoken filler after this long
     first_token_s: float = FIRST_TOKEN_S  # an LLM round's first event must come within this long
     tick_s: float = 0.1
+    keypad: Mapping[str, MenuChoice] = field(default_factory=dict)  # the persona's keys → actions
+    keypad_gap_s: float = 1.0  # keys no map takes make one turn until this long without a key
 
 
 #: makes a call's voice activity detector for the rate of the audio it will judge (Hz)
@@ -88,3 +91,12 @@ def call_policy(policy: tt.TurnPolicy, interim_words: bool) -> tt.TurnPolicy:
     if interim_words:
         return policy
     return dataclasses.replace(policy, max_pause_s=None, interim_words=False)
+
+
+class ConversationObserver(Protocol):
+    """Sees a call's transcript as it grows and the call's end (the simulator, call records);
+    ``conversation`` is the call's ``Conversation``."""
+
+    def on_transcript(self, conversation: Any, entry: TranscriptEntry) -> None: ...
+
+    def on_end(self, conversation: Any) -> None: ...  # once, however the call ended

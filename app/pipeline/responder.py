@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from agents.tools import ToolContext, ToolRegistry
 from app.audio.formats import AudioFormat
 from app.clock import Clock, run_within
 from app.pipeline.history import ToolRound
+from app.pipeline.keypad import MenuChoice
 from app.pipeline.latency import TurnStamps
 from app.pipeline.playout import FRAME_S, Playout, SegmentAudio
 from app.pipeline.sentences import SentenceSplitter, line_sentences
@@ -116,12 +118,18 @@ class Responder:
         tools: Sequence[ToolSpec],
         options: LLMOptions,
         run_tool: ToolRunner,
+        menu: MenuChoice | None = None,
     ) -> None:
-        """Answer the conversation in ``history`` (its last message is the caller's)."""
+        """Answer the conversation in ``history`` (its last message is the caller's). ``menu``:
+        the caller's keys map to a reply and a tool, the first round (the model's only after
+        the tool's result is in)."""
         messages = list(history)
         try:
-            for _ in range(MAX_TOOL_ROUNDS):
-                calls, text = await self._llm_round_once_more(llm, messages, tools, options)
+            for index in range(MAX_TOOL_ROUNDS):
+                if index == 0 and menu is not None and (menu.reply or menu.tool):
+                    calls, text = await self._menu_round(menu)
+                else:
+                    calls, text = await self._llm_round_once_more(llm, messages, tools, options)
                 if not calls:
                     return
                 messages.append(Message("assistant", text, tool_calls=tuple(calls)))
@@ -133,6 +141,14 @@ class Responder:
             self.result.failed = True
             log.warning("reply failed: %s", exc.provider, extra={"retryable": exc.retryable})
             await self._apologise()
+
+    async def _menu_round(self, menu: MenuChoice) -> tuple[list[ToolCall], str]:
+        """The round the persona's keypad map scripts: its reply, then its tool."""
+        if menu.reply:
+            await self.say(menu.reply)
+        if menu.tool is None:
+            return [], menu.reply
+        return [ToolCall(f"key_{self.turn}", menu.tool, json.dumps(dict(menu.arguments)))], menu.reply
 
     def tool_runner(
         self,

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from app.pipeline.end_of_turn import EndOfTurnPolicy
+from app.pipeline.keypad import MenuChoice
+from app.pipeline.language_words import cues_for
+
 
 class Floor(Enum):
     LISTENING = "listening"  # the agent is silent, the caller may speak
@@ -13,6 +17,36 @@ class Floor(Enum):
     PAUSED = "paused"  # silenced by a possible barge-in; deciding
     ENDING = "ending"  # the last words are playing; then hang up
     ENDED = "ended"
+
+
+# said over the agent to show attention, not to take the floor: English and Hindi/Hinglish, the
+# default (a persona's language adds its own: ``app.pipeline.language_words``)
+BACKCHANNELS = cues_for("en-US").backchannels
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPolicy:
+    min_speech_s: float = 0.08
+    min_words: int = 1
+    backchannels: frozenset[str] = BACKCHANNELS  # normalised as ``language_words.words`` gives them
+    # no words this long after a sound over the agent stopped: resume (interim-word recognisers)
+    resume_after_s: float = 0.3
+    false_interruption_s: float = 1.2  # ... at the latest, for any recogniser
+    late_words_s: float = 1.0  # real words this soon after such a resume still interrupt
+    interim_words: bool = True  # the recogniser gives words while the caller talks
+    audio_model: bool = False  # an end-of-turn audio model answers ``Assess``
+    # paused this long with no words, however loud: resume (None: never, for a recogniser that
+    # gives no words until the caller stops, where long speech would look like noise)
+    max_pause_s: float | None = 1.8
+    eot: EndOfTurnPolicy = field(default_factory=EndOfTurnPolicy)
+    greeting_interruptible: bool = True
+    idle_reprompt_s: float = 8.0
+    max_reprompts: int = 2
+    max_duration_s: float = 600.0
+    reprompt: str = "Are you still there?"
+    idle_goodbye: str = "I'll let you go now. Goodbye!"
+    closing_line: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
+    shutdown_line: str = "I'm sorry, I have to end the call now. Please call us back. Goodbye!"
 
 
 # ── events in ──
@@ -97,6 +131,33 @@ class Assessed:
     complete: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyPressed:
+    """The caller pressed a key (outside a digit collection): it takes the floor at once, as
+    speech that barges in does, unless the agent may not be interrupted now."""
+
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """The caller's keys make their turn: ``text`` for the history ("The caller pressed 1.");
+    ``menu``: what the persona's keypad map does with the key (None: the model decides)."""
+
+    t: float
+    text: str
+    menu: MenuChoice | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Collecting:
+    """A digit collection starts (``active``) or ends. Meanwhile the caller's speech neither
+    barges in nor makes a turn: the number is keyed, never heard (and misheard)."""
+
+    t: float
+    active: bool
+
+
 TurnEvent = (
     Voice
     | Words
@@ -109,6 +170,9 @@ TurnEvent = (
     | Tick
     | CallOver
     | Assessed
+    | KeyPressed
+    | Keyed
+    | Collecting
 )
 
 # ── actions out ──
@@ -125,6 +189,8 @@ class Respond:
     # preemptive: prepare the reply now (LLM, first sentence's audio) but play nothing, run no
     # tool and keep nothing in the history until ``Commit(turn)``; ``Cancel(turn)`` discards it
     held: bool = False
+    keyed: bool = field(default=False, compare=False)  # the caller's turn was keys (``Keyed``)
+    menu: MenuChoice | None = None  # keys the persona maps: its reply and tool come first
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,25 +22,32 @@ call's clock). The policy, "stop fast, decide later":
 - Idle: ``idle_reprompt_s`` of silence on both sides → a reprompt; after ``max_reprompts`` a
   goodbye and hang-up. ``max_duration_s`` → a closing line and hang-up; ``Shutdown`` (the
   process is going away) → ``shutdown_line`` and hang-up (reason ``shutdown``).
+- Keys (``app.pipeline.keypad``): a key cancels the reply at once (``KeyPressed``), and the keys
+  are a turn (``Keyed``); during a digit collection (``Collecting``) speech is not listened to.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.pipeline.end_of_turn import EndOfTurnPolicy, Verdict, resolve, same_words, text_verdict
-from app.pipeline.language_words import cues_for, words
+from app.pipeline.end_of_turn import Verdict, resolve, same_words, text_verdict
+from app.pipeline.keypad import MenuChoice
+from app.pipeline.language_words import words
 from app.pipeline.turn_events import (
+    BACKCHANNELS,
     Assess,
     Assessed,
     AudioDone,
     AudioStarted,
     CallOver,
     Cancel,
+    Collecting,
     Commit,
     EndRequested,
     Floor,
     HangUp,
+    Keyed,
+    KeyPressed,
     ReplyEmpty,
     Respond,
     Resume,
@@ -50,67 +57,18 @@ from app.pipeline.turn_events import (
     Tick,
     TurnAction,
     TurnEvent,
+    TurnPolicy,
     UtteranceEnded,
     Voice,
     Words,
 )
 
 __all__ = [
-    "BACKCHANNELS",
-    "Assess",
-    "Assessed",
-    "AudioDone",
-    "AudioStarted",
-    "CallOver",
-    "Cancel",
-    "Commit",
-    "EndRequested",
-    "Floor",
-    "HangUp",
-    "ReplyEmpty",
-    "Respond",
-    "Resume",
-    "Shutdown",
-    "Silence",
-    "Speak",
-    "Tick",
-    "TurnAction",
-    "TurnEvent",
-    "TurnPolicy",
-    "TurnTaker",
-    "UtteranceEnded",
-    "Voice",
-    "Words",
-]
-
-# said over the agent to show attention, not to take the floor: English and Hindi/Hinglish, the
-# default (a persona's language adds its own: ``app.pipeline.language_words``)
-BACKCHANNELS = cues_for("en-US").backchannels
-
-
-@dataclass(frozen=True, slots=True)
-class TurnPolicy:
-    min_speech_s: float = 0.08
-    min_words: int = 1
-    backchannels: frozenset[str] = BACKCHANNELS  # normalised as ``language_words.words`` gives them
-    # no words this long after a sound over the agent stopped: resume (interim-word recognisers)
-    resume_after_s: float = 0.3
-    false_interruption_s: float = 1.2  # ... at the latest, for any recogniser
-    late_words_s: float = 1.0  # real words this soon after such a resume still interrupt
-    interim_words: bool = True  # the recogniser gives words while the caller talks
-    audio_model: bool = False  # an end-of-turn audio model answers ``Assess``
-    # paused this long with no words, however loud: resume (None: never, for a recogniser that
-    # gives no words until the caller stops, where long speech would look like noise)
-    max_pause_s: float | None = 1.8
-    eot: EndOfTurnPolicy = field(default_factory=EndOfTurnPolicy)
-    greeting_interruptible: bool = True
-    idle_reprompt_s: float = 8.0
-    max_reprompts: int = 2
-    max_duration_s: float = 600.0
-    reprompt: str = "Are you still there?"
-    idle_goodbye: str = "I'll let you go now. Goodbye!"
-    closing_line: str = "We've reached the time limit for this call. Thank you for calling, goodbye!"
-    shutdown_line: str = "I'm sorry, I have to end the call now. Please call us back. Goodbye!"
+    "BACKCHANNELS", "Assess", "Assessed", "AudioDone", "AudioStarted", "CallOver", "Cancel", "Collecting",
+    "Commit", "EndRequested", "Floor", "HangUp", "KeyPressed", "Keyed", "ReplyEmpty", "Respond", "Resume",
+    "Shutdown", "Silence", "Speak", "Tick", "TurnAction", "TurnEvent", "TurnPolicy", "TurnTaker",
+    "UtteranceEnded", "Voice", "Words",
+]  # fmt: skip
 
 
 @dataclass
@@ -144,6 +102,8 @@ class TurnTaker:
     _held: int = 0  # the reply prepared unheard (0: none) and the words it answers
     _held_text: str = ""
     _judged: tuple[str, Verdict] = ("", Verdict.UNSURE)  # the last words judged, and the verdict
+    _collecting: bool = False  # a digit collection runs: speech neither barges in nor makes a turn
+    _keyed: Keyed | None = None  # keys that came while the agent could not be cut: answered after
 
     @property
     def closing(self) -> bool:
@@ -194,6 +154,22 @@ class TurnTaker:
                 return self._on_tick(t)
             case Shutdown() if not self._closing:
                 return self._close("service shutting down", self.policy.shutdown_line)
+            case KeyPressed(t=t):
+                return self._on_key(t)
+            case Keyed():
+                if self._closing:
+                    return []
+                if self.floor is not Floor.LISTENING:
+                    self._keyed = event  # the agent could not be cut: the keys are answered after
+                    return []
+                return self._key_turn(event)
+            case Collecting(t=t, active=active):
+                self._collecting, self._quiet_since = active, t
+                self._heard_words, self._interim = [], ""  # what was said meanwhile is no turn
+                actions = self._drop_held()
+                if active and self.floor is Floor.PAUSED:
+                    actions += self._resume(t)
+                return actions
             case CallOver():
                 dropped = self._drop_held()
                 self.floor = Floor.ENDED
@@ -251,7 +227,28 @@ class TurnTaker:
         return []
 
     def _may_barge_in(self) -> bool:
-        return (self.policy.greeting_interruptible or self.turn > 1) and not self._closing
+        first = self.policy.greeting_interruptible or self.turn > 1
+        return first and not self._closing and not self._collecting
+
+    def _on_key(self, t: float) -> list[TurnAction]:
+        """A key takes the floor: the reply in flight is cancelled (no pause to decide: a key is
+        never a cough), and words the reply answered join the keys' turn."""
+        self._quiet_since, self._reprompts = t, 0
+        actions = self._drop_held()
+        if self.floor in (Floor.SPEAKING, Floor.THINKING, Floor.PAUSED) and self._may_barge_in():
+            if self.floor is Floor.THINKING and self._last_user_text:
+                self._heard_words = [self._last_user_text, *self._heard_words]
+            self._noise, self._resumed_at, self._last_user_text = False, None, ""
+            if self.floor is Floor.SPEAKING:
+                actions.append(Silence(self.turn))  # a barge-in, counted as one
+            self.floor = Floor.LISTENING
+            actions.append(Cancel(self.turn))
+        return actions
+
+    def _key_turn(self, keyed: Keyed) -> list[TurnAction]:
+        """The caller's turn is their keys (after any final words they said first)."""
+        self._final_at = keyed.t
+        return self._end_turn(" ".join([*self._heard_words, keyed.text]), keyed.menu, keyed=True)
 
     def _pause_expired(self, t: float) -> bool:
         """Paused ``max_pause_s`` with no words since the pause (or since the last words)."""
@@ -279,7 +276,7 @@ class TurnTaker:
 
     def _on_words(self, event: Words) -> list[TurnAction]:
         text = event.text.strip()
-        if not text:
+        if not text or self._collecting:
             return []
         self._quiet_since = event.t
         actions: list[TurnAction] = []
@@ -376,18 +373,18 @@ class TurnTaker:
             actions.append(Respond(self.turn, text, final_at=self._final_at, held=True))
         return actions
 
-    def _end_turn(self, text: str) -> list[TurnAction]:
+    def _end_turn(self, text: str, menu: MenuChoice | None = None, keyed: bool = False) -> list[TurnAction]:
         self._heard_words, self._interim = [], ""
         self._last_user_text = text
         self._reprompts = 0
         self._signalled, self._asked, self._answered, self._probability = False, 0, False, None
         self.floor = Floor.THINKING
-        if self._held and same_words(self._held_text, text):
+        if self._held and not keyed and same_words(self._held_text, text):
             turn, self._held, self._held_text = self._held, 0, ""
             return [Commit(turn, final_at=self._final_at)]
         actions = self._drop_held()
         self.turn += 1
-        return [*actions, Respond(self.turn, text, final_at=self._final_at)]
+        return [*actions, Respond(self.turn, text, final_at=self._final_at, keyed=keyed, menu=menu)]
 
     def _resume(self, t: float) -> list[TurnAction]:
         self.floor = Floor.SPEAKING
@@ -402,7 +399,8 @@ class TurnTaker:
         if self.floor in (Floor.SPEAKING, Floor.THINKING):
             self.floor = Floor.LISTENING
             self._last_user_text = ""
-        return []
+        keyed, self._keyed = self._keyed, None
+        return self._key_turn(keyed) if keyed is not None and self.floor is Floor.LISTENING else []
 
     def _close(self, reason: str, line: str) -> list[TurnAction]:
         """End the call now: whatever is in flight is cut, ``line`` is said, then ``HangUp``."""

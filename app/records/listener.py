@@ -25,6 +25,7 @@ from app.records.record import (
     COMPLETED,
     IN_PROGRESS,
     CallRecord,
+    DtmfEntry,
     ToolUse,
     TranscriptLine,
     TurnLatency,
@@ -176,6 +177,10 @@ def ended_record(call: CallInfo, outcome: CallOutcome) -> CallRecord:
         failovers=tuple(
             failover_entry(round(f.t - origin, 4), f.stage, f.from_, f.to, f.reason)
             for f in agent.providers.failovers.events
+        ),
+        dtmf=tuple(
+            DtmfEntry(t=round(e.t - origin, 4), digits=e.digits, purpose=e.purpose)
+            for e in agent.keys.keypad.entries
         ),
     )
 

@@ -38,6 +38,12 @@ def failover_entry(t: float, stage: str, from_: str, to: str, reason: str) -> Fa
     return {"t": t, "stage": stage, "from": from_, "to": to, "reason": reason}
 
 
+class DtmfEntry(TypedDict):
+    t: float  # seconds from the call's start (the first key)
+    digits: str  # the keys, e.g. "1" or "12345678"
+    purpose: str  # "menu" (the persona's keypad map) | "collect" (collect_digits) | "llm" (to the model)
+
+
 TurnLatency = dict[str, float | int | bool | None]
 """``turn``, each stage of ``app.pipeline.latency.STAGES`` (seconds from the call's start, or
 None when it did not happen) and ``interrupted``."""
@@ -88,6 +94,7 @@ class CallRecord:
     owner: str = ""  # the process holding the call while it is in progress (``records.owner``)
     hangup_cause: str | None = None  # Vobiz's HangupCause, when its hang-up callback completed it
     failovers: tuple[FailoverEntry, ...] = ()  # stages that switched provider (app/providers/failover.py)
+    dtmf: tuple[DtmfEntry, ...] = ()  # the caller's keys, in order
 
     @property
     def summary(self) -> CallSummary:
@@ -110,4 +117,5 @@ class CallRecord:
             "latency": list(self.latency),
             "hangup_cause": self.hangup_cause,
             "failovers": list(self.failovers),
+            "dtmf": list(self.dtmf),
         }

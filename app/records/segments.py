@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.pipeline.session import MAX_UNKNOWN_EVENT_NAMES, UNKNOWN_OTHER
-from app.records.record import CallRecord, FailoverEntry, TranscriptLine, TurnLatency, failover_entry
+from app.records.record import (
+    CallRecord,
+    DtmfEntry,
+    FailoverEntry,
+    TranscriptLine,
+    TurnLatency,
+    failover_entry,
+)
 
 
 def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
@@ -45,6 +52,7 @@ def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
         latency=earlier.latency + tuple(_turn_after(turn, offset, turns) for turn in later.latency),
         hangup_cause=later.hangup_cause if later.hangup_cause is not None else earlier.hangup_cause,
         failovers=earlier.failovers + tuple(_failover_after(f, offset) for f in later.failovers),
+        dtmf=earlier.dtmf + tuple(_key_after(entry, offset) for entry in later.dtmf),
     )
 
 
@@ -66,6 +74,10 @@ def _shifted(t: float, offset: float) -> float:
 def _line_after(line: TranscriptLine, offset: float) -> TranscriptLine:
     return TranscriptLine(t=_shifted(line["t"], offset), speaker=line["speaker"], text=line["text"],
                           interrupted=line["interrupted"])  # fmt: skip
+
+
+def _key_after(entry: DtmfEntry, offset: float) -> DtmfEntry:
+    return DtmfEntry(t=_shifted(entry["t"], offset), digits=entry["digits"], purpose=entry["purpose"])
 
 
 def _turn_after(turn: TurnLatency, offset: float, turns: int) -> TurnLatency:

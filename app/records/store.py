@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 
 from app.config import Settings
+from app.logs import quiet_query_logs
 from app.records.models import CallRow
 from app.records.record import (
     COMPLETED,
@@ -32,6 +33,7 @@ from app.records.record import (
     PROCESS_DIED,
     CallRecord,
     CallSummary,
+    DtmfEntry,
     ToolUse,
     TranscriptLine,
     failover_entry,
@@ -84,6 +86,7 @@ class CallStore:
 
     def __init__(self, url: URL) -> None:
         self.url = url
+        quiet_query_logs()  # nor the driver's own DEBUG lines
         options: dict[str, Any] = {"hide_parameters": True}  # errors and logs never show a transcript
         if url.get_backend_name() == "sqlite":
             # a connection per use: SQLite opens in about a millisecond, and no pooled connection
@@ -284,6 +287,7 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "owner": record.owner or None,
         "hangup_cause": record.hangup_cause,
         "failovers": [dict(f) for f in record.failovers],
+        "dtmf": [dict(entry) for entry in record.dtmf],
     }
 
 
@@ -322,4 +326,5 @@ def _record(row: CallRow) -> CallRecord:
         failovers=tuple(
             failover_entry(f["t"], f["stage"], f["from"], f["to"], f["reason"]) for f in row.failovers or ()
         ),
+        dtmf=tuple(DtmfEntry(t=e["t"], digits=e["digits"], purpose=e["purpose"]) for e in row.dtmf or ()),
     )

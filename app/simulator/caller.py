@@ -8,6 +8,7 @@ Script lines (one step each; ``#`` starts a comment)::
     wait 10                                  # ... giving up after 10 s
     interrupt 1.2 Sorry, one more thing      # talk over the agent after 1.2 s of its speech
     silence 20                               # say nothing for 20 s
+    press 1234#                              # phone keys (0-9 * # A-D, one word), 0.25 s apart
     hangup
 
 A script that does not end with ``hangup`` waits for the agent to finish, then hangs up.
@@ -54,7 +55,15 @@ class HangUp:
     pass
 
 
-Step = Say | WaitForAgent | InterruptAfter | Silence | HangUp
+@dataclass(frozen=True, slots=True)
+class Press:
+    keys: str  # each sent as one ``dtmf`` frame, as Vobiz does
+    interval: float = 0.25  # seconds between keys
+
+
+KEYS = frozenset("0123456789*#ABCD")
+
+Step = Say | WaitForAgent | InterruptAfter | Silence | HangUp | Press
 
 
 class ScriptError(ValueError):
@@ -85,17 +94,33 @@ def parse_step(line: str) -> Step:
                 return Silence(float(rest))
             case "hangup" | "hang-up":
                 return HangUp()
+            case "press":
+                keys = rest.upper()
+                if not keys or not KEYS.issuperset(keys):
+                    raise ScriptError("'press' needs phone keys: 0-9, *, #, A-D (e.g. press 1234#)")
+                return Press(keys)
     except ValueError as exc:
         if isinstance(exc, ScriptError):
             raise
         raise ScriptError(f"bad number in {line.strip()!r}") from None
-    raise ScriptError(f"unknown step {verb!r} (say, say-wav, wait, interrupt, silence, hangup)")
+    raise ScriptError(f"unknown step {verb!r} (say, say-wav, wait, interrupt, silence, press, hangup)")
+
+
+def _without_comment(raw: str) -> str:
+    """The line before its ``#`` comment; on a ``press`` line ``#`` is a key, and a comment may
+    follow the keys (one word) after a space."""
+    verb, _, rest = raw.strip().partition(" ")
+    if verb.lower() == "press":
+        keys, _, tail = rest.strip().partition(" ")
+        tail = tail.strip()
+        return f"{verb} {keys}".strip() if not tail or tail.startswith("#") else f"{verb} {keys} {tail}"
+    return raw.split("#", 1)[0].strip()
 
 
 def parse_script(text: str) -> list[Step]:
     steps = []
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
+        line = _without_comment(raw)
         if line:
             try:
                 steps.append(parse_step(line))
@@ -111,6 +136,7 @@ class CallerTick:
     ended: Say | None = None  # an utterance finished this tick
     hangup: bool = False
     note: str = ""  # e.g. a wait that timed out
+    key: str = ""  # a phone key pressed this tick
 
 
 class CallerRunner:
@@ -129,6 +155,7 @@ class CallerRunner:
         self._speaking: tuple[Say, PCM, int] | None = None
         self._heard = 0  # ticks of agent audio during the current step
         self._quiet = 0  # consecutive quiet ticks after agent audio
+        self._pressed = 0  # keys of the current ``Press`` step sent
         self.finished = False
 
     @property
@@ -137,7 +164,7 @@ class CallerRunner:
 
     def _next_step(self) -> None:
         self._index += 1
-        self._ticks_in_step = self._heard = self._quiet = 0
+        self._ticks_in_step = self._heard = self._quiet = self._pressed = 0
 
     def _start_speaking(self, say: Say) -> CallerTick:
         pcm = self._audio[self._index]
@@ -179,6 +206,13 @@ class CallerRunner:
             case Silence(seconds=seconds):
                 if elapsed >= seconds - 1e-9:
                     self._next_step()
+            case Press(keys=keys, interval=interval):
+                if elapsed - tick_seconds >= self._pressed * interval - 1e-9:  # the first at once
+                    key = keys[self._pressed]
+                    self._pressed += 1
+                    if self._pressed == len(keys):
+                        self._next_step()
+                    return CallerTick(self._silence, key=key)
             case WaitForAgent(timeout=timeout, quiet=quiet):
                 if self._heard and self._quiet * tick_seconds >= quiet - 1e-9:
                     self._next_step()

@@ -76,6 +76,8 @@ def describe(event: TimelineEvent) -> str | None:
             return f"{stamp} [bold yellow]Agent:[/] {d.get('text', '')}{mark}"
         case "barge_in":
             return f"{stamp} [bold red]barge-in[/]"
+        case "dtmf":  # the script's own key, shown like its words (the service never logs keys)
+            return f"{stamp} [bold cyan]Caller pressed[/] {d.get('digit', '')}"
         case "clear_audio":
             return f"{stamp} [red]clearAudio[/] ({d.get('dropped_s', 0):.2f} s dropped)"
         case "protocol_error":

@@ -30,7 +30,7 @@ from app.simulator.recording import (
     TurnLatency,
 )
 from app.simulator.rest_bridge import ForkStream, Platform, close_forks
-from app.simulator.stream_audio import StatusTarget, StreamAudio, media_frame, start_frame
+from app.simulator.stream_audio import StatusTarget, StreamAudio, dtmf_frame, media_frame, start_frame
 from app.simulator.vobiz_answer import AnsweredStream, AnswerRefused, read_answer, signature_headers
 from app.simulator.wire_audio import encode_wire
 
@@ -235,6 +235,9 @@ class SimulatedCall:
             n += 1
             payload = encode_wire(to_line.process(tick.pcm), fmt_in.encoding, fmt_in.byte_order)
             await self._send(sock, media_frame(self.stream_id, n, payload))
+            if tick.key:  # after the tick's audio, as a key pressed during it
+                self.event("dtmf", digit=tick.key)
+                await self._send(sock, dtmf_frame(self.stream_id, n, tick.key))
             for fork in list(self.forks.values()):
                 await fork.feed(tick.pcm)
             if n >= max_frames:

@@ -84,6 +84,15 @@ def media_frame(stream_id: str, chunk: int, payload: bytes) -> str:
     )
 
 
+def dtmf_frame(stream_id: str, chunk: int, key: str) -> str:
+    """A phone key as a ``dtmf`` event: Plivo's shape, the one Vobiz's socket summary names
+    (PROTOCOL.md §3.5, D25), numbered like the ``chunk``-th media frame it comes beside."""
+    dtmf = {"track": "inbound", "digit": key, "timestamp": str((chunk - 1) * 20)}
+    return json.dumps(
+        {"sequenceNumber": chunk, "streamId": stream_id, "event": "dtmf", "dtmf": dtmf, "extra_headers": "{}"}
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class StatusTarget:
     """Where one stream's status callbacks go (PROTOCOL.md §7.1); ``url`` None: nowhere."""

@@ -55,7 +55,7 @@ class StopEvent:
 
 @dataclass(frozen=True, slots=True)
 class DtmfEvent:
-    digit: str
+    digit: str  # one key (0-9, *, #, A-D); several when a frame carries them together
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +162,22 @@ def _parse_start(data: dict[str, Any]) -> StartEvent:
     )
 
 
+_DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+
 def _parse_dtmf(data: dict[str, Any]) -> DtmfEvent:
+    """Liberal (D25): ``{"dtmf": {"digit": "5"}}`` (Plivo's shape), ``digits`` for several keys,
+    or either at the top level; a number is taken as its digits. The error never names a key."""
     body = data.get("dtmf")
-    digit = body.get("digit") if isinstance(body, dict) else data.get("digit")
-    if not isinstance(digit, str | int) or isinstance(digit, bool) or str(digit) == "":
+    inner: dict[str, Any] = body if isinstance(body, dict) else {}
+    candidates = (inner.get("digit"), inner.get("digits"), data.get("digit"), data.get("digits"), body)
+    keys = next((str(v) for v in candidates if isinstance(v, str | int) and not isinstance(v, bool)), "")
+    keys = keys.strip().upper()
+    if not keys:
         raise ProtocolError("dtmf frame without a digit")
-    return DtmfEvent(str(digit))
+    if len(keys) > 64 or not _DTMF_KEYS.issuperset(keys):
+        raise ProtocolError("dtmf frame with keys other than 0-9, *, #, A-D")
+    return DtmfEvent(keys)
 
 
 # --- outbound -------------------------------------------------------------------------------------

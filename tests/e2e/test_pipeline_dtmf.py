@@ -81,8 +81,8 @@ async def test_dtmf_is_counted_and_logged_without_the_digit(caplog: pytest.LogCa
     )
     with caplog.at_level(logging.DEBUG, logger="app.conversation"):
         assert await clock.run(session.run()) == "socket-closed"
-    assert conversation.dtmf_events == 2
-    records = [r for r in caplog.records if r.name == "app.conversation" and "dtmf" in r.getMessage()]
+    assert conversation.keys.received == 2
+    records = [r for r in caplog.records if r.name == "app.conversation" and "key" in r.getMessage()]
     assert [(r.levelno, getattr(r, "count", None)) for r in records] == [
         (logging.DEBUG, 1),
         (logging.DEBUG, 2),

@@ -33,6 +33,7 @@ def records() -> list[CallRecord]:
             {"turn": 1, "speech_end": None, "stt_final": None, "first_play_audio": 0.1, "interrupted": False},
             {"turn": 2, "speech_end": 4.5, "stt_final": 4.75, "first_play_audio": 5.0, "interrupted": True},
         ),
+        dtmf=({"t": 3.25, "digits": "2", "purpose": "menu"},),
     )  # fmt: skip
     ringing = CallRecord("call-c", IN_PROGRESS, "default", "", "14155550199", T0 + 120)
     echo = CallRecord("call-a", COMPLETED, "default", "14155550111", "14155550199", T0, T0 + 3, "hangup",
@@ -106,6 +107,8 @@ def test_show_gives_the_transcript_tools_and_latency(seeded: dict[str, str]) -> 
         "     5.00s Agent: Lovely. And under (interrupted)",
         "tool calls:",
         '  reserve_table({"party": "four"})',
+        "keys:",
+        "     3.25s 2 (menu)",
         "latency (ms after the caller stopped):",
         "  turn 1: greeting or reprompt (no caller speech)",
         "  turn 2: stt_final 250, first_play_audio 500, interrupted",

@@ -58,6 +58,10 @@ def full_record(call_id: str = "call-1", started_at: float = T0) -> CallRecord:
             },
             {"turn": 1, "speech_end": 4.0, "stt_final": 4.31, "first_play_audio": 4.9, "interrupted": True},
         ),
+        dtmf=(
+            {"t": 2.5, "digits": "1", "purpose": "menu"},
+            {"t": 6.0, "digits": "12345678", "purpose": "collect"},
+        ),
     )
 
 
@@ -74,7 +78,7 @@ async def test_migrations_build_the_models_schema_once(database_url: str) -> Non
             assert await connection.run_sync(schema_differences) == []
             assert (
                 await connection.execute(text("SELECT version_num FROM alembic_version"))
-            ).scalar() == "0004"
+            ).scalar() == "0005"
     finally:
         await store.aclose()
     again = CallStore(make_url(database_url))  # a restart: the schema is current, nothing changes

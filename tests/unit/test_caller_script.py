@@ -78,7 +78,7 @@ def test_an_empty_script_has_no_steps() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("shout hello", "unknown step 'shout' (say, say-wav, wait, interrupt, silence, hangup)"),
+        ("shout hello", "unknown step 'shout' (say, say-wav, wait, interrupt, silence, press, hangup)"),
         ("say", "'say' needs the words to say"),
         ("say # only a comment", "'say' needs the words to say"),
         ("say-wav", "'say-wav' needs the path of a WAV file"),
