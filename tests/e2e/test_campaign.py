@@ -32,6 +32,7 @@ from app.simulator.caller import HangUp, Silence
 from app.simulator.connect import AsgiConnector
 from app.simulator.platform import FakeVobiz, PlatformConfig
 from app.simulator.recording import CallRecording
+from app.simulator.vobiz_answer import signature_headers
 from app.simulator.vobiz_rest import create_fake_rest_app
 from app.simulator.vobiz_rest_state import FakeVobizState
 from app.telephony.rest import VobizClient
@@ -73,10 +74,12 @@ class World:
 
 
 @asynccontextmanager
-async def world(make_settings: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[World]:
+async def world(
+    make_settings: Callable[..., Settings], tmp_path: Path, persona: str = PERSONA
+) -> AsyncIterator[World]:
     prompts = tmp_path / "prompts"
     prompts.mkdir()
-    (prompts / "collector.md").write_text(PERSONA)
+    (prompts / "collector.md").write_text(persona)
     settings = make_settings(
         signature_mode="enforce",
         vobiz_auth_id=AUTH_ID,
@@ -221,3 +224,75 @@ def check_voicemail(rec: CallRecording) -> None:
     spoken = rec.agent[int(speak.t * rate) : int((speak.t + 1.0) * rate)]
     assert np.sqrt(np.mean(spoken.astype(np.float64) ** 2)) > 1000  # the message is heard
     assert any(line.text == BEEP_TEXT for line in rec.transcript)
+
+
+async def test_machine_hung_up_and_calling_hours_wait(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A persona with ``voicemail: hangup``: the machine's call is hung up over the REST API, no
+    message. A contact in New York (midnight there) is dialled when its 09:00 comes."""
+    persona = PERSONA.replace("voicemail: leave", "voicemail: hangup")
+    async with world(make_settings, tmp_path, persona) as w:
+        (w.folder / "contacts.csv").write_text(
+            "number,name,due_date,timezone\n"
+            f"{MACHINE},Meera,7 January,\n+14155550199,Bo,8 January,America/New_York\n"
+        )
+        w.vobiz.callees["14155550199"] = Callee(steps=(Silence(2.0), HangUp()))
+        contacts = read_contacts(w.folder / "contacts.csv", {"name", "due_date"})
+        plan = CampaignPlan(
+            persona="collector",
+            from_number="+918071387423",
+            public_base=PUBLIC,
+            key=campaign_key("test-secret-0123456789", AUTH_TOKEN),
+            max_concurrent=2,
+            hours=CallingHours.parse("09:00-20:00"),
+            poll_interval=1.0,
+        )
+        store = w.app.state.call_records
+
+        async def lookup(call_id: str) -> Mapping[str, Any] | None:
+            with w.clock.hold():
+                record = await store.get(call_id)
+            return None if record is None else record.to_json()
+
+        state = CampaignState(w.folder / "state.json")
+
+        async def run() -> None:
+            async with w.vobiz.serving():
+                await Campaign(plan, w.client, w.clock, state, lookup).run(contacts.contacts, frozenset())
+
+        await w.clock.run(run(), real_timeout=120)
+        machine = state.contacts[MACHINE]
+        new_york = state.contacts["+14155550199"]
+        with w.clock.hold():
+            record = await store.get(new_york["record_id"])
+    assert machine["outcome"] == "voicemail"
+    (rec,) = [r for r in w.vobiz.finished if r.call_id == machine["record_id"]]
+    assert not [e for e in rec.events if e.kind == "speak"]
+    assert rec.end_reason == "hung up over the REST API"
+    assert w.state.calls[machine["record_id"]].hangup_source == "API"
+    assert new_york["outcome"] == "answered"
+    assert record is not None
+    opening = datetime(2026, 12, 4, 9, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
+    assert opening <= record.started_at < opening + 60  # waited for 09:00 in New York, then dialled
+
+
+async def test_machine_callback_ignores_humans_and_forged_values(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """``Machine=false`` changes nothing; values that do not verify are not used."""
+    async with world(make_settings, tmp_path) as w:
+        transport = httpx.ASGITransport(app=w.app)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC) as http:
+            url = f"{PUBLIC}/vobiz/machine?persona=collector"
+            form = {"CallUUID": "c-1", "Event": "MachineDetection", "Machine": "false"}
+            reply = await http.post(url, data=form, headers=signature_headers(url, AUTH_TOKEN))
+            assert reply.status_code == 204
+            unsigned = await http.post(url, data={**form, "Machine": "true"})
+            assert unsigned.status_code == 403  # the callback is signed like every webhook
+            vm = f"{PUBLIC}/vobiz/voicemail/collector?vars=forged"
+            xml = await http.post(vm, data={"CallUUID": "c-1"}, headers=signature_headers(vm, AUTH_TOKEN))
+    assert w.state.requests == []  # no hang-up, no transfer
+    assert xml.status_code == 200
+    assert "<Wait" in xml.text
+    assert "Hello there, your payment is due on ." in xml.text  # the persona's defaults
