@@ -143,8 +143,9 @@ async def warm_greetings(
                 voice = persona_voice(persona, providers)
             except PersonaUnavailable:
                 continue  # its calls are refused anyway
-            options = conversation_config(persona).tts
-            for sentence in line_sentences(persona.settings.greeting):
+            config = conversation_config(persona)  # the greeting with the variables' defaults
+            options = config.tts
+            for sentence in line_sentences(config.greeting):
                 try:
                     await providers.lines.frames(sentence, voice, options, fmt)
                 except ProviderError as exc:
