@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -182,6 +183,24 @@ class PersonaSettings(pydantic.BaseModel):
             raise ValueError(f"keys are one of {' '.join(KEYPAD_KEYS)} (quote * and #); got {wrong[0]!r}")
         return keys
 
+    # outbound campaigns: per-contact values for {placeholders} (a contacts CSV's columns), each
+    # with the text used when a call has none (inbound calls); "" = the campaign must supply it
+    variables: dict[str, str] = {}
+    # an answering machine on an outbound call: "leave" says voicemail_message after its beep,
+    # then hangs up; "hangup" hangs up at once (and so does "leave" without a message)
+    voicemail: Literal["leave", "hangup"] = "hangup"
+    voicemail_message: str = ""
+
+    @pydantic.field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", name) or name in PLACEHOLDERS:
+                raise ValueError(
+                    f"{name!r}: use lower-case letters, digits and '_', not a built-in placeholder"
+                )
+        return value
+
     @pydantic.model_validator(mode="after")
     def _end_of_turn_in_order(self) -> PersonaSettings:
         waits = (
@@ -214,10 +233,19 @@ class Persona:
     prompt: str  # the system prompt (the file's body), placeholders unfilled
     path: Path
 
-    def system_prompt(self, *, caller_number: str = "", today: date | None = None) -> str:
-        """The prompt for one call, its ``{placeholders}`` filled in."""
+    def system_prompt(
+        self,
+        *,
+        caller_number: str = "",
+        today: date | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> str:
+        """The prompt for one call, its ``{placeholders}`` filled in (``variables``: a campaign
+        contact's values, already made safe by ``fill``; missing ones take the persona's default)."""
         day = today or date.today()
         values = {
+            **self.settings.variables,
+            **{k: v for k, v in (variables or {}).items() if k in self.settings.variables},
             "caller_number": caller_number or "unknown",
             "today": f"{day:%A} {day.day} {day:%B %Y}",
             "business_hours": self.settings.business_hours or "not stated",
@@ -274,9 +302,15 @@ def load_persona(path: Path, known_tools: frozenset[str] | None = None) -> Perso
     if not prompt:
         raise PersonaError(f"{path}: the system prompt (the text after the front matter) is empty")
     for found in _PLACEHOLDER.finditer(prompt):
-        if found.group(1) not in PLACEHOLDERS:
-            known = ", ".join("{" + k + "}" for k in PLACEHOLDERS)
+        if found.group(1) not in PLACEHOLDERS and found.group(1) not in settings.variables:
+            known = ", ".join("{" + k + "}" for k in [*PLACEHOLDERS, *settings.variables])
             raise PersonaError(f"{path}: prompt: unknown placeholder {found.group(0)} (known: {known})")
+    for label, text in (("greeting", settings.greeting), ("voicemail_message", settings.voicemail_message)):
+        for found in _PLACEHOLDER.finditer(text):
+            if found.group(1) not in settings.variables:
+                raise PersonaError(
+                    f"{path}: {label}: unknown placeholder {found.group(0)} (declare it under variables)"
+                )
     if "{business_hours}" in prompt and not settings.business_hours:
         raise PersonaError(f"{path}: business_hours: required when the prompt uses {{business_hours}}")
     return Persona(name, settings, prompt, path)
@@ -322,3 +356,16 @@ def check_personas(
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{path}: cannot be read ({exc})")
     return personas, problems
+
+
+def placeholders_used(persona: Persona) -> set[str]:
+    """The persona's campaign variables that its prompt, greeting or voicemail message uses."""
+    s = persona.settings
+    texts = (persona.prompt, s.greeting, s.voicemail_message)
+    return {m.group(1) for t in texts for m in _PLACEHOLDER.finditer(t) if m.group(1) in s.variables}
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each ``{name}`` of ``values`` replaced, in one pass: a value is never read
+    again, so a contact's ``{today}`` or ``}`` stays literal text; unknown placeholders stay."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.cli_calls import calls_app
+from app.cli_campaign import campaign_app
 from app.cli_exit import app_or_exit, settings_or_exit
 from app.cli_personas import personas_app
 from app.cli_rest import call_app, streams_app
@@ -22,6 +23,7 @@ cli.add_typer(streams_app, name="streams")
 cli.add_typer(call_app, name="call")
 cli.add_typer(personas_app, name="personas")
 cli.add_typer(calls_app, name="calls")
+cli.add_typer(campaign_app, name="campaign")
 cli.command("test-scenarios")(run_scenarios)
 
 

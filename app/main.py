@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from agents.catalog import ALL_TOOLS
 from agents.personas import PersonaError, load_personas
-from app.api import calls, dashboard, health, media, playground, webhooks
+from app.api import calls, dashboard, health, media, playground, voicemail, webhooks
 from app.api import metrics as metrics_api
 from app.api.bus import CallBus, LocalBus, RedisBus, bus_id
 from app.api.deps import AgentFactory, AppContext
@@ -69,7 +69,9 @@ def conversation_factory(
         transfer_url = f"{ctx.settings.public_base}{TRANSFER_PATH}/{persona.name}"
         caller = f"+{claims.caller}" if claims.caller else ""
         return Conversation(
-            config=conversation_config(persona, caller_number=caller),
+            config=conversation_config(
+                persona, caller_number=caller, variables=ctx.call_variables.pop(claims.call_id, None)
+            ),
             providers=persona_providers(persona, providers),
             clock=ctx.clock,
             control=VobizCallControl(ctx.vobiz, claims.call_id, transfer_url),
@@ -222,6 +224,7 @@ def create_app(
     app.add_exception_handler(FactsUnavailable, _store_unavailable)
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(voicemail.router)
     app.include_router(media.router)
     app.include_router(calls.router)
     if metrics is not None:

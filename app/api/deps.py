@@ -41,9 +41,10 @@ class AppContext:
     bus: CallBus  # end requests reach the process that holds the call (app/api/bus.py)
     listeners: list[CallListener] = field(default_factory=list)  # told of each call's start and end
     drain: Drain = field(default_factory=Drain)  # SIGTERM: not ready, live calls go on (app/drain.py)
-    playground: PlaygroundFeed | None = (
-        None  # PLAYGROUND=on: browser calls' live feed (app/api/playground.py)
-    )
+    playground: PlaygroundFeed | None = None  # PLAYGROUND=on: browser calls' feed (api/playground.py)
+    # a campaign contact's {placeholder} values by call id, from the answer URL until the call's
+    # socket opens (this process; another replica's socket uses the persona's defaults)
+    call_variables: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 async def get_ctx(request: Request) -> AppContext:

@@ -109,6 +109,10 @@ async def answer(request: Request, ctx: Ctx) -> Response:
         caller=phone_digits(params.get("From", ""))[:15],
         called=phone_digits(params.get("To", ""))[:15],
     )
+    if params.get("vars"):  # an outbound campaign's contact (app/api/voicemail.py)
+        from app.api.voicemail import remember_variables
+
+        remember_variables(ctx, call_id, claims.persona, params["vars"])
     token = issue_token(ctx.token_secret, claims)
     document = answer_xml(
         StreamSettings(

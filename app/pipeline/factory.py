@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 
 from agents.catalog import ALL_TOOLS
-from agents.personas import Persona
+from agents.personas import Persona, fill
 from agents.tools import ToolRegistry
 from app.audio.formats import AudioFormat
 from app.clock import Clock, run_within
@@ -31,9 +31,13 @@ class PersonaUnavailable(RuntimeError):
     """The persona needs a provider this process does not have (e.g. OpenAI TTS, no key)."""
 
 
-def conversation_config(persona: Persona, *, caller_number: str = "") -> ConversationConfig:
-    """The settings of one call with ``persona``: its prompt's placeholders filled for this call."""
+def conversation_config(
+    persona: Persona, *, caller_number: str = "", variables: Mapping[str, str] | None = None
+) -> ConversationConfig:
+    """The settings of one call with ``persona``: its prompt's placeholders filled for this call
+    (``variables``: a campaign contact's values; the persona's defaults otherwise)."""
     s = persona.settings
+    values = {**s.variables, **{k: v for k, v in (variables or {}).items() if k in s.variables}}
     policy = TurnPolicy(
         min_speech_s=s.min_speech_ms / 1000,
         min_words=s.min_words,
@@ -59,8 +63,8 @@ def conversation_config(persona: Persona, *, caller_number: str = "") -> Convers
         ),
     )
     return ConversationConfig(
-        system_prompt=persona.system_prompt(caller_number=caller_number),
-        greeting=s.greeting,
+        system_prompt=persona.system_prompt(caller_number=caller_number, variables=variables),
+        greeting=fill(s.greeting, values),
         goodbye=s.goodbye,
         policy=policy,
         llm=LLMOptions(model=s.llm_model, temperature=s.temperature),
@@ -175,8 +179,9 @@ async def warm_greetings(
                 voice = persona_voice(persona, providers)
             except PersonaUnavailable:
                 continue  # its calls are refused anyway
-            options = conversation_config(persona).tts
-            for sentence in line_sentences(persona.settings.greeting):
+            config = conversation_config(persona)  # the greeting with the variables' defaults
+            options = config.tts
+            for sentence in line_sentences(config.greeting):
                 try:
                     await providers.lines.frames(sentence, voice, options, fmt)
                 except ProviderError as exc:

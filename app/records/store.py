@@ -187,6 +187,18 @@ class CallStore:
             row.ended_at = now if duration_s is None else row.started_at + duration_s
             return True
 
+    async def mark_answered_by(self, call_id: str, who: str) -> bool:
+        """Note in the call's ``stats`` who answered (``machine``: Vobiz's answering-machine
+        detection said so); kept when the session writes its end (stats are merged). True if
+        the call has a row."""
+        await self.migrate()
+        async with self._writing() as session:
+            row = await session.get(CallRow, call_id, with_for_update=True)
+            if row is None:
+                return False
+            row.stats = {**(row.stats or {}), "answered_by": who}
+            return True
+
     async def save(self, record: CallRecord) -> None:
         """Write the record of a socket's part of its call: insert it, or continue the row of the
         same call (``segments.continued``: the row's own in-progress start, or the parts of the

@@ -30,12 +30,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.clock import Clock
+from app.simulator.callee import UNANSWERED, Callee, machine_script
 from app.simulator.caller import CallerRunner, HangUp, Step, WaitForAgent
 from app.simulator.connect import Connector
 from app.simulator.platform_config import PlatformConfig
 from app.simulator.recording import PCM, CallRecording
 from app.simulator.rest_bridge import RestBridge
 from app.simulator.simulated_call import Listener, SimulatedCall
+from app.simulator.vobiz_answer import signature_headers
 from app.simulator.vobiz_rest_state import FakeVobizState
 
 __all__ = ["FakeVobiz", "PlatformConfig", "SimulatedCall"]
@@ -49,6 +51,7 @@ class FakeVobiz:
         self.calls: dict[str, SimulatedCall] = {}
         self.finished: list[CallRecording] = []  # calls placed over the REST API, once over
         self.outbound_steps: list[Step] = [WaitForAgent(), HangUp()]  # the callee of a REST call
+        self.callees: dict[str, Callee] = {}  # by the number's digits: who answers (``callee.py``)
         self.rest: FakeVobizState | None = None
         self._background: asyncio.TaskGroup | None = None
         self._origin = clock.now()
@@ -81,11 +84,72 @@ class FakeVobiz:
         if self._background is None:
             raise RuntimeError("outbound calls need `async with FakeVobiz.serving()`")
 
+        request: dict[str, Any] = kwargs.pop("request", None) or {}
+        digits = "".join(ch for ch in str(kwargs.get("to_number", "")) if ch.isdigit())
+        callee = self.callees.get(digits)
+        answer = callee.next_answer() if callee is not None else "person"
+        steps: list[Step] = list(self.outbound_steps)
+        audio: dict[int, PCM] = {}
+        if callee is not None and answer == "person":
+            steps = list(callee.steps)
+        elif callee is not None and answer == "machine":
+            steps, audio = machine_script(callee, self.config.recording_rate)
+
         async def run() -> None:
-            rec = await self.dial(answer_url, self.outbound_steps, {}, direction="outbound", **kwargs)
+            if callee is not None and answer in UNANSWERED:
+                await self._unanswered(answer, callee, kwargs)
+                return
+            rec = await self.dial(answer_url, steps, audio, direction="outbound", **kwargs)
             self.finished.append(rec)
 
-        self._background.create_task(run(), name=f"vobiz-outbound-{kwargs.get('call_id', '')}")
+        tg = self._background
+        tg.create_task(run(), name=f"vobiz-outbound-{kwargs.get('call_id', '')}")
+        if callee is not None and answer == "machine" and request.get("machine_detection"):
+            tg.create_task(self._detect_machine(callee, request, kwargs), name="vobiz-machine-detection")
+
+    async def _unanswered(self, answer: str, callee: Callee, call: dict[str, Any]) -> None:
+        """Ring, then end unanswered: the call's record says why; its hang-up URL is told."""
+        await self.clock.sleep(callee.ring_s)
+        status, cause, code = UNANSWERED[answer]
+        call_id = str(call["call_id"])
+        if self.rest is not None and call_id in self.rest.calls:
+            self.rest.finish_call(call_id, cause=cause, source="Callee", answered=False, duration=0.0)
+        url = call.get("hangup_url")
+        if not url:
+            return
+        form = {
+            "CallUUID": call_id, "From": str(call.get("from_number", "")),
+            "To": str(call.get("to_number", "")), "Direction": "outbound", "Event": "Hangup",
+            "CallStatus": status, "HangupCause": cause,
+            "HangupCauseCode": str(code), "HangupSource": "Callee", "Duration": "0", "BillDuration": "0",
+            "EndTime": self.wall_stamp(), "ALegUUID": call_id, "ALegRequestUUID": call_id,
+        }  # fmt: skip
+        await self.connector.request("POST", str(url), form, self._signed(str(url)))
+
+    async def _detect_machine(self, callee: Callee, request: dict[str, Any], call: dict[str, Any]) -> None:
+        """Vobiz's answering-machine detection: the verdict ``detect_after_s`` after the answer,
+        POSTed to ``machine_detection_url``; with ``machine_detection=hangup`` the call ends."""
+        limit = float(request.get("machine_detection_time") or 5000) / 1000
+        await self.clock.sleep(min(callee.detect_after_s, limit))
+        call_id = str(call["call_id"])
+        if call_id not in self.calls:
+            return
+        mode = str(request.get("machine_detection")).lower()
+        url = request.get("machine_detection_url")
+        if url:
+            form = {
+                "CallUUID": call_id, "RequestUUID": call_id, "ALegUUID": call_id, "ALegRequestUUID": call_id,
+                "From": str(call.get("from_number", "")), "To": str(call.get("to_number", "")),
+                "Direction": "outbound", "Event": "MachineDetection", "CallStatus": "in-progress",
+                "Machine": "true", "IfMachine": "hangup" if mode == "hangup" else "continue",
+            }  # fmt: skip
+            method = str(request.get("machine_detection_method") or "POST")
+            await self.connector.request(method, str(url), form, self._signed(str(url)))
+        if mode == "hangup":
+            self.hang_up(call_id, "vobiz")
+
+    def _signed(self, url: str) -> dict[str, str]:
+        return signature_headers(url, self.config.auth_token) if self.config.sign_webhooks else {}
 
     async def dial(
         self,
@@ -108,15 +172,23 @@ class FakeVobiz:
         call.answer_method = answer_method or self.config.answer_method
         call.hangup_url = hangup_url or self.config.hangup_url or answer_url
         self.calls[call.call_id] = call
-        if self.rest is not None:
+        if self.rest is not None and call.call_id in self.rest.calls:  # placed by Make Call
+            self.rest.calls[call.call_id].status = "in-progress"
+        elif self.rest is not None:
             self.rest.add_live_call(call.call_id, from_number=from_number, to_number=to_number,
                                     direction=direction)  # fmt: skip
+        rec: CallRecording | None = None
         try:
-            return await call.run(CallerRunner(steps, audio, self.config.recording_rate // 50))
+            rec = await call.run(CallerRunner(steps, audio, self.config.recording_rate // 50))
+            return rec
         finally:
             del self.calls[call.call_id]
             if self.rest is not None and self.rest.calls[call.call_id].is_live:
                 self.rest.end_call(call.call_id, source="Caller")
+            if self.rest is not None and rec is not None:
+                self.rest.finish_call(
+                    call.call_id, cause="NORMAL_CLEARING", answered=True, duration=rec.duration
+                )
 
     def hang_up(self, call_id: str, by: str = "api") -> bool:
         """End a live call from outside (the REST API's hang-up)."""

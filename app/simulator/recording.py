@@ -33,6 +33,7 @@ EventKind = Literal[
     "hangup",  # detail: {"by": "caller" | "app" | "api"}
     "protocol_error",  # detail: {"rule", "detail"}
     "dtmf",
+    "speak",  # Vobiz's own <Speak> (after a transfer); detail: {"text"}
     "status_callback",  # detail: {"event"}
     "script_note",  # the caller script's own remark, e.g. "wait timed out"; detail: {"note"}
 ]

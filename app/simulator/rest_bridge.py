@@ -83,6 +83,9 @@ class LiveCall(CallSide, Protocol):
     def request_end(self, reason: str, by: str, code: int = 4000) -> None:
         """End the call at once."""
 
+    def runs_xml(self, document: str) -> bool:
+        """Run a transfer's XML of Wait/Speak/Hangup verbs (True), or refuse it (False)."""
+
 
 class ForkStream:
     """A stream started over REST on a live call: its own socket, fed the caller's audio."""
@@ -206,6 +209,8 @@ class RestBridge:
         form = call.xml_request_form("Transfer")
         reply = await self.platform.connector.request(method, url, form, call.signed(url))
         call.event("status_callback", event="Transfer", status=reply.status, url=url)
+        if reply.status == 200 and call.runs_xml(reply.text):
+            return  # the new XML (``<Wait>``, ``<Speak>``, ``<Hangup>``) now runs on the call
         call.request_end(f"transferred to {url}", "api", 4000)
 
     async def _on_call_fired(self, fake: FakeCall) -> None:
@@ -218,6 +223,7 @@ class RestBridge:
             to_number=fake.to_number,
             answer_method=fake.answer_method,
             hangup_url=fake.hangup_url,
+            request=fake.request,
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
+from app.simulator.callee import BEEP_TEXT
 from app.simulator.caller import CallerRunner
 from app.simulator.connect import MediaSocket, SocketRefused
 from app.simulator.playout import mix
@@ -35,6 +37,7 @@ from app.simulator.vobiz_answer import AnsweredStream, AnswerRefused, read_answe
 from app.simulator.wire_audio import encode_wire
 
 TICK = 0.02  # seconds: one media frame
+_XML_VERBS = ("Wait", "Speak", "Hangup")  # what a transfer's XML may run here (after the stream)
 AUDIBLE_FLOOR = 100  # int16 peak below which agent audio counts as silence (about -50 dBFS)
 
 
@@ -82,6 +85,10 @@ class SimulatedCall:
         self.forks: dict[str, ForkStream] = {}
         self.answer_method = self.cfg.answer_method
         self.hangup_url = answer_url
+        self.beep_end: float | None = None  # when a machine callee's beep ended (``callee.py``)
+        self._detached = False  # a transfer's XML runs: the stream to the app is over
+        self._sock: MediaSocket | None = None
+        self._speech = np.zeros(0, np.int16)  # <Speak> audio (Vobiz's own voice) still to play
 
     # ── bookkeeping ──
 
@@ -110,6 +117,52 @@ class SimulatedCall:
         if self._end is not None and not self._end.done():
             self._end.set_result(_CallOver(reason, by, code))
 
+    def runs_xml(self, document: str) -> bool:
+        """Run a transfer's ``<Wait>``/``<Speak>``/``<Hangup>`` document on this call (True);
+        False for any other document (the caller ends the call as a plain transfer)."""
+        try:
+            root = ET.fromstring(document)
+        except ET.ParseError:
+            return False
+        verbs = list(root)
+        if (
+            root.tag != "Response"
+            or not verbs
+            or any(v.tag not in ("Wait", "Speak", "Hangup") for v in verbs)
+        ):
+            return False
+        self._detached = True
+        self.spawn(self._run_verbs(verbs), name="vobiz-transfer-xml")
+        return True
+
+    async def _run_verbs(self, verbs: list[ET.Element]) -> None:
+        if self._sock is not None and self._sock.close_code is None:
+            await self._sock.close(1000)  # the transfer ends the stream (PROTOCOL.md §8.3)
+        for verb in verbs:
+            if verb.tag == "Wait":
+                length = float(verb.get("length", "1"))
+                if verb.get("beep", "false").lower() == "true":
+                    waited = 0.0
+                    while (self.beep_end is None or self.now() < self.beep_end) and waited < length:
+                        await self.clock.sleep(TICK)
+                        waited += TICK
+                else:
+                    await self.clock.sleep(length)
+            elif verb.tag == "Speak":
+                text = " ".join((verb.text or "").split())
+                self.event("speak", text=text)
+                self.rec.transcript.append(TranscriptLine(self.now(), "agent", text))
+                seconds = max(0.5, len(text) / 15)  # about 15 characters a second
+                rate = self.cfg.recording_rate
+                t = np.arange(int(seconds * rate)) / rate
+                voice = 0.3 * np.sin(2 * np.pi * 140 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+                self._speech = (voice * 32767).astype(np.int16)
+                await self.clock.sleep(seconds)
+            else:
+                self.request_end("Hangup in the transfer's XML", "app", 4000)
+                return
+        self.request_end("End Of XML Instructions", "vobiz", 4010)
+
     def xml_request_form(self, event: str) -> dict[str, str]:
         """The fields of a request that fetches VobizXML (answer, transfer; PROTOCOL.md §1.1)."""
         form = {**self.form, "CallStatus": "in-progress", "Event": event}
@@ -136,7 +189,7 @@ class SimulatedCall:
                 self.stream_id, stream.status_callback_url, stream.status_callback_method
             )
             try:
-                sock = await self.platform.connector.open_socket(stream.url)
+                sock = self._sock = await self.platform.connector.open_socket(stream.url)
             except SocketRefused as exc:
                 self.violation("socket-refused", f"the app refused the media socket (HTTP {exc.status})")
                 raise _CallOver("media socket refused", "vobiz", 4010) from None
@@ -181,6 +234,8 @@ class SimulatedCall:
         return stream
 
     async def _send(self, sock: MediaSocket, text: str) -> None:
+        if self._detached:
+            return
         try:
             await sock.send(text)
         except ConnectionError:
@@ -234,10 +289,11 @@ class SimulatedCall:
             self._caller.append(tick.pcm)
             n += 1
             payload = encode_wire(to_line.process(tick.pcm), fmt_in.encoding, fmt_in.byte_order)
-            await self._send(sock, media_frame(self.stream_id, n, payload))
-            if tick.key:  # after the tick's audio, as a key pressed during it
-                self.event("dtmf", digit=tick.key)
-                await self._send(sock, dtmf_frame(self.stream_id, n, tick.key))
+            if not self._detached:
+                await self._send(sock, media_frame(self.stream_id, n, payload))
+                if tick.key:  # after the tick's audio, as a key pressed during it
+                    self.event("dtmf", digit=tick.key)
+                    await self._send(sock, dtmf_frame(self.stream_id, n, tick.key))
             for fork in list(self.forks.values()):
                 await fork.feed(tick.pcm)
             if n >= max_frames:
@@ -255,6 +311,9 @@ class SimulatedCall:
     def _play_tick(self, sides: list[StreamAudio], frame: int) -> None:
         played = [side.play(frame) for side in sides]
         pcm = mix([p.pcm for p in played])
+        if len(self._speech):  # Vobiz's own <Speak>, after a transfer
+            chunk, self._speech = self._speech[:frame], self._speech[frame:]
+            pcm = mix([pcm, np.pad(chunk, (0, frame - len(chunk)))])
         self._agent.append(pcm)
         if any(p.starved for p in played):
             self.rec.underruns.append(self.now())
@@ -278,12 +337,17 @@ class SimulatedCall:
             self._turn_end = None
         if ended is not None:
             self.event("caller_speech_end")
+            if ended.text == BEEP_TEXT:
+                self.beep_end = self.now() + TICK
             self._turn_end = self.now() + TICK  # the frame's last sample is on the line then
         if note:
             self.event("script_note", note=note)
 
     async def _read_loop(self, sock: MediaSocket) -> None:
-        if await self._audio.serve(sock):
+        stopped = await self._audio.serve(sock)
+        if self._detached:  # the transfer closed the stream; the call goes on with its XML
+            await asyncio.Event().wait()
+        if stopped:
             raise _CallOver("app sent stop (End Of XML Instructions)", "app", 4010, stream_stopped=True)
         raise _CallOver("the app closed the socket", "app", 4010)
 

@@ -231,6 +231,15 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
         await state.on_hangup(call_uuid)
         return Response(status_code=204)
 
+    @router.get("/{call_uuid}/")
+    async def get_call(call_uuid: str, request: Request) -> Response:
+        """``?status=live``: a live call, else 404; without it the CDR of an ended call, else 404."""
+        call = state.calls.get(call_uuid)
+        live = request.query_params.get("status") == "live"
+        if call is None or call.is_live != live:
+            raise NotFound("Call not found")
+        return JSONResponse({"api_id": _api_id(), **call.to_api()})
+
     @router.post("/{call_uuid}/DTMF/")
     async def send_dtmf(call_uuid: str, request: Request) -> Response:
         body = await read_json(request, DTMF_FIELDS)
@@ -276,6 +285,7 @@ def create_fake_rest_app(auth_id: str, auth_token: str, state: FakeVobizState) -
             hangup_url=check_url(body, "hangup_url", ("http", "https")),
             hangup_method=check_method(body, "hangup_method"),
             request=dict(body),
+            initiated=state.now(),
         )
         state.add_call(call)
         await state.on_call_fired(call)

@@ -47,6 +47,28 @@ class FakeCall:
     request: dict[str, Any] = field(default_factory=dict)  # the Make Call body, outbound only
     transfers: list[dict[str, Any]] = field(default_factory=list)  # each transfer body, in order
     dtmf: list[dict[str, Any]] = field(default_factory=list)  # each DTMF body, in order
+    initiated: datetime | None = None
+    answer_time: datetime | None = None
+    end_time: datetime | None = None
+    hangup_cause: str = ""
+    duration: float = 0.0
+
+    def to_api(self) -> dict[str, Any]:
+        """The Call object (CDR) of an ended call (PROTOCOL.md §8.4; the call-object fields)."""
+        stamp = "%Y-%m-%d %H:%M:%S"
+        return {
+            "call_uuid": self.call_uuid,
+            "call_direction": self.direction,
+            "from_number": self.from_number,
+            "to_number": self.to_number,
+            "call_duration": int(self.duration),
+            "bill_duration": int(self.duration),
+            "hangup_cause_name": self.hangup_cause,
+            "hangup_source": self.hangup_source,
+            "initiation_time": self.initiated.strftime(stamp) if self.initiated else None,
+            "answer_time": self.answer_time.strftime(stamp) if self.answer_time else None,
+            "end_time": self.end_time.strftime(stamp) if self.end_time else None,
+        }
 
     @property
     def is_live(self) -> bool:
@@ -204,6 +226,19 @@ class FakeVobizState:
         call.status = COMPLETED
         call.hangup_source = call.hangup_source or source
         return self.stop_streams(call_uuid)
+
+    def finish_call(
+        self, call_uuid: str, *, cause: str, answered: bool, duration: float, source: str | None = None
+    ) -> None:
+        """Fill the ended call's CDR: its hang-up cause, whether it was answered, its length."""
+        call = self.calls[call_uuid]
+        call.status = COMPLETED
+        call.hangup_source = call.hangup_source or source
+        call.hangup_cause = call.hangup_cause or cause
+        call.end_time = self.now()
+        call.duration = duration
+        if answered and call.answer_time is None:
+            call.answer_time = call.initiated or call.end_time
 
     def streams_of(self, call_uuid: str) -> list[FakeStream]:
         """Every stream of a call (active and stopped), oldest first."""

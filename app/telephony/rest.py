@@ -350,6 +350,15 @@ class VobizClient:
             raw=dict(data),
         )
 
+    async def get_call(self, call_uuid: str) -> dict[str, Any] | None:
+        """The call's details (the Call object, PROTOCOL.md §8.4: ``call_duration``,
+        ``hangup_cause_name``, ``answer_time``, ``end_time`` …) as sent, or None on 404 (not
+        known yet, or no such call). Retried like every GET."""
+        try:
+            return dict(json_object(await self._transport.request("GET", self._call_path(call_uuid))))
+        except VobizNotFoundError:
+            return None
+
     # ── transport ──
 
     def _call_path(self, call_uuid: str) -> str:

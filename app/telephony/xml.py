@@ -119,6 +119,19 @@ def speak_hangup_xml(text: str) -> str:
     return f"{PROLOG}<Response><Speak>{_escape_text(text)}</Speak><Hangup/></Response>"
 
 
+def voicemail_xml(text: str, wait_s: int = 30) -> str:
+    """Wait (up to ``wait_s`` seconds) for an answering machine's beep, say ``text`` (Vobiz TTS),
+    then hang up: a voicemail left on an outbound call."""
+    if not text.strip():
+        raise ValueError("voicemail text is empty")
+    _check_chars("voicemail text", text)
+    wait = max(1, min(int(wait_s), 120))
+    return (
+        f'{PROLOG}<Response><Wait length="{wait}" beep="true"/>'
+        f"<Speak>{_escape_text(text)}</Speak><Hangup/></Response>"
+    )
+
+
 def dial_xml(number: str) -> str:
     """Connect the caller to ``number`` (E.164 digits, an optional leading ``+``)."""
     digits = number.strip()

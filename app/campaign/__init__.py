@@ -1,0 +1,1 @@
+"""Outbound campaigns: contacts, calling hours, retries, results (``voice-agent campaign``)."""
