@@ -17,9 +17,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 
 from agents.personas import fill, is_valid_name
-from app.api.deps import AppContext
+from app.api.contact_values import contact_values
 from app.api.webhooks import Ctx, Signed, vobiz_params
-from app.campaign.sealed import SealError, campaign_key, unseal
 from app.telephony.errors import VobizError
 from app.telephony.xml import speak_hangup_xml, voicemail_xml
 
@@ -28,36 +27,7 @@ router = APIRouter(prefix="/vobiz")
 
 MACHINE_PATH = "/vobiz/machine"
 VOICEMAIL_PATH = "/vobiz/voicemail"
-MAX_REMEMBERED = 10_000  # calls answered whose socket has not opened yet (bounded: never a leak)
 BEEP_WAIT_S = 30
-
-
-def contact_values(ctx: AppContext, persona: str, sealed: str) -> dict[str, str]:
-    """The sealed values of a campaign call, only those the persona declares; {} if none or forged."""
-    if not sealed:
-        return {}
-    found = ctx.personas.get(persona)
-    if found is None:
-        return {}
-    settings = ctx.settings
-    try:
-        key = campaign_key(
-            settings.stream_token_secret.get_secret_value(), settings.vobiz_auth_token.get_secret_value()
-        )
-        values = unseal(key, sealed)
-    except SealError:
-        log.warning("campaign values refused: they do not verify")
-        return {}
-    return {k: v for k, v in values.items() if k in found.settings.variables}
-
-
-def remember_variables(ctx: AppContext, call_id: str, persona: str, sealed: str) -> None:
-    values = contact_values(ctx, persona, sealed)
-    if not values:
-        return
-    while len(ctx.call_variables) >= MAX_REMEMBERED:
-        ctx.call_variables.pop(next(iter(ctx.call_variables)))
-    ctx.call_variables[call_id] = values
 
 
 @router.get("/machine", dependencies=[Signed])

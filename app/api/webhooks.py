@@ -110,7 +110,7 @@ async def answer(request: Request, ctx: Ctx) -> Response:
         called=phone_digits(params.get("To", ""))[:15],
     )
     if params.get("vars"):  # an outbound campaign's contact (app/api/voicemail.py)
-        from app.api.voicemail import remember_variables
+        from app.api.contact_values import remember_variables
 
         remember_variables(ctx, call_id, claims.persona, params["vars"])
     token = issue_token(ctx.token_secret, claims)
