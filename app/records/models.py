@@ -42,3 +42,4 @@ class CallRow(Base):
     latency: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     owner: Mapped[str | None] = mapped_column(String())  # the process holding it (``records.owner``)
     hangup_cause: Mapped[str | None] = mapped_column(String())  # from Vobiz's hang-up callback
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # counts and cost (``pipeline.usage``)

@@ -79,6 +79,9 @@ class CallRecord:
     latency: tuple[TurnLatency, ...] = ()
     owner: str = ""  # the process holding the call while it is in progress (``records.owner``)
     hangup_cause: str | None = None  # Vobiz's HangupCause, when its hang-up callback completed it
+    # STT seconds, LLM tokens, TTS characters, wasted preemptive LLM calls, estimated cost and the
+    # per-provider breakdown (``app.pipeline.usage.usage_summary``); empty: not counted
+    usage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def summary(self) -> CallSummary:
@@ -100,4 +103,5 @@ class CallRecord:
             "tool_calls": list(self.tool_calls),
             "latency": list(self.latency),
             "hangup_cause": self.hangup_cause,
+            "usage": dict(self.usage),
         }

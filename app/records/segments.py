@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.pipeline.session import MAX_UNKNOWN_EVENT_NAMES, UNKNOWN_OTHER
+from app.pipeline.usage import summed_usage
 from app.records.record import CallRecord, TranscriptLine, TurnLatency
 
 
@@ -44,6 +45,7 @@ def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
         tool_calls=earlier.tool_calls + later.tool_calls,
         latency=earlier.latency + tuple(_turn_after(turn, offset, turns) for turn in later.latency),
         hangup_cause=later.hangup_cause if later.hangup_cause is not None else earlier.hangup_cause,
+        usage=summed_usage(earlier.usage, later.usage),
     )
 
 

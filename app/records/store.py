@@ -282,6 +282,7 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "latency": [dict(turn) for turn in record.latency],
         "owner": record.owner or None,
         "hangup_cause": record.hangup_cause,
+        "usage": dict(record.usage) or None,
     }
 
 
@@ -317,4 +318,5 @@ def _record(row: CallRow) -> CallRecord:
         latency=tuple(dict(turn) for turn in row.latency),
         owner=row.owner or "",
         hangup_cause=row.hangup_cause,
+        usage=row.usage or {},
     )
