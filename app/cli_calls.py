@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -146,6 +146,7 @@ def _describe(r: CallRecord) -> list[str]:
     if r.preemptive_started:
         lines.append(f"  preemptive replies {r.preemptive_started}: {r.preemptive_committed} committed, "
                      f"{r.preemptive_wasted} wasted LLM calls")  # fmt: skip
+    lines += _usage(r.usage)
     if r.transcript:
         lines.append("transcript:")
         for entry in r.transcript:
@@ -175,3 +176,29 @@ def _stages(turn: dict[str, Any]) -> str:
         and not isinstance(value, bool)
     ]  # fmt: skip
     return ", ".join(parts or ["no reply"]) + cut
+
+
+def _usage(u: Mapping[str, Any]) -> list[str]:
+    """The call's usage and estimated cost (README "Usage and cost"); nothing when not counted."""
+    if not u:
+        return []
+    lines = [
+        f"usage: estimated cost ${u.get('cost_usd', 0):.4f}",
+        f"  speech-to-text {u.get('stt_seconds', 0):.1f} s"
+        + "".join(
+            f"; {name} {e['seconds']:.1f} s ${e['cost_usd']:.4f}" for name, e in u.get("stt", {}).items()
+        ),
+        f"  language model {u.get('llm_input_tokens', 0)} input + "
+        f"{u.get('llm_output_tokens', 0)} output tokens, "
+        f"{u.get('llm_requests_reported', 0)} of {u.get('llm_requests', 0)} requests reported, "
+        f"{u.get('preemptive_wasted', 0)} wasted preemptive",
+    ]
+    lines += [f"    {model}: {e['input_tokens']} in, {e['output_tokens']} out, ${e['cost_usd']:.4f}"
+              for model, e in u.get("llm", {}).items()]  # fmt: skip
+    lines.append(f"  text-to-speech {u.get('tts_characters', 0)} characters")
+    for name, e in u.get("tts", {}).items():
+        voices = ", ".join(f"{voice} {count}" for voice, count in e["voices"].items())
+        lines.append(f"    {name}: {e['characters']} ({voices}), ${e['cost_usd']:.4f}")
+    if u.get("unpriced"):
+        lines.append(f"  no price for {', '.join(u['unpriced'])} (set PRICES): left out of the cost")
+    return lines

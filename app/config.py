@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VOBIZ_API_BASE_URL = "https://api.vobiz.ai/api/v1"
@@ -37,6 +37,53 @@ class SignatureMode(StrEnum):
     OFF = "off"  # not checked
     LOG = "log"  # checked; a failure is logged and the request is served
     ENFORCE = "enforce"  # a missing or bad signature is answered with 403
+
+
+# ── usage and cost (README "Usage and cost") ─────────────────────────────────────────────────
+# List prices in USD (December 2026 pay-as-you-go list prices where known; check your contract).
+# The embedded engines cost nothing. A provider or model not listed has no price: its cost is
+# left out of a call's estimate and the record lists it under "unpriced".
+DEFAULT_STT_PER_MINUTE = {"deepgram": 0.0077, "whisper": 0.0}
+DEFAULT_LLM_PER_MILLION_TOKENS = {
+    "gpt-4o-mini": {"input": 0.15, "output": 0.60},
+    "gpt-4o": {"input": 2.50, "output": 10.00},
+    "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
+    "gpt-4.1": {"input": 2.00, "output": 8.00},
+    "intents": {"input": 0.0, "output": 0.0},
+}
+DEFAULT_TTS_PER_MILLION_CHARACTERS = {"deepgram": 30.0, "openai": 15.0, "piper": 0.0, "espeak": 0.0}
+
+
+class TokenPrice(BaseModel):
+    input: Annotated[float, Field(ge=0)]  # USD per 1M input (prompt) tokens
+    output: Annotated[float, Field(ge=0)]  # USD per 1M output (completion) tokens
+
+
+class PriceTable(BaseModel):
+    """``PRICES``: JSON, e.g. ``{"llm": {"my-model": {"input": 0.2, "output": 0.8}}}``; entries
+    given are added to (or replace) the defaults above, by name."""
+
+    model_config = ConfigDict(validate_default=True, extra="forbid")
+
+    stt: dict[str, Annotated[float, Field(ge=0)]] = {}  # by recogniser: USD per minute of audio sent
+    llm: dict[str, TokenPrice] = {}  # by model name as the persona asks for it: USD per 1M tokens
+    tts: dict[str, Annotated[float, Field(ge=0)]] = {}  # by voice provider: USD per 1M characters
+
+    @field_validator("stt")
+    @classmethod
+    def _stt_defaults(cls, value: dict[str, float]) -> dict[str, float]:
+        return {**DEFAULT_STT_PER_MINUTE, **value}
+
+    @field_validator("llm")
+    @classmethod
+    def _llm_defaults(cls, value: dict[str, TokenPrice]) -> dict[str, TokenPrice]:
+        defaults = {k: TokenPrice(**v) for k, v in DEFAULT_LLM_PER_MILLION_TOKENS.items()}
+        return {**defaults, **value}
+
+    @field_validator("tts")
+    @classmethod
+    def _tts_defaults(cls, value: dict[str, float]) -> dict[str, float]:
+        return {**DEFAULT_TTS_PER_MILLION_CHARACTERS, **value}
 
 
 class Settings(BaseSettings):
@@ -159,6 +206,9 @@ class Settings(BaseSettings):
     # call tries it again (half-open)
     failover_breaker_failures: Annotated[int, Field(ge=1, le=100)] = 3
     failover_breaker_cooldown_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+    # prices for the per-call cost estimate (README "Usage and cost"); JSON, merged with the defaults
+    prices: PriceTable = Field(default_factory=PriceTable)
 
     @field_validator(
         "vobiz_api_base_url",

@@ -25,7 +25,7 @@ from app.api.playground_feed import Observers, PlaygroundFeed
 from app.api.webhooks import TRANSFER_PATH
 from app.audio.formats import AudioFormat
 from app.clock import Clock, SystemClock
-from app.config import Settings, SignatureMode
+from app.config import PriceTable, Settings, SignatureMode
 from app.drain import Drain
 from app.facts import FactStore, FactsUnavailable, MemoryFactStore
 from app.facts_redis import RedisFactStore, redis_client
@@ -40,6 +40,7 @@ from app.pipeline.factory import conversation_config, persona_providers, persona
 from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
+from app.pipeline.usage import LLMPrice, Prices
 from app.providers.errors import ProviderSetupError
 from app.providers.registry import ProviderSet, build_providers
 from app.records.listener import CallRecorder
@@ -218,9 +219,10 @@ def create_app(
     except DatabaseURLError as exc:
         raise ConfigurationError(str(exc)) from None
     app.state.call_records = records
-    app.state.ctx.listeners.append(CallRecorder(records, clock))
+    prices = price_table(settings.prices)  # the usage's cost estimate, in records and metrics
+    app.state.ctx.listeners.append(CallRecorder(records, clock, prices))
     app.state.metrics = metrics = VoiceMetrics() if settings.metrics_enabled else None  # a registry per app
-    app.state.ctx.listeners.append(CallObserver(metrics))
+    app.state.ctx.listeners.append(CallObserver(metrics, prices))
     app.add_exception_handler(FactsUnavailable, _store_unavailable)
     app.include_router(health.router)
     app.include_router(webhooks.router)
@@ -251,3 +253,12 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
     """Redis could not be reached: 503, so Vobiz retries the callback later. One line, no URL."""
     log.warning("request refused with 503: %s", exc, extra={"path": request.url.path})
     return JSONResponse({"detail": "shared store unavailable, retry later"}, status_code=503)
+
+
+def price_table(table: PriceTable) -> Prices:
+    """The ``PRICES`` setting as the plain table the cost arithmetic reads."""
+    return Prices(
+        stt_per_minute=dict(table.stt),
+        llm_per_million_tokens={m: LLMPrice(p.input, p.output) for m, p in table.llm.items()},
+        tts_per_million_characters=dict(table.tts),
+    )

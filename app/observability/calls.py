@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from app.observability.metrics import UNKNOWN_EVENT, VoiceMetrics
 from app.pipeline.conversation import Conversation
 from app.pipeline.latency import TurnStamps
 from app.pipeline.lifecycle import CallInfo, CallOutcome
+from app.pipeline.usage import Prices, usage_summary
 
 log = logging.getLogger("app.observability")
 
@@ -56,8 +57,9 @@ class CallObserver:
     """A ``CallListener`` and a ``TurnListener``. ``metrics``: None when METRICS_ENABLED=false
     (the log lines are still written)."""
 
-    def __init__(self, metrics: VoiceMetrics | None) -> None:
+    def __init__(self, metrics: VoiceMetrics | None, prices: Prices | None = None) -> None:
         self._metrics = metrics
+        self._prices = prices if prices is not None else Prices()
         self._active: set[int] = set()  # id() of each started call's CallInfo
         self._seen: dict[str, set[int]] = {}  # turns already observed, by call id, until it ends
 
@@ -96,6 +98,7 @@ class CallObserver:
                     metrics.preemptive_replies.labels(outcome=ended).inc(count)
                 for switch in conversation.providers.failovers.events:
                     metrics.failovers.labels(switch.stage, switch.from_, switch.to).inc()
+                add_usage(metrics, usage_summary(conversation.usage, self._prices))
         extra: dict[str, object] = {
             "call_id": call.call_id,
             "reason": outcome.reason,
@@ -133,3 +136,15 @@ class CallObserver:
         fields = {f"{stage}_ms": round(seconds * 1000) for stage, seconds in figures.items()}
         log.info("turn latency", extra={"call_id": call_id, "turn": stamps.turn, **fields})
         return True
+
+
+def add_usage(metrics: VoiceMetrics, usage: dict[str, Any]) -> None:
+    """Add one ended call's ``usage`` (``usage_summary``) to the usage counters."""
+    for provider, stt in usage["stt"].items():
+        metrics.stt_seconds.labels(provider=provider).inc(stt["seconds"])
+    for model, llm in usage["llm"].items():
+        metrics.llm_tokens.labels(model=model, direction="input").inc(llm["input_tokens"])
+        metrics.llm_tokens.labels(model=model, direction="output").inc(llm["output_tokens"])
+    for provider, tts in usage["tts"].items():
+        metrics.tts_characters.labels(provider=provider).inc(tts["characters"])
+    metrics.cost_usd.inc(usage["cost_usd"])

@@ -58,6 +58,28 @@ class VoiceMetrics:
             ["stage", "from", "to"],
             registry=reg,
         )
+        # usage (README "Usage and cost"): labels are provider and model names from the settings
+        self.stt_seconds = Counter(
+            "voice_agent_stt_seconds",
+            "Seconds of caller audio sent to a recogniser",
+            ["provider"],
+            registry=reg,
+        )
+        self.llm_tokens = Counter(
+            "voice_agent_llm_tokens",
+            "Language-model tokens the service reported, by model and direction (input, output)",
+            ["model", "direction"],
+            registry=reg,
+        )
+        self.tts_characters = Counter(
+            "voice_agent_tts_characters",
+            "Characters sent to a voice for synthesis",
+            ["provider"],
+            registry=reg,
+        )
+        self.cost_usd = Counter(
+            "voice_agent_cost_usd", "Estimated cost of ended calls in USD (the PRICES table)", registry=reg
+        )
         # one child per stage, made once: observing is then a dict look-up and a locked add
         self.stage_latency = {stage: self.turn_latency.labels(stage=stage) for stage in TURN_STAGES}
 

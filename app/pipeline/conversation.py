@@ -43,6 +43,7 @@ from app.pipeline.playout import Playout
 from app.pipeline.reply import Reply, ReplyState
 from app.pipeline.responder import Responder
 from app.pipeline.session import PCM, AudioWritten, CallIO
+from app.pipeline.usage import CallUsage
 from app.providers.base import Message, STTStream, Transcript, UtteranceEnd
 from app.providers.errors import ProviderError
 from app.providers.streaming import FailedStream
@@ -82,6 +83,7 @@ class Conversation:
         self.preemptive_started = self.preemptive_committed = self.preemptive_wasted = 0
         keypad = Keypad(config.keypad, config.keypad_gap_s)
         self.keys = CallKeys(keypad, clock, self.turns.handle, self._apply, call_id)
+        self.usage = CallUsage(providers.stt.name, providers.stt.sample_rate)  # what it used, for its cost
         self._on_turn, self._observer = on_turn, observer
         self._data_dir, self._caller_number = data_dir, caller_number
         self.replies: dict[int, Reply] = {}  # by turn
@@ -153,6 +155,7 @@ class Conversation:
         audio_in = self.call.audio_in
         while not audio_in.empty():  # caller audio that arrived before the end, not yet heard
             pcm = audio_in.get_nowait()
+            self.usage.stt_samples += len(pcm)
             await stt.send(pcm, self.vad.is_voiced(pcm))
         await stt.end_input()  # the recogniser's last results arrive, then its events end
         await asyncio.wait({reader})
@@ -183,6 +186,7 @@ class Conversation:
         if voiced:
             self._last_voiced = now
         self._apply(self.turns.handle(tt.Voice(now, voiced)))
+        self.usage.stt_samples += len(pcm)  # one integer add a frame: the recogniser's billed audio
         await stt.send(pcm, voiced)
 
     async def _read_stt(self, stt: STTStream) -> None:
@@ -306,19 +310,11 @@ class Conversation:
         """Reply ``turn``: a ``fixed`` line, or the answer to what the caller ``said`` (held or not)."""
         held = said is not None and said.held
         user_index = self._caller_said(turn, said) if said and not held else None
-        responder = Responder(
-            turn=turn,
-            playout=self.playout,
-            tts=self.providers.tts,
-            fallback_tts=self.providers.fallback_tts,
-            lines=self.providers.lines,
-            tts_options=self.config.tts,
-            out_format=self.out_format,
-            clock=self.clock,
-            stamps=self.latency.turn(turn),
-            apology=self.config.apology,
-            first_token_s=self.config.first_token_s,
-        )
+        p, c = self.providers, self.config
+        responder = Responder(turn=turn, playout=self.playout, tts=p.tts, fallback_tts=p.fallback_tts,
+                              lines=p.lines, tts_options=c.tts, out_format=self.out_format, clock=self.clock,
+                              stamps=self.latency.turn(turn), apology=c.apology,
+                              first_token_s=c.first_token_s, usage=self.usage)  # fmt: skip
         reply = self.replies[turn] = Reply(turn, responder, user_index, held=held, answers=said)
         name = f"conv-{self.call_id}-reply-{turn}"
         reply.task = self._tg.create_task(self._run_reply(reply, fixed), name=name)

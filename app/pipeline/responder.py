@@ -31,11 +31,13 @@ from app.pipeline.keypad import MenuChoice
 from app.pipeline.latency import TurnStamps
 from app.pipeline.playout import FRAME_S, Playout, SegmentAudio
 from app.pipeline.sentences import SentenceSplitter, line_sentences
+from app.pipeline.usage import CallUsage
 from app.providers.base import (
     Finished,
     LanguageModel,
     LLMEvent,
     LLMOptions,
+    LLMUsage,
     Message,
     SpeechSynthesizer,
     TextDelta,
@@ -94,6 +96,7 @@ class Responder:
     max_ahead_s: float = 3.0  # synthesis waits while this much audio is still unheard
     first_token_s: float = FIRST_TOKEN_S  # the first event of an LLM round must come by then
     lines: LineCache | None = None  # fixed lines (``say``, the apology) rendered once, reused
+    usage: CallUsage | None = None  # the call's counts: LLM tokens, characters synthesized
     _sentences: int = 0
     result: ReplyResult = field(default_factory=ReplyResult)
 
@@ -219,6 +222,8 @@ class Responder:
         calls: list[ToolCall] = []
         said: list[str] = []
         self.result.llm_requests += 1
+        if self.usage is not None:
+            self.usage.llm_requests += 1
         async with contextlib.aclosing(llm.stream(messages, tools, options)) as stream:
             event = await self._first_event(llm, stream)
             while event is not None:
@@ -231,6 +236,9 @@ class Responder:
                     case ToolCallRequest(call=call):
                         self.stamps.stamp("llm_first_token", self.clock.now())
                         calls.append(call)
+                    case LLMUsage(model=model, input_tokens=tokens_in, output_tokens=tokens_out):
+                        if self.usage is not None:
+                            self.usage.add_llm(model, tokens_in, tokens_out)
                     case Finished():
                         break
                 event = await anext(stream, None)
@@ -292,9 +300,14 @@ class Responder:
             self.stamps.stamp("tts_first_audio", self.clock.now())
             self._add_frames(audio, frames, sentence)
 
+        def synthesizing(text: str) -> None:  # a request for this text goes to the voice now
+            if self.usage is not None:
+                self.usage.add_tts(tts.name, self.tts_options.voice, len(text))
+
         if fixed and self.lines is not None:
-            await self.lines.frames(sentence, tts, self.tts_options, self.out_format, add)
+            await self.lines.frames(sentence, tts, self.tts_options, self.out_format, add, synthesizing)
         else:
+            synthesizing(sentence)
             await render_frames(tts, sentence, self.tts_options, self.out_format, add)
 
     def _add_frames(self, audio: SegmentAudio, frames: list[bytes], sentence: str) -> None:

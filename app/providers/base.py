@@ -139,11 +139,21 @@ class ToolCallRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class LLMUsage:
+    """Tokens the service reported for this request (OpenAI's final usage chunk), sent just
+    before ``Finished``; a request closed early, or a model that reports nothing, sends none."""
+
+    model: str  # as asked for (the price table's key)
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     reason: str  # "stop", "tool_calls", "length", ...
 
 
-LLMEvent = TextDelta | ToolCallRequest | Finished
+LLMEvent = TextDelta | ToolCallRequest | LLMUsage | Finished
 
 
 @dataclass(frozen=True, slots=True)

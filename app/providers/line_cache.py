@@ -123,10 +123,12 @@ class LineCache:
         options: TTSOptions,
         fmt: AudioFormat,
         on_frames: FrameSink | None = None,
+        on_render: Callable[[str], None] | None = None,
     ) -> Sequence[bytes]:
         """``text`` spoken by ``tts`` with ``options``, as ``fmt`` frames: cached, awaited from
         the rendering under way, or rendered now. ``on_frames`` gets them as they become
-        available to this caller (in pieces when this call renders, else all at once).
+        available to this caller (in pieces when this call renders, else all at once);
+        ``on_render`` gets the text when this caller renders it (a request to the voice).
 
         Raises ``ProviderError`` when the voice failed (this call's rendering, or the one it
         waited for); nothing is cached then. Cancelling a waiter leaves the rendering alone;
@@ -152,6 +154,8 @@ class LineCache:
                     exc.provider, failed, retryable=exc.retryable, retry_after=exc.retry_after
                 ) from exc
             # abandoned (its renderer was cancelled): look again, and render it if nobody does
+        if on_render is not None:
+            on_render(text)
         return await self._render(key, tts, options, on_frames)
 
     async def _render(

@@ -7,7 +7,8 @@ when empty) and, per model (:func:`model_rules`): a reasoning model (``gpt-5*``,
 takes function tools with a reasoning model only at ``reasoning_effort="none"``, so that is
 sent whenever tools are. The length cap goes as ``max_completion_tokens`` (``max_tokens`` is
 deprecated, and refused by reasoning models); a compatible server that does not know it just
-ignores the cap. No ``stream_options``.
+ignores the cap. ``stream_options={"include_usage": true}`` asks for the final usage chunk
+(empty ``choices``), whose token counts become one ``LLMUsage`` event before ``Finished``.
 
 Timeouts are sized for a phone call (``connect_timeout`` 3 s, ``read_timeout`` 8 s between
 chunks); the first token of a reply is bounded by the responder.
@@ -41,6 +42,7 @@ from app.providers.base import (
     Finished,
     LLMEvent,
     LLMOptions,
+    LLMUsage,
     Message,
     TextDelta,
     ToolCall,
@@ -299,7 +301,8 @@ class OpenAILLM:
         self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: LLMOptions
     ) -> AsyncGenerator[LLMEvent, None]:
         """Stream one reply: ``TextDelta``s as content arrives, then each complete
-        ``ToolCallRequest`` (index order), then exactly one ``Finished``.
+        ``ToolCallRequest`` (index order), then the ``LLMUsage`` if the server reported
+        it, then exactly one ``Finished``.
 
         Raises ``ProviderError`` before or during the stream. Close the iterator early
         (``contextlib.aclosing``) on barge-in: that closes the HTTP response at once.
@@ -318,12 +321,14 @@ class OpenAILLM:
                 max_completion_tokens=options.max_tokens,
                 tools=chat_tools if chat_tools else openai.omit,
                 stream=True,
+                stream_options={"include_usage": True},
             )
         except (openai.OpenAIError, *_TRANSPORT_ERRORS) as exc:
             raise map_openai_error(exc) from exc
 
         calls = _ToolCallAssembler()
         reason: str | None = None
+        usage: LLMUsage | None = None
         async with stream:
             chunks = aiter(stream)
             while True:
@@ -333,6 +338,9 @@ class OpenAILLM:
                     break
                 except (openai.OpenAIError, *_TRANSPORT_ERRORS, json.JSONDecodeError) as exc:
                     raise map_openai_error(exc) from exc
+                if chunk.usage is not None:  # the last chunk, when usage was asked for
+                    tokens = chunk.usage
+                    usage = LLMUsage(model, tokens.prompt_tokens or 0, tokens.completion_tokens or 0)
                 for choice in chunk.choices:  # empty on a usage-only chunk
                     if choice.index != 0:
                         continue
@@ -345,4 +353,6 @@ class OpenAILLM:
                         reason = choice.finish_reason
         for request in calls.flush():
             yield request
+        if usage is not None:
+            yield usage
         yield Finished(reason or ("tool_calls" if calls.any else "stop"))

@@ -20,6 +20,7 @@ from app.clock import Clock
 from app.pipeline.conversation import Conversation
 from app.pipeline.latency import STAGES, TurnStamps
 from app.pipeline.lifecycle import CallInfo, CallOutcome
+from app.pipeline.usage import Prices, usage_summary
 from app.records.owner import this_process
 from app.records.record import (
     COMPLETED,
@@ -56,9 +57,10 @@ class CallRecorder:
     has released its slot) writes its start only after the dropped socket's end, and its own end
     continues that record (``records.segments``)."""
 
-    def __init__(self, store: CallStore, clock: Clock) -> None:
+    def __init__(self, store: CallStore, clock: Clock, prices: Prices | None = None) -> None:
         self.store = store
         self._clock = clock
+        self._prices = prices if prices is not None else Prices()  # for the usage's cost estimate
         self._turns: dict[str, _Turn] = {}  # by call id
         self._holding: dict[int, CallInfo] = {}  # by id(): the sessions holding their call's turn
 
@@ -77,7 +79,7 @@ class CallRecorder:
                     if not held:
                         await self._take_turn(call.call_id)
                         held = True
-                    await self.store.save(ended_record(call, outcome))
+                    await self.store.save(ended_record(call, outcome, self._prices))
         finally:
             if held:
                 self._give_turn(call.call_id)
@@ -132,8 +134,9 @@ def started_record(call: CallInfo) -> CallRecord:
     )
 
 
-def ended_record(call: CallInfo, outcome: CallOutcome) -> CallRecord:
-    """The whole record of an ended call; a ``Conversation`` adds its transcript, tools and latency."""
+def ended_record(call: CallInfo, outcome: CallOutcome, prices: Prices | None = None) -> CallRecord:
+    """The whole record of an ended call; a ``Conversation`` adds its transcript, tools, latency
+    and usage (its cost estimated with ``prices``; none known: no cost)."""
     stats = outcome.stats
     origin = stats.started_at  # the call clock's reading when the session began
     base = dataclasses.replace(
@@ -182,6 +185,7 @@ def ended_record(call: CallInfo, outcome: CallOutcome) -> CallRecord:
             DtmfEntry(t=round(e.t - origin, 4), digits=e.digits, purpose=e.purpose)
             for e in agent.keys.keypad.entries
         ),
+        usage=usage_summary(agent.usage, prices or Prices(), agent.preemptive_wasted),
     )
 
 

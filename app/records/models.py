@@ -44,3 +44,4 @@ class CallRow(Base):
     hangup_cause: Mapped[str | None] = mapped_column(String())  # from Vobiz's hang-up callback
     failovers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # None: rows of older versions
     dtmf: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # the caller's keys (None: older rows)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # counts and cost (``pipeline.usage``)

@@ -95,6 +95,9 @@ class CallRecord:
     hangup_cause: str | None = None  # Vobiz's HangupCause, when its hang-up callback completed it
     failovers: tuple[FailoverEntry, ...] = ()  # stages that switched provider (app/providers/failover.py)
     dtmf: tuple[DtmfEntry, ...] = ()  # the caller's keys, in order
+    # STT seconds, LLM tokens, TTS characters, wasted preemptive LLM calls, estimated cost and the
+    # per-provider breakdown (``app.pipeline.usage.usage_summary``); empty: not counted
+    usage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def summary(self) -> CallSummary:
@@ -118,4 +121,5 @@ class CallRecord:
             "hangup_cause": self.hangup_cause,
             "failovers": list(self.failovers),
             "dtmf": list(self.dtmf),
+            "usage": dict(self.usage),
         }

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.pipeline.session import MAX_UNKNOWN_EVENT_NAMES, UNKNOWN_OTHER
+from app.pipeline.usage import summed_usage
 from app.records.record import (
     CallRecord,
     DtmfEntry,
@@ -53,6 +54,7 @@ def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
         hangup_cause=later.hangup_cause if later.hangup_cause is not None else earlier.hangup_cause,
         failovers=earlier.failovers + tuple(_failover_after(f, offset) for f in later.failovers),
         dtmf=earlier.dtmf + tuple(_key_after(entry, offset) for entry in later.dtmf),
+        usage=summed_usage(earlier.usage, later.usage),
     )
 
 

@@ -300,6 +300,7 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "hangup_cause": record.hangup_cause,
         "failovers": [dict(f) for f in record.failovers],
         "dtmf": [dict(entry) for entry in record.dtmf],
+        "usage": dict(record.usage) or None,
     }
 
 
@@ -339,4 +340,5 @@ def _record(row: CallRow) -> CallRecord:
             failover_entry(f["t"], f["stage"], f["from"], f["to"], f["reason"]) for f in row.failovers or ()
         ),
         dtmf=tuple(DtmfEntry(t=e["t"], digits=e["digits"], purpose=e["purpose"]) for e in row.dtmf or ()),
+        usage=row.usage or {},
     )

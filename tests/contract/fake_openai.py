@@ -6,8 +6,12 @@ compatible server mounted elsewhere (``/llama/v1``) can be imitated too.
 
 * ``POST .../chat/completions``: ``stream=true`` answers ``text/event-stream`` exactly as
   OpenAI does (``data: {chat.completion.chunk}`` events, a role-only first chunk, content or
-  ``tool_calls`` deltas with ``index``, a ``finish_reason`` chunk, an optional usage chunk,
-  ``data: [DONE]``); without ``stream`` it answers one ``chat.completion`` object.
+  ``tool_calls`` deltas with ``index``, a ``finish_reason`` chunk, ``data: [DONE]``); without
+  ``stream`` it answers one ``chat.completion`` object. With ``stream_options.include_usage``,
+  as OpenAI does, every chunk carries ``"usage": null`` and a last chunk before ``[DONE]`` has
+  empty ``choices`` and the ``usage`` object (:func:`prompt_tokens`, :func:`completion_tokens`); a
+  stream that breaks or fails midway sends none. Each usage sent in full is kept in
+  ``FakeOpenAI.usage_sent``.
 * ``POST .../audio/speech``: raw 24 kHz little-endian int16 mono (``response_format="pcm"``
   only), a deterministic tone of ``SAMPLES_PER_CHAR`` samples per input character, sent in
   odd-sized pieces (``SPEECH_CHUNK_BYTES``).
@@ -238,6 +242,7 @@ class FakeOpenAI:
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         self.completed_streams = 0  # streamed bodies sent to their last byte
+        self.usage_sent: list[dict[str, Any]] = []  # each streamed usage chunk's ``usage``, with ``model``
         self.gate_timeouts = 0  # paused replies that were never released
         self._chat: deque[ChatReply] = deque()
         # answers a chat request when no reply is scripted (from its JSON body); None: HTTP 500
@@ -293,7 +298,10 @@ class FakeOpenAI:
         if not body.get("stream"):
             return JSONResponse(_completion(reply, model))
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = [_sse(c) for c in _chunks(reply, model, usage)]
+        chunks = _chunks(reply, model, usage, prompt_tokens(body))
+        counted = chunks[-1].get("usage") if chunks else None
+        sent = {"model": model, **counted} if counted else None
+        events = [_sse(c) for c in chunks]
         if isinstance(reply, BrokenReply):
             return _DroppedMidBody(events, "text/event-stream")
         if isinstance(reply, InStreamError):
@@ -303,7 +311,7 @@ class FakeOpenAI:
             events.append(b"data: [DONE]\n\n")
         pause = reply.pause_after if isinstance(reply, TextReply | ToolCallsReply) else None
         delay = self.chat_first_token_delay
-        return StreamingResponse(self._send(events, pause, delay), media_type="text/event-stream")
+        return StreamingResponse(self._send(events, pause, delay, sent), media_type="text/event-stream")
 
     async def _speech_endpoint(self, request: Request) -> Response:
         body, denied = await self._accept(request)
@@ -327,7 +335,11 @@ class FakeOpenAI:
         return self.chat_fallback(body)
 
     async def _send(
-        self, parts: Sequence[bytes], pause_after: int | None, first_delay: float = 0.0
+        self,
+        parts: Sequence[bytes],
+        pause_after: int | None,
+        first_delay: float = 0.0,
+        usage: dict[str, Any] | None = None,
     ) -> AsyncIterator[bytes]:
         if first_delay > 0:
             await asyncio.sleep(first_delay)
@@ -340,6 +352,8 @@ class FakeOpenAI:
                 self._gate.clear()
             yield part
         self.completed_streams += 1
+        if usage is not None:  # the whole stream went out, its usage chunk with it
+            self.usage_sent.append(usage)
 
 
 # ── wire format ──────────────────────────────────────────────────────────────────────────────
@@ -349,8 +363,23 @@ def _sse(data: Any) -> bytes:
     return f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def _chunks(reply: _Streamed, model: str, usage: bool) -> list[dict[str, Any]]:
-    """The ``chat.completion.chunk`` objects of a streamed reply, without ``[DONE]``."""
+def prompt_tokens(body: Any) -> int:
+    """The fake's token count of a request's messages: a token per 4 characters of their JSON."""
+    return max(1, len(json.dumps(body.get("messages", []))) // 4)
+
+
+def completion_tokens(reply: _Streamed) -> int:
+    """The fake's token count of a reply: a token per 4 characters of its content or arguments."""
+    if isinstance(reply, ToolCallsReply):
+        text = "".join(c.name + "".join(c.fragments) for c in reply.calls)
+    else:
+        text = "".join(reply.chunks)
+    return max(1, len(text) // 4)
+
+
+def _chunks(reply: _Streamed, model: str, usage: bool, prompt: int = 12) -> list[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of a streamed reply, without ``[DONE]``; with
+    ``usage``, ``prompt`` input tokens are reported in the last."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -381,7 +410,15 @@ def _chunks(reply: _Streamed, model: str, usage: bool) -> list[dict[str, Any]]:
         finish = reply.finish_reason
     out.append(chunk({}, finish))
     if usage:
-        tokens = {"prompt_tokens": 12, "completion_tokens": len(out), "total_tokens": 12 + len(out)}
+        made = completion_tokens(reply)
+        tokens = {
+            "prompt_tokens": prompt,
+            "completion_tokens": made,
+            "total_tokens": prompt + made,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+        }  # fmt: skip
         out.append(chunk({}) | {"choices": [], "usage": tokens})
     return out
 

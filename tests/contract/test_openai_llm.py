@@ -18,6 +18,7 @@ from app.providers.base import (
     LanguageModel,
     LLMEvent,
     LLMOptions,
+    LLMUsage,
     Message,
     TextDelta,
     ToolCall,
@@ -75,6 +76,13 @@ async def llm(server: str) -> AsyncIterator[OpenAILLM]:
 async def collect(
     llm: OpenAILLM, messages: Sequence[Message] = HELLO, tools: Sequence[ToolSpec] = (), **options: object
 ) -> list[LLMEvent]:
+    """The stream's events but its ``LLMUsage`` (tested on its own)."""
+    return [e for e in await collect_all(llm, messages, tools, **options) if not isinstance(e, LLMUsage)]
+
+
+async def collect_all(
+    llm: OpenAILLM, messages: Sequence[Message] = HELLO, tools: Sequence[ToolSpec] = (), **options: object
+) -> list[LLMEvent]:
     return [event async for event in llm.stream(messages, tools, LLMOptions(**options))]  # type: ignore[arg-type]
 
 
@@ -111,6 +119,24 @@ async def test_text_deltas_arrive_in_order_then_finished(llm: OpenAILLM, fake: F
         Finished("stop"),
     ]
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Hello, how can I help?"
+
+
+async def test_the_usage_chunk_becomes_one_usage_event_before_finished(
+    llm: OpenAILLM, fake: FakeOpenAI
+) -> None:
+    fake.script_chat(TextReply(["Hello there, ", "how can I help?"]), ToolCallsReply([LOOKUP]))
+    text = await collect_all(llm)
+    asked = [Message("user", "What is the weather in Paris today?")]
+    tools = await collect_all(llm, asked, [WEATHER], model="gpt-4.1")
+    sent = fake.usage_sent
+    assert [s["model"] for s in sent] == ["gpt-6-luna", "gpt-4.1"]
+    assert sent[0]["prompt_tokens"] < sent[1]["prompt_tokens"]  # the fake counts the messages
+    assert text[-2:] == [
+        LLMUsage("gpt-6-luna", sent[0]["prompt_tokens"], sent[0]["completion_tokens"]),
+        Finished("stop"),
+    ]
+    assert tools[-2] == LLMUsage("gpt-4.1", sent[1]["prompt_tokens"], sent[1]["completion_tokens"])
+    assert isinstance(tools[-3], ToolCallRequest)
 
 
 async def test_messages_tools_and_options_are_serialised_exactly(llm: OpenAILLM, fake: FakeOpenAI) -> None:
@@ -161,6 +187,7 @@ async def test_messages_tools_and_options_are_serialised_exactly(llm: OpenAILLM,
         "temperature": 0.2,
         "max_completion_tokens": 50,
         "stream": True,
+        "stream_options": {"include_usage": True},
     }
 
 
@@ -177,7 +204,8 @@ async def test_defaults_apply_and_empty_tools_are_omitted(llm: OpenAILLM, fake: 
     assert "temperature" not in body
     assert "max_tokens" not in body
     assert "tools" not in body
-    assert "stream_options" not in body
+    # the final usage chunk is asked for (its tokens become an LLMUsage event)
+    assert body["stream_options"] == {"include_usage": True}
 
 
 @pytest.mark.parametrize("with_index", [True, False], ids=["indexed", "no-index"])
@@ -204,7 +232,8 @@ async def test_a_tool_call_is_released_when_the_next_index_starts(llm: OpenAILLM
             assert event == ToolCallRequest(ToolCall("call_1", "get_weather", '{"city": "Paris"}'))
             assert fake.completed_streams == 0  # the server is still holding the rest back
             fake.release()
-    assert seen[1:] == [ToolCallRequest(ToolCall("call_2", "hang_up", "{}")), Finished("tool_calls")]
+    rest = [e for e in seen[1:] if not isinstance(e, LLMUsage)]
+    assert rest == [ToolCallRequest(ToolCall("call_2", "hang_up", "{}")), Finished("tool_calls")]
     assert fake.gate_timeouts == 0
 
 
@@ -225,7 +254,8 @@ async def test_first_delta_is_yielded_before_the_server_sends_the_rest(
             assert fake.completed_streams == 0
             fake.release()
         seen.append(event)
-    assert seen[1:] == [TextDelta(", one"), TextDelta(" moment."), Finished("stop")]
+    rest = [e for e in seen[1:] if not isinstance(e, LLMUsage)]
+    assert rest == [TextDelta(", one"), TextDelta(" moment."), Finished("stop")]
     assert fake.gate_timeouts == 0
 
 

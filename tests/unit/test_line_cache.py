@@ -133,3 +133,16 @@ async def test_the_cache_is_bounded_least_recently_used_first_out() -> None:
     assert await too_big.frames("One.", voice, TTSOptions(), MULAW)  # played, not kept
     assert len(too_big) == 0
     assert too_big.bytes == 0
+
+
+async def test_only_the_caller_that_renders_a_line_is_told_it_synthesized_it() -> None:
+    cache, voice = LineCache(), GatedVoice()
+    told: list[list[str]] = [[] for _ in range(3)]
+    asks = [cache.frames(LINE, voice, TTSOptions(), MULAW, None, told[i].append) for i in range(3)]
+    waiting = asyncio.gather(*asks)
+    await asyncio.sleep(0)
+    voice.gate.set()
+    await waiting
+    await cache.frames(LINE, voice, TTSOptions(), MULAW, None, told[0].append)  # from memory now
+    assert sorted(told, key=len) == [[], [], [LINE]]  # the one rendering call, once; waiters and hits: none
+    assert voice.spoken == [LINE]
