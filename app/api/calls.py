@@ -13,9 +13,11 @@ import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import FileResponse
 
 from app.api.bus import MAX_CALL_ID
 from app.api.deps import AppContext, get_ctx
+from app.recordings import recording_file
 from app.records.store import CallStore, UnknownCall
 
 router = APIRouter(prefix="/calls")
@@ -81,6 +83,21 @@ async def get_call(store: Records, call_id: str) -> dict[str, Any]:
     if record is None:
         raise HTTPException(status_code=404, detail="no record of that call")
     return record.to_json()
+
+
+@router.get(
+    "/{call_id}/recording",
+    response_class=FileResponse,
+    responses={200: {"content": {"audio/wav": {}}, "description": "Stereo 16-bit WAV."}},
+)
+async def get_recording(ctx: Operator, call_id: str) -> FileResponse:
+    """The call's recording: stereo 16-bit PCM WAV at the line's rate, left the caller, right the
+    agent as the caller heard it. A live call's file is complete up to its last write (½ s ago).
+    404 when the call was not recorded (or its file is past retention)."""
+    path = recording_file(ctx.settings, call_id)
+    if path is None:
+        raise HTTPException(status_code=404, detail="no recording of that call")
+    return FileResponse(path, media_type="audio/wav", filename=path.name)
 
 
 @router.post("/{call_id}/hangup", status_code=202)

@@ -30,14 +30,20 @@ class PersonaUnavailable(RuntimeError):
     """The persona needs a provider this process does not have (e.g. OpenAI TTS, no key)."""
 
 
-def conversation_config(persona: Persona, *, caller_number: str = "") -> ConversationConfig:
-    """The settings of one call with ``persona``: its prompt's placeholders filled for this call."""
+def conversation_config(
+    persona: Persona, *, caller_number: str = "", recording: bool = False
+) -> ConversationConfig:
+    """The settings of one call with ``persona``: its prompt's placeholders filled for this call.
+    A ``recording`` call opens with the persona's ``recording_disclosure``, then its greeting;
+    the opening is then never cut by the caller, so the disclosure is always heard whole."""
     s = persona.settings
+    disclosure = s.recording_disclosure.strip() if recording else ""
+    greeting = f"{disclosure} {s.greeting}".strip() if disclosure else s.greeting
     policy = TurnPolicy(
         min_speech_s=s.min_speech_ms / 1000,
         min_words=s.min_words,
         backchannels=persona_backchannels(s.backchannels, s.language),
-        greeting_interruptible=s.greeting_interruptible,
+        greeting_interruptible=s.greeting_interruptible and not disclosure,
         idle_reprompt_s=s.idle_reprompt_seconds,
         max_reprompts=s.idle_reprompt_count,
         max_duration_s=s.max_duration_seconds,
@@ -59,7 +65,7 @@ def conversation_config(persona: Persona, *, caller_number: str = "") -> Convers
     )
     return ConversationConfig(
         system_prompt=persona.system_prompt(caller_number=caller_number),
-        greeting=s.greeting,
+        greeting=greeting,
         goodbye=s.goodbye,
         policy=policy,
         llm=LLMOptions(model=s.llm_model, temperature=s.temperature),

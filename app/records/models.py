@@ -43,3 +43,4 @@ class CallRow(Base):
     owner: Mapped[str | None] = mapped_column(String())  # the process holding it (``records.owner``)
     hangup_cause: Mapped[str | None] = mapped_column(String())  # from Vobiz's hang-up callback
     failovers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # None: rows of older versions
+    recording: Mapped[str | None] = mapped_column(String())  # file name in DATA_DIR/recordings

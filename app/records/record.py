@@ -88,6 +88,7 @@ class CallRecord:
     owner: str = ""  # the process holding the call while it is in progress (``records.owner``)
     hangup_cause: str | None = None  # Vobiz's HangupCause, when its hang-up callback completed it
     failovers: tuple[FailoverEntry, ...] = ()  # stages that switched provider (app/providers/failover.py)
+    recording: str | None = None  # the call's WAV in DATA_DIR/recordings (GET /calls/{id}/recording)
 
     @property
     def summary(self) -> CallSummary:
@@ -110,4 +111,5 @@ class CallRecord:
             "latency": list(self.latency),
             "hangup_cause": self.hangup_cause,
             "failovers": list(self.failovers),
+            "recording": self.recording,
         }

@@ -45,6 +45,7 @@ def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
         latency=earlier.latency + tuple(_turn_after(turn, offset, turns) for turn in later.latency),
         hangup_cause=later.hangup_cause if later.hangup_cause is not None else earlier.hangup_cause,
         failovers=earlier.failovers + tuple(_failover_after(f, offset) for f in later.failovers),
+        recording=later.recording if later.recording is not None else earlier.recording,
     )
 
 

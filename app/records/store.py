@@ -284,6 +284,7 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "owner": record.owner or None,
         "hangup_cause": record.hangup_cause,
         "failovers": [dict(f) for f in record.failovers],
+        "recording": record.recording,
     }
 
 
@@ -322,4 +323,5 @@ def _record(row: CallRow) -> CallRecord:
         failovers=tuple(
             failover_entry(f["t"], f["stage"], f["from"], f["to"], f["reason"]) for f in row.failovers or ()
         ),
+        recording=row.recording,
     )
