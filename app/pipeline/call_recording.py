@@ -22,13 +22,14 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
+from concurrent.futures import Future
 from pathlib import Path
 from typing import BinaryIO
 
 from app.audio.codec import decode
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
-from app.audio.wav_stream import StereoWavWriter, existing_frames
+from app.audio.wav_stream import INLINE, FileWrites, StereoWavWriter, existing_frames
 from app.clock import Clock
 
 log = logging.getLogger("app.recording")
@@ -46,14 +47,15 @@ class CallAudioRecorder:
         *,
         start_frames: int = 0,
         name: str = "",
+        writes: FileWrites = INLINE,
         jitter_s: float = 0.2,
         max_ahead_frames: int = 500,
     ) -> None:
-        """``file``: seekable, opened for writing (``open_recording``); closed by ``close``."""
+        """``file``: seekable, opened for writing (``open_recording``); closed by ``close``.
+        ``writes``: where its file writes run (``background_writes()`` in the service)."""
         self.rate = rate = inbound.sample_rate
         self.name = name  # the file's name, for the call record
-        self._file = file
-        self.writer = StereoWavWriter(file, rate, start_frames=start_frames)
+        self.writer = StereoWavWriter(file, rate, start_frames=start_frames, writes=writes)
         self._clock = clock
         self._t0 = clock.now()
         self._in = inbound
@@ -123,18 +125,17 @@ class CallAudioRecorder:
         if self._resampler is not None:
             self._resampler.reset()
 
-    def close(self) -> None:
-        """The call is over: audio not heard by now never will be; the file is completed and closed."""
+    def close(self) -> Future[None]:
+        """The call is over: audio not heard by now never will be. The file is completed and
+        closed; the future is done once it is on disk (its exception: a write that failed)."""
         try:
             if not self.failed:
                 self.cut()
                 while self._ahead:
                     self._play(*self._ahead.popleft())
-                self.writer.close()
         except (OSError, ValueError) as exc:
             self._fail(exc)
-        finally:
-            self._file.close()
+        return self.writer.close()
 
     def _settle(self, now: int) -> None:
         ahead = self._ahead
@@ -156,8 +157,25 @@ class CallAudioRecorder:
         log.warning("recording stopped: %s", type(exc).__name__)
 
 
+_background: FileWrites | None = None
+
+
+def background_writes() -> FileWrites:
+    """The process's one thread for recording writes (made on first use)."""
+    global _background
+    if _background is None:
+        _background = FileWrites(background=True)
+    return _background
+
+
 def open_recording(
-    directory: Path, call_id: str, clock: Clock, inbound: AudioFormat, outbound: AudioFormat
+    directory: Path,
+    call_id: str,
+    clock: Clock,
+    inbound: AudioFormat,
+    outbound: AudioFormat,
+    *,
+    writes: FileWrites = INLINE,
 ) -> CallAudioRecorder:
     """The recorder of ``call_id`` in ``directory`` (created if needed): a new file, or the one
     an earlier socket of the same call left, continued after its last frame. ``OSError`` when the
@@ -173,7 +191,9 @@ def open_recording(
         found = existing_frames(file, inbound.sample_rate)
         start = found if found is not None else 0  # not ours, or another rate: started again
     try:
-        return CallAudioRecorder(file, clock, inbound, outbound, start_frames=start, name=path.name)
+        return CallAudioRecorder(
+            file, clock, inbound, outbound, start_frames=start, name=path.name, writes=writes
+        )
     except BaseException:
         file.close()
         raise

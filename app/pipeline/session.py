@@ -39,7 +39,7 @@ from app.pipeline.call_io import CallIO as CallIO
 from app.pipeline.call_io import CallStats as CallStats
 from app.pipeline.call_io import SessionConfig as SessionConfig
 from app.pipeline.call_io import outbound_format as outbound_format
-from app.pipeline.call_recording import CallAudioRecorder, open_recording
+from app.pipeline.call_recording import CallAudioRecorder, background_writes, open_recording
 from app.pipeline.outbox import Marked, Outbox
 from app.telephony import events as ev
 
@@ -180,7 +180,7 @@ class CallSession:
         if self._socket_open:
             await self._close(1011 if reason == "error" else 1000)
         if self._recorder is not None:
-            self._recorder.close()  # cut at the end: queued audio the caller never heard is left out
+            await self._close_recording(self._recorder)
         self.stats.ended_at = self._clock.now()
         self.stats.end_reason = reason
         self._log.info(
@@ -389,12 +389,23 @@ class CallSession:
         if directory is None:
             return None
         try:
-            recorder = open_recording(directory, self.call_id, self._clock, inbound, outbound)
+            recorder = open_recording(
+                directory, self.call_id, self._clock, inbound, outbound, writes=background_writes()
+            )
         except (OSError, ValueError) as exc:
             self._log.warning("call not recorded: %s", type(exc).__name__)
             return None
         self.stats.recording = recorder.name
         return recorder
+
+    async def _close_recording(self, recorder: CallAudioRecorder) -> None:
+        """Cut at the end (queued audio the caller never heard is left out) and wait for the
+        file to be on disk, held on the clock (the writes run on a thread)."""
+        with self._clock.hold():
+            try:
+                await asyncio.wrap_future(recorder.close())
+            except OSError as exc:
+                self._log.warning("recording not completed: %s", type(exc).__name__)
 
     def _protocol_error(self, kind: str, detail: str) -> None:
         count = self.stats.protocol_errors[kind] = self.stats.protocol_errors[kind] + 1
