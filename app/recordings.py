@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from agents.personas import Persona
+from app.audio.wav_stream import CHANNELS, HEADER_BYTES, SAMPLE_BYTES, wav_header
 from app.clock import Clock
 from app.config import Settings
 from app.pipeline.call_recording import recording_name
@@ -24,7 +27,16 @@ log = logging.getLogger("app.recordings")
 SWEEP_EVERY_S = 3600.0
 DAY_S = 86400.0
 
-__all__ = ["recording_file", "recording_on", "recordings_dir", "sweep", "sweep_forever"]
+__all__ = [
+    "WavSnapshot",
+    "recording_file",
+    "recording_on",
+    "recordings_dir",
+    "snapshot",
+    "sweep",
+    "sweep_forever",
+]
+READ_CHUNK = 64 * 1024
 
 
 def recordings_dir(settings: Settings) -> Path:
@@ -89,3 +101,48 @@ async def sweep_forever(settings: Settings, clock: Clock, every_s: float = SWEEP
     while True:
         await clock.sleep(every_s)
         await sweep_once(settings)
+
+
+class WavSnapshot:
+    """A recording as it stands now: its header (sizes as written so far) and how many data
+    bytes follow it. A live call's file keeps growing; what is served is this much of it, so
+    the response's length holds however the file grows meanwhile."""
+
+    def __init__(self, path: Path, header: bytes, data_bytes: int) -> None:
+        self.path = path
+        self.header = header
+        self.data_bytes = data_bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.header) + self.data_bytes
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The header, then the data in chunks, each read off the event loop."""
+        yield self.header
+        with self.path.open("rb") as file:
+            file.seek(HEADER_BYTES)
+            left = self.data_bytes
+            while left > 0:
+                chunk = await asyncio.to_thread(file.read, min(READ_CHUNK, left))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+
+
+def snapshot(path: Path) -> WavSnapshot | None:
+    """``path``'s recording as written so far (see ``WavSnapshot``); None when it is not a
+    recording (not a 16-bit stereo WAV of this service's layout)."""
+    with path.open("rb") as file:
+        head = file.read(HEADER_BYTES)
+        size = file.seek(0, os.SEEK_END)
+    if len(head) < HEADER_BYTES or head[:4] != b"RIFF" or head[8:12] != b"WAVE" or head[36:40] != b"data":
+        return None
+    channels, rate = struct.unpack_from("<HI", head, 22)
+    if channels != CHANNELS:
+        return None
+    frame = CHANNELS * SAMPLE_BYTES
+    declared = struct.unpack_from("<I", head, 40)[0]
+    frames = min(declared, size - HEADER_BYTES) // frame
+    return WavSnapshot(path, wav_header(frames, rate), frames * frame)

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from agents.builtin import BUILTIN_TOOLS
 from agents.tools import ToolRegistry
 from app.api.deps import AppContext
+from app.audio.wav_stream import wav_header
 from app.clock import FakeClock
 from app.config import Settings
 from app.main import create_app
@@ -237,8 +238,9 @@ async def test_retention_deletes_an_old_recording_at_start_up(
     folder = settings.data_dir / "recordings"
     folder.mkdir(parents=True)
     old, recent = folder / "CA-old.wav", folder / "CA-recent.wav"
-    old.write_bytes(b"RIFF")
-    recent.write_bytes(b"RIFF")
+    wav = wav_header(FRAME, 8000) + bytes(FRAME * 4)
+    old.write_bytes(wav)
+    recent.write_bytes(wav + b"partial tail of a crashed write")
     twenty_days_ago = time.time() - 20 * 86400
     os.utime(old, (twenty_days_ago, twenty_days_ago))
     app = create_app(settings, clock=FakeClock())
@@ -253,3 +255,4 @@ async def test_retention_deletes_an_old_recording_at_start_up(
     assert not old.exists()
     assert recent.exists()
     assert (gone.status_code, kept.status_code) == (404, 200)
+    assert kept.content == wav  # as far as its header says: a crash's partial tail is not served

@@ -8,17 +8,22 @@ import os
 import time
 import tracemalloc
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from agents.catalog import ALL_TOOLS
+from agents.personas import load_personas
 from app.audio.codec import encode
 from app.audio.formats import AudioFormat
 from app.audio.wav_stream import HEADER_BYTES, StereoWavWriter, existing_frames
 from app.clock import FakeClock
+from app.config import Settings
 from app.pipeline.call_recording import CallAudioRecorder, open_recording, recording_name
-from app.recordings import sweep
+from app.pipeline.factory import conversation_config
+from app.recordings import recording_on, snapshot, sweep
 
 MULAW = AudioFormat("mulaw", 8000)
 L16_16K = AudioFormat("l16", 16000)
@@ -232,3 +237,49 @@ def test_retention_deletes_old_recordings_only(tmp_path: Path) -> None:
     assert sweep(tmp_path, 7) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.wav", "notes.txt"]
     assert sweep(tmp_path / "missing", 7) == 0
+
+
+async def test_a_live_or_crashed_file_is_served_as_far_as_it_was_written(tmp_path: Path) -> None:
+    path = tmp_path / "CA-7.wav"
+    clock = FakeClock()
+    with path.open("w+b") as file:
+        rec = CallAudioRecorder(file, clock, MULAW, MULAW)
+        for i in range(60):
+            clock._now = i * 0.02
+            rec.caller(tone(FRAME, 1000))
+        file.write(b"half a write")  # a write cut short: past the header's count
+        file.flush()
+        found = snapshot(path)
+        assert found is not None
+        served = b"".join([chunk async for chunk in found.chunks()])
+    assert len(served) == found.size == HEADER_BYTES + rec.writer.written * 4
+    with wave.open(io.BytesIO(served)) as wav:
+        assert wav.getnframes() == rec.writer.written > 0
+    (tmp_path / "not.wav").write_bytes(b"RIFF")
+    assert snapshot(tmp_path / "not.wav") is None
+
+
+PERSONA = """---
+display_name: Test Line
+greeting: Hello there.
+recording_disclosure: This call may be recorded.
+{extra}
+---
+You answer the phone.
+"""
+
+
+@pytest.mark.parametrize(
+    ("setting", "own", "on"),
+    [(False, "", False), (True, "", True), (True, "recording: off", False), (False, "recording: on", True)],
+)
+def test_the_persona_decides_before_the_setting_and_the_disclosure_goes_first(
+    tmp_path: Path, make_settings: Callable[..., Settings], setting: bool, own: str, on: bool
+) -> None:
+    (tmp_path / "line.md").write_text(PERSONA.format(extra=own))
+    persona = load_personas(tmp_path, frozenset(ALL_TOOLS))["line"]
+    assert recording_on(make_settings(recording=setting), persona) is on
+    config = conversation_config(persona, recording=on)
+    expected = "This call may be recorded. Hello there." if on else "Hello there."
+    assert config.greeting == expected
+    assert config.policy.greeting_interruptible is not on  # a disclosure is heard whole
