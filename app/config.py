@@ -160,14 +160,6 @@ class Settings(BaseSettings):
     failover_breaker_failures: Annotated[int, Field(ge=1, le=100)] = 3
     failover_breaker_cooldown_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
-    @field_validator(
-        "vobiz_api_base_url",
-        "openai_base_url",
-        "openai_tts_base_url",
-        "deepgram_base_url",
-        "sarvam_base_url",
-        "secondary_llm_base_url",
-    )
     # call recordings: a stereo WAV per call in DATA_DIR/recordings/<call_id>.wav (left the caller,
     # right the agent as heard); on|off, a persona's `recording:` overrides it. Check the law where
     # you and your callers are: many places require telling the caller (`recording_disclosure:`).
@@ -176,7 +168,14 @@ class Settings(BaseSettings):
     # hourly); 0 = kept until deleted by hand
     recording_retention_days: Annotated[int, Field(ge=0)] = 0
 
-    @field_validator("vobiz_api_base_url", "openai_base_url", "openai_tts_base_url", "deepgram_base_url")
+    @field_validator(
+        "vobiz_api_base_url",
+        "openai_base_url",
+        "openai_tts_base_url",
+        "deepgram_base_url",
+        "sarvam_base_url",
+        "secondary_llm_base_url",
+    )
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision: str | None = "0004"  # "0003" in the brief; chained after main's 0004 so this branch has one head
+# "0003" in the brief; chained after main's 0004 so this branch has one head (the lead re-chains)
+down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 
