@@ -201,6 +201,9 @@ class PersonaSettings(pydantic.BaseModel):
                 )
         return value
 
+    recording: bool | None = None  # on/off: record this persona's calls; unset: the RECORDING setting
+    recording_disclosure: str = ""  # said first, before the greeting, when the call is recorded
+
     @pydantic.model_validator(mode="after")
     def _end_of_turn_in_order(self) -> PersonaSettings:
         waits = (

@@ -209,6 +209,13 @@ class Settings(BaseSettings):
 
     # prices for the per-call cost estimate (README "Usage and cost"); JSON, merged with the defaults
     prices: PriceTable = Field(default_factory=PriceTable)
+    # call recordings: a stereo WAV per call in DATA_DIR/recordings/<call_id>.wav (left the caller,
+    # right the agent as heard); on|off, a persona's `recording:` overrides it. Check the law where
+    # you and your callers are: many places require telling the caller (`recording_disclosure:`).
+    recording: bool = False
+    # recordings last written more than this many days ago are deleted (at start-up, then
+    # hourly); 0 = kept until deleted by hand
+    recording_retention_days: Annotated[int, Field(ge=0)] = 0
 
     @field_validator(
         "vobiz_api_base_url",

@@ -43,6 +43,7 @@ from app.pipeline.session import Agent
 from app.pipeline.usage import LLMPrice, Prices
 from app.providers.errors import ProviderSetupError
 from app.providers.registry import ProviderSet, build_providers
+from app.recordings import recording_on, sweep_forever, sweep_once
 from app.records.listener import CallRecorder
 from app.records.owner import is_dead as owner_is_dead
 from app.records.store import CallStore, DatabaseURLError
@@ -71,7 +72,10 @@ def conversation_factory(
         caller = f"+{claims.caller}" if claims.caller else ""
         return Conversation(
             config=conversation_config(
-                persona, caller_number=caller, variables=ctx.call_variables.pop(claims.call_id, None)
+                persona,
+                caller_number=caller,
+                variables=ctx.call_variables.pop(claims.call_id, None),
+                recording=recording_on(ctx.settings, persona),
             ),
             providers=persona_providers(persona, providers),
             clock=ctx.clock,
@@ -179,15 +183,21 @@ def create_app(
                 inbound = AudioFormat.from_content_type(settings.stream_content_type, settings.l16_byte_order)
                 fmt = outbound_format(inbound, settings.playback_sample_rate)
                 await warm_greetings(personas, providers, fmt, clock)
+            await sweep_once(settings)  # recordings past RECORDING_RETENTION_DAYS
             async with asyncio.TaskGroup() as tasks:
                 if isinstance(bus, RedisBus):
                     listener = tasks.create_task(bus.listen(), name="call-bus-listener")
                     await _subscribed(bus)
+                sweeper = None
+                if settings.recording_retention_days:
+                    sweeper = tasks.create_task(sweep_forever(settings, clock), name="recordings-retention")
                 try:
                     yield
                 finally:
                     if isinstance(bus, RedisBus):
                         listener.cancel()
+                    if sweeper is not None:
+                        sweeper.cancel()
         finally:
             if redis is not None:
                 await redis.aclose()

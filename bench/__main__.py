@@ -21,6 +21,7 @@ BENCHMARKS = {
     "turns": "bench.turns",
     "greetings": "bench.greetings",
     "failover": "bench.failover",
+    "recording": "bench.recording",
 }
 DEFAULT = "capacity"
 

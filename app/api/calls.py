@@ -9,13 +9,16 @@ key is 401.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
 
 from app.api.bus import MAX_CALL_ID
 from app.api.deps import AppContext, get_ctx
+from app.recordings import recording_file, snapshot
 from app.records.store import CallStore, UnknownCall
 
 router = APIRouter(prefix="/calls")
@@ -81,6 +84,32 @@ async def get_call(store: Records, call_id: str) -> dict[str, Any]:
     if record is None:
         raise HTTPException(status_code=404, detail="no record of that call")
     return record.to_json()
+
+
+@router.get(
+    "/{call_id}/recording",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"audio/wav": {}}, "description": "Stereo 16-bit WAV."}},
+)
+async def get_recording(ctx: Operator, call_id: str) -> StreamingResponse:
+    """The call's recording: stereo 16-bit PCM WAV at the line's rate, left the caller, right the
+    agent as the caller heard it. A live call's file is served as written so far (up to its
+    last write, ½ s ago), with a header to match. 404 when the call was not recorded (or its
+    file is past retention)."""
+    path = recording_file(ctx.settings, call_id)
+    found = None
+    if path is not None:
+        try:
+            found = await asyncio.to_thread(snapshot, path)
+        except FileNotFoundError:  # deleted meanwhile (retention)
+            found = None
+    if found is None:
+        raise HTTPException(status_code=404, detail="no recording of that call")
+    headers = {
+        "Content-Length": str(found.size),
+        "Content-Disposition": f'attachment; filename="{found.path.name}"',
+    }
+    return StreamingResponse(found.chunks(), media_type="audio/wav", headers=headers)
 
 
 @router.post("/{call_id}/hangup", status_code=202)

@@ -14,6 +14,7 @@ from app.facts import FactsUnavailable
 from app.observability.context import bind_call_id, unbind_call_id
 from app.pipeline.lifecycle import CallInfo, CallOutcome, notify_ended, notify_started
 from app.pipeline.session import CallSession, SessionConfig, TransportClosed
+from app.recordings import recording_on, recordings_dir
 from app.telephony.errors import TokenError
 from app.telephony.token import StreamClaims, verify_token
 
@@ -113,6 +114,9 @@ async def _run_call(websocket: WebSocket, ctx: AppContext, claims: StreamClaims,
             l16_byte_order=settings.l16_byte_order,
             max_message_bytes=settings.max_message_bytes,
             chunk_frames=settings.play_audio_ms // 20,
+            recording_dir=(
+                recordings_dir(settings) if recording_on(settings, ctx.personas.get(claims.persona)) else None
+            ),
         ),
     )
     if not ctx.registry.add(session):

@@ -12,6 +12,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy.typing as npt
 
 from app.audio.formats import AudioFormat
 from app.audio.frames import OutboundEncoder
+from app.pipeline.call_recording import CallAudioRecorder
 from app.pipeline.outbox import Outbox
 from app.telephony import events as ev
 
@@ -35,6 +37,7 @@ class SessionConfig:
     inbound_queue_frames: int = 100  # 2 s of 20 ms frames; the oldest is dropped past it
     end_grace_s: float = 2.0  # at most this long for the agent to finish once the call ends
     chunk_frames: int = 1  # 20 ms frames per outbound playAudio at most (the playout's chunk)
+    recording_dir: Path | None = None  # record the call to <dir>/<call_id>.wav; None: not recorded
 
 
 @dataclass(slots=True)
@@ -52,6 +55,7 @@ class CallStats:
     checkpoints_acked: int = 0
     unknown_events: Counter[str] = field(default_factory=Counter)
     protocol_errors: Counter[str] = field(default_factory=Counter)
+    recording: str | None = None  # the call's recording's file name (in DATA_DIR/recordings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +91,11 @@ class CallIO:
         outbox: Outbox,
         stats: CallStats,
         ended: asyncio.Event,
+        recorder: CallAudioRecorder | None = None,
     ) -> None:
         """``outbox``: what the socket writer sends; ``stats``: the call's counters (frames out);
-        ``ended``: set once the call's end was asked for."""
+        ``ended``: set once the call's end was asked for; ``recorder``: hears each frame sent
+        and each clear (the call's recording)."""
         self.start = start
         self.inbound_format = inbound_fmt
         self.outbound_format = outbound_format(inbound_fmt, config.playback_rate)
@@ -104,6 +110,7 @@ class CallIO:
         self._stats = stats
         self._ended = ended
         self._encoders: dict[int, OutboundEncoder] = {}
+        self._recorder = recorder
 
     def take_audio(self, handler: AudioHandler | None) -> None:
         """Have the socket's reader hand each inbound frame to ``handler`` at once (no queue, no
@@ -146,6 +153,8 @@ class CallIO:
         message = ev.play_audio(self.start.stream_id, fmt.mime, fmt.sample_rate, payload)
         if await self._outbox.put_audio(message, mark):
             self._stats.frames_out += max(1, len(payload) // self._frame_bytes)
+            if self._recorder is not None:
+                self._recorder.agent(payload)
 
     def checkpoint(self, name: str) -> None:
         """Mark the end of the audio queued so far; Vobiz acks with ``playedStream``."""
@@ -157,6 +166,8 @@ class CallIO:
             enc.clear()
         self._outbox.drop_audio()
         self._outbox.put_control(ev.clear_audio(self.start.stream_id))
+        if self._recorder is not None:
+            self._recorder.cut()
 
     def stop(self) -> None:
         """End the stream (Vobiz then runs the next XML verb or hangs up). The call's end that

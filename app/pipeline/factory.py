@@ -32,17 +32,26 @@ class PersonaUnavailable(RuntimeError):
 
 
 def conversation_config(
-    persona: Persona, *, caller_number: str = "", variables: Mapping[str, str] | None = None
+    persona: Persona,
+    *,
+    caller_number: str = "",
+    variables: Mapping[str, str] | None = None,
+    recording: bool = False,
 ) -> ConversationConfig:
     """The settings of one call with ``persona``: its prompt's placeholders filled for this call
-    (``variables``: a campaign contact's values; the persona's defaults otherwise)."""
+    (``variables``: a campaign contact's values; the persona's defaults otherwise). A
+    ``recording`` call opens with the persona's ``recording_disclosure``, then its greeting; the
+    opening is then never cut by the caller, so the disclosure is always heard whole."""
     s = persona.settings
     values = {**s.variables, **{k: v for k, v in (variables or {}).items() if k in s.variables}}
+    disclosure = s.recording_disclosure.strip() if recording else ""
+    greeting = fill(s.greeting, values)
+    greeting = f"{disclosure} {greeting}".strip() if disclosure else greeting
     policy = TurnPolicy(
         min_speech_s=s.min_speech_ms / 1000,
         min_words=s.min_words,
         backchannels=persona_backchannels(s.backchannels, s.language),
-        greeting_interruptible=s.greeting_interruptible,
+        greeting_interruptible=s.greeting_interruptible and not disclosure,
         idle_reprompt_s=s.idle_reprompt_seconds,
         max_reprompts=s.idle_reprompt_count,
         max_duration_s=s.max_duration_seconds,
@@ -64,7 +73,7 @@ def conversation_config(
     )
     return ConversationConfig(
         system_prompt=persona.system_prompt(caller_number=caller_number, variables=variables),
-        greeting=fill(s.greeting, values),
+        greeting=greeting,
         goodbye=s.goodbye,
         policy=policy,
         llm=LLMOptions(model=s.llm_model, temperature=s.temperature),

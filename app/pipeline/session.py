@@ -39,6 +39,7 @@ from app.pipeline.call_io import CallIO as CallIO
 from app.pipeline.call_io import CallStats as CallStats
 from app.pipeline.call_io import SessionConfig as SessionConfig
 from app.pipeline.call_io import outbound_format as outbound_format
+from app.pipeline.call_recording import CallAudioRecorder, background_writes, open_recording
 from app.pipeline.outbox import Marked, Outbox
 from app.telephony import events as ev
 
@@ -128,6 +129,7 @@ class CallSession:
         self._end_reason = "ended"
         self._shutting_down = False
         self._socket_open = True
+        self._recorder: CallAudioRecorder | None = None
         self._log = ContextLogger(log, {"call_id": call_id})
 
     @property
@@ -177,6 +179,8 @@ class CallSession:
             self._log.error("call failed", exc_info=group.exceptions[0])
         if self._socket_open:
             await self._close(1011 if reason == "error" else 1000)
+        if self._recorder is not None:
+            await self._close_recording(self._recorder)
         self.stats.ended_at = self._clock.now()
         self.stats.end_reason = reason
         self._log.info(
@@ -280,6 +284,8 @@ class CallSession:
         except ValueError as exc:
             raise ev.ProtocolError(str(exc)) from None
         self.stats.frames_in += 1
+        if self._recorder is not None:
+            self._recorder.caller(event.payload)
         if self._byte_order_probe is not None:
             self._probe_byte_order(event.payload)
         return pcm
@@ -359,14 +365,47 @@ class CallSession:
         if fmt.encoding == "l16":
             self._byte_order_probe = []
         self.stats.stream_id = start.stream_id
+        outbound = outbound_format(fmt, self.config.playback_rate)
+        self._recorder = self._open_recording(fmt, outbound)
         self.io = CallIO(
-            start, fmt, config=self.config, outbox=self.outbox, stats=self.stats, ended=self._end_requested
+            start,
+            fmt,
+            config=self.config,
+            outbox=self.outbox,
+            stats=self.stats,
+            ended=self._end_requested,
+            recorder=self._recorder,
         )
         self._log.info(
             "stream started",
             extra={"encoding": fmt.encoding, "sample_rate": fmt.sample_rate},
         )
         self._tg.create_task(self._agent.run(self.io), name=f"call-{self.call_id}-agent")
+
+    def _open_recording(self, inbound: AudioFormat, outbound: AudioFormat) -> CallAudioRecorder | None:
+        """The call's recorder when recording is on (``SessionConfig.recording_dir``); a file that
+        cannot be opened leaves the call unrecorded, never refused."""
+        directory = self.config.recording_dir
+        if directory is None:
+            return None
+        try:
+            recorder = open_recording(
+                directory, self.call_id, self._clock, inbound, outbound, writes=background_writes()
+            )
+        except (OSError, ValueError) as exc:
+            self._log.warning("call not recorded: %s", type(exc).__name__)
+            return None
+        self.stats.recording = recorder.name
+        return recorder
+
+    async def _close_recording(self, recorder: CallAudioRecorder) -> None:
+        """Cut at the end (queued audio the caller never heard is left out) and wait for the
+        file to be on disk, held on the clock (the writes run on a thread)."""
+        with self._clock.hold():
+            try:
+                await asyncio.wrap_future(recorder.close())
+            except OSError as exc:
+                self._log.warning("recording not completed: %s", type(exc).__name__)
 
     def _protocol_error(self, kind: str, detail: str) -> None:
         count = self.stats.protocol_errors[kind] = self.stats.protocol_errors[kind] + 1

@@ -146,6 +146,7 @@ def ended_record(call: CallInfo, outcome: CallOutcome, prices: Prices | None = N
         ended_at=outcome.ended_at,
         end_reason=outcome.reason,
         agent=type(outcome.agent).__name__,
+        recording=stats.recording,
         stats={
             "sockets": 1,  # summed when a reconnect continues the record (``records.segments``)
             "frames_in": stats.frames_in,

@@ -45,3 +45,4 @@ class CallRow(Base):
     failovers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # None: rows of older versions
     dtmf: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # the caller's keys (None: older rows)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # counts and cost (``pipeline.usage``)
+    recording: Mapped[str | None] = mapped_column(String())  # file name in DATA_DIR/recordings

@@ -98,6 +98,7 @@ class CallRecord:
     # STT seconds, LLM tokens, TTS characters, wasted preemptive LLM calls, estimated cost and the
     # per-provider breakdown (``app.pipeline.usage.usage_summary``); empty: not counted
     usage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    recording: str | None = None  # the call's WAV in DATA_DIR/recordings (GET /calls/{id}/recording)
 
     @property
     def summary(self) -> CallSummary:
@@ -122,4 +123,5 @@ class CallRecord:
             "failovers": list(self.failovers),
             "dtmf": list(self.dtmf),
             "usage": dict(self.usage),
+            "recording": self.recording,
         }

@@ -55,6 +55,7 @@ def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
         failovers=earlier.failovers + tuple(_failover_after(f, offset) for f in later.failovers),
         dtmf=earlier.dtmf + tuple(_key_after(entry, offset) for entry in later.dtmf),
         usage=summed_usage(earlier.usage, later.usage),
+        recording=later.recording if later.recording is not None else earlier.recording,
     )
 
 

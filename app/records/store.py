@@ -301,6 +301,7 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "failovers": [dict(f) for f in record.failovers],
         "dtmf": [dict(entry) for entry in record.dtmf],
         "usage": dict(record.usage) or None,
+        "recording": record.recording,
     }
 
 
@@ -341,4 +342,5 @@ def _record(row: CallRow) -> CallRecord:
         ),
         dtmf=tuple(DtmfEntry(t=e["t"], digits=e["digits"], purpose=e["purpose"]) for e in row.dtmf or ()),
         usage=row.usage or {},
+        recording=row.recording,
     )
