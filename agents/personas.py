@@ -131,6 +131,10 @@ class PersonaSettings(pydantic.BaseModel):
     intents: list[IntentSetting] = []
     fallback: str = "Sorry, I didn't catch that. Could you say it another way?"
     business_hours: str = ""  # for the prompt's {business_hours}, e.g. "Mon-Fri 9:00-17:00"
+    # after the call (post-call webhook): a short summary by the language model, and a disposition
+    # it chooses from this list (e.g. [booked, callback, not_interested]); both kept in the record
+    summary: bool = False
+    dispositions: list[str] = []
 
     @pydantic.model_validator(mode="after")
     def _end_of_turn_in_order(self) -> PersonaSettings:

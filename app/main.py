@@ -20,7 +20,7 @@ from app.api import metrics as metrics_api
 from app.api.bus import CallBus, LocalBus, RedisBus, bus_id
 from app.api.deps import AgentFactory, AppContext
 from app.api.docs import add_docs
-from app.api.guard import CallGuard
+from app.api.guard import RECONNECTABLE, CallGuard
 from app.api.playground import Observers, PlaygroundFeed
 from app.api.webhooks import TRANSFER_PATH
 from app.audio.formats import AudioFormat
@@ -40,6 +40,7 @@ from app.pipeline.factory import conversation_config, persona_providers, persona
 from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
+from app.postcall.deliverer import PostCallWebhook
 from app.providers.errors import ProviderSetupError
 from app.providers.registry import ProviderSet, build_providers
 from app.records.listener import CallRecorder
@@ -180,11 +181,15 @@ def create_app(
                 if isinstance(bus, RedisBus):
                     listener = tasks.create_task(bus.listen(), name="call-bus-listener")
                     await _subscribed(bus)
+                if webhook is not None:  # sends at once what a stopped process left pending
+                    sender = tasks.create_task(webhook.run(), name="post-call-webhook")
                 try:
                     yield
                 finally:
                     if isinstance(bus, RedisBus):
                         listener.cancel()
+                    if webhook is not None:
+                        sender.cancel()
         finally:
             if redis is not None:
                 await redis.aclose()
@@ -216,7 +221,12 @@ def create_app(
     except DatabaseURLError as exc:
         raise ConfigurationError(str(exc)) from None
     app.state.call_records = records
-    app.state.ctx.listeners.append(CallRecorder(records, clock))
+    webhook: PostCallWebhook | None = None
+    if settings.post_call_webhook_url:  # one signed POST per ended call (app/postcall/)
+        llm = providers.llm if providers is not None else None
+        webhook = PostCallWebhook(settings, records, reconnectable=RECONNECTABLE, personas=personas, llm=llm)
+    app.state.post_call_webhook = webhook
+    app.state.ctx.listeners.append(CallRecorder(records, clock, webhook))
     app.state.metrics = metrics = VoiceMetrics() if settings.metrics_enabled else None  # a registry per app
     app.state.ctx.listeners.append(CallObserver(metrics))
     app.add_exception_handler(FactsUnavailable, _store_unavailable)

@@ -79,6 +79,10 @@ class CallRecord:
     latency: tuple[TurnLatency, ...] = ()
     owner: str = ""  # the process holding the call while it is in progress (``records.owner``)
     hangup_cause: str | None = None  # Vobiz's HangupCause, when its hang-up callback completed it
+    # the LLM's few sentences after the call (persona ``summary: true``); "summary" in the JSON and
+    # the table (``summary`` here is the list row)
+    summary_text: str | None = None
+    disposition: str | None = None  # one of the persona's ``dispositions``, chosen after the call
 
     @property
     def summary(self) -> CallSummary:
@@ -100,4 +104,6 @@ class CallRecord:
             "tool_calls": list(self.tool_calls),
             "latency": list(self.latency),
             "hangup_cause": self.hangup_cause,
+            "summary": self.summary_text,
+            "disposition": self.disposition,
         }
