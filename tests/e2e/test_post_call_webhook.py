@@ -16,14 +16,17 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from agents.personas import load_personas
 from app.clock import FakeClock
 from app.config import Settings
 from app.main import conversation_factory, create_app
+from app.postcall.deliverer import PostCallWebhook
 from app.postcall.signing import verify
 from app.providers.registry import ProviderSet
 from app.providers.scripted import Rule, ScriptedLLM, ScriptedSTT, ToneTTS
 from app.records.models import WebhookOutboxRow
 from app.records.outbox import DELIVERED, FAILED, Outbox
+from app.records.record import COMPLETED, CallRecord, TranscriptLine
 from app.records.store import CallStore
 from app.simulator.caller import HangUp, Step, WaitForAgent
 from tests.e2e.test_metrics import dial, words
@@ -238,3 +241,51 @@ async def test_a_delivery_pending_at_shutdown_is_made_after_a_restart(
     assert json.loads(got[-1].body)["call_id"] == got[-1].headers["idempotency-key"] == rec.call_id
     assert row is not None
     assert row.attempts == refused + 1
+
+
+async def test_a_persona_asking_for_them_gets_a_summary_and_a_disposition_in_record_and_post(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """The sender on its own (the app's conversation LLM is the scripted one here, passed to it
+    as the service passes its configured model), with a persona that asks for both."""
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "desk.md").write_text(
+        "---\ndisplay_name: Front desk\nsummary: true\ndispositions: [booked, callback, not_interested]\n"
+        "---\nYou take bookings.\n"
+    )
+    llm = ScriptedLLM([Rule(r"table for two", "The caller booked a table for two.\nDISPOSITION: booked")])
+    with receiving(Receiver()) as receiver:
+        settings = make_settings(
+            post_call_webhook_url=receiver.url,
+            post_call_webhook_secret=SECRET,
+            post_call_webhook_poll_seconds=0.2,
+        )
+        store = CallStore.from_settings(settings)
+        record = CallRecord(
+            "c-desk", COMPLETED, "desk", "14155550100", "14155550199", 1000.0, 1042.0, "hangup",
+            transcript=(TranscriptLine(t=1.0, speaker="caller", text=ASKED, interrupted=False),),
+        )  # fmt: skip
+        sender = PostCallWebhook(settings, store, personas=load_personas(prompts), llm=llm)
+        await store.save(record, webhook_due=sender.due_at("hangup"))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                running_sender = tasks.create_task(sender.run())
+
+                async def delivered() -> bool:
+                    row = await sender.outbox.get("c-desk")
+                    return row is not None and row.status == DELIVERED
+
+                await eventually(delivered, "delivered")
+                running_sender.cancel()
+            stored = await store.get("c-desk")
+        finally:
+            await store.aclose()
+        [got] = receiver.requests()
+    body = json.loads(got.body)
+    assert (body["summary"], body["disposition"]) == ("The caller booked a table for two.", "booked")
+    assert stored is not None
+    assert (stored.summary_text, stored.disposition) == ("The caller booked a table for two.", "booked")
+    [asked] = llm.requests  # one request, with the transcript
+    assert "booked, callback, not_interested" in asked[0].content
+    assert ASKED in asked[-1].content
