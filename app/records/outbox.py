@@ -10,6 +10,7 @@ start-up or sweep). Rows are delivered at least once; receivers dedupe on ``Idem
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ async def enqueue(session: AsyncSession, call_id: str, due_at: float, *, hasten:
     socket reconnecting after delivery does not send the call twice)."""
     row = await session.get(WebhookOutboxRow, call_id, with_for_update=True)
     if row is None:
-        session.add(WebhookOutboxRow(call_id=call_id, status=PENDING, created_at=due_at, due_at=due_at,
+        session.add(WebhookOutboxRow(call_id=call_id, status=PENDING, created_at=time.time(), due_at=due_at,
                                      attempts=0))  # fmt: skip
     elif row.status == PENDING:
         row.due_at = min(row.due_at, due_at) if hasten else due_at
