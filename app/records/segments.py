@@ -44,6 +44,9 @@ def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
         tool_calls=earlier.tool_calls + later.tool_calls,
         latency=earlier.latency + tuple(_turn_after(turn, offset, turns) for turn in later.latency),
         hangup_cause=later.hangup_cause if later.hangup_cause is not None else earlier.hangup_cause,
+        # written after an earlier part ended (the post-call webhook): a later part keeps them
+        summary_text=later.summary_text if later.summary_text is not None else earlier.summary_text,
+        disposition=later.disposition if later.disposition is not None else earlier.disposition,
     )
 
 

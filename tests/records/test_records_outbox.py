@@ -84,3 +84,18 @@ async def test_summary_and_disposition_are_kept_in_the_record(database_url: str)
 
 def _store(url: str) -> CallStore:
     return CallStore(make_url(url))
+
+
+async def test_a_later_socket_keeps_the_summary_written_after_the_first_ended(database_url: str) -> None:
+    store = _store(database_url)
+    try:
+        await store.save(full_record("c-1"))
+        await Outbox(store, "proc-a").annotate("c-1", "Wants a call back.", "callback")
+        later = dataclasses.replace(full_record("c-1", started_at=T0 + 50), transcript=())
+        await store.save(later)  # a reconnect's part continues the record
+        record = await store.get("c-1")
+        assert record is not None
+        assert (record.summary_text, record.disposition) == ("Wants a call back.", "callback")
+        assert record.ended_at == later.ended_at  # it did continue the record
+    finally:
+        await store.aclose()
