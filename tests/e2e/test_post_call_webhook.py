@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 
 from agents.personas import load_personas
@@ -29,6 +31,7 @@ from app.records.outbox import DELIVERED, FAILED, Outbox
 from app.records.record import COMPLETED, CallRecord, TranscriptLine
 from app.records.store import CallStore
 from app.simulator.caller import HangUp, Step, WaitForAgent
+from tests.e2e.test_logging_calls import rendered
 from tests.e2e.test_metrics import dial, words
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,8 +199,9 @@ async def test_the_hang_up_callback_sends_at_once_a_delivery_waiting_for_a_recon
 
 
 async def test_a_receiver_answering_500_gets_the_same_delivery_again(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     clock = FakeClock()
     with receiving(Receiver(answers=[500, 503])) as receiver:
         app = webhook_app(make_settings, receiver.url, clock)
@@ -212,6 +216,15 @@ async def test_a_receiver_answering_500_gets_the_same_delivery_again(
     assert all(verify(r.body, SECRET, r.headers["x-voice-agent-signature"]) for r in got)
     assert row is not None
     assert row.attempts == 3
+    # the sender's log lines name the call and the status: no secret, URL, number or words
+    sender_lines = [r for r in caplog.records if r.name == "app.postcall"]
+    assert any(getattr(r, "call_id", None) == rec.call_id for r in sender_lines)
+    assert any("HTTP 500" in r.getMessage() for r in sender_lines)
+    caller = json.loads(got[0].body)["caller"] or "+unknown-caller"
+    for line in sender_lines:
+        text = rendered(line)
+        for private in (SECRET, receiver.url, "127.0.0.1", ASKED, RULES[0].reply, caller[1:]):
+            assert private not in text, line.getMessage()
 
 
 async def test_a_4xx_is_final_and_kept_as_failed(make_settings: Callable[..., Settings]) -> None:
