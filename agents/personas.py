@@ -203,6 +203,10 @@ class PersonaSettings(pydantic.BaseModel):
 
     recording: bool | None = None  # on/off: record this persona's calls; unset: the RECORDING setting
     recording_disclosure: str = ""  # said first, before the greeting, when the call is recorded
+    # after the call (post-call webhook): a short summary by the language model, and a disposition
+    # it chooses from this list (e.g. [booked, callback, not_interested]); both kept in the record
+    summary: bool = False
+    dispositions: list[str] = []
 
     @pydantic.model_validator(mode="after")
     def _end_of_turn_in_order(self) -> PersonaSettings:

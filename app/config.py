@@ -217,6 +217,24 @@ class Settings(BaseSettings):
     # hourly); 0 = kept until deleted by hand
     recording_retention_days: Annotated[int, Field(ge=0)] = 0
 
+    # --- post-call webhook (app/postcall/) ---
+    # one signed JSON POST per ended call to this URL; empty = off
+    post_call_webhook_url: str = ""
+    # HMAC-SHA256 key for the X-Voice-Agent-Signature header; empty = the POST is not signed
+    post_call_webhook_secret: SecretStr = SecretStr("")
+    # a delivery is retried with capped exponential back-off and jitter for this long (>= 10 minutes)
+    post_call_webhook_retry_seconds: Annotated[float, Field(ge=600)] = 900.0
+    # the first back-off and its cap, in seconds (the waits between attempts)
+    post_call_webhook_backoff_initial_seconds: Annotated[float, Field(gt=0)] = 2.0
+    post_call_webhook_backoff_max_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # each attempt's time limit (connect + send + answer)
+    post_call_webhook_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # a socket that merely dropped may be reconnected: its delivery waits this long for the
+    # hang-up callback (which makes it due at once) so the payload holds the whole call
+    post_call_webhook_settle_seconds: Annotated[float, Field(ge=0)] = 30.0
+    # how often the outbox is swept for due deliveries (also made at start-up and at each call's end)
+    post_call_webhook_poll_seconds: Annotated[float, Field(gt=0)] = 15.0
+
     @field_validator(
         "vobiz_api_base_url",
         "openai_base_url",

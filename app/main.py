@@ -20,7 +20,7 @@ from app.api import metrics as metrics_api
 from app.api.bus import CallBus, LocalBus, RedisBus, bus_id
 from app.api.deps import AgentFactory, AppContext
 from app.api.docs import add_docs
-from app.api.guard import CallGuard
+from app.api.guard import RECONNECTABLE, CallGuard
 from app.api.playground_feed import Observers, PlaygroundFeed
 from app.api.webhooks import TRANSFER_PATH
 from app.audio.formats import AudioFormat
@@ -41,6 +41,7 @@ from app.pipeline.lifecycle import CallListener
 from app.pipeline.registry import CallRegistry
 from app.pipeline.session import Agent
 from app.pipeline.usage import LLMPrice, Prices
+from app.postcall.deliverer import PostCallWebhook
 from app.providers.errors import ProviderSetupError
 from app.providers.registry import ProviderSet, build_providers
 from app.recordings import recording_on, sweep_forever, sweep_once
@@ -191,6 +192,8 @@ def create_app(
                 sweeper = None
                 if settings.recording_retention_days:
                     sweeper = tasks.create_task(sweep_forever(settings, clock), name="recordings-retention")
+                if webhook is not None:  # sends at once what a stopped process left pending
+                    sender = tasks.create_task(webhook.run(), name="post-call-webhook")
                 try:
                     yield
                 finally:
@@ -198,6 +201,8 @@ def create_app(
                         listener.cancel()
                     if sweeper is not None:
                         sweeper.cancel()
+                    if webhook is not None:
+                        sender.cancel()
         finally:
             if redis is not None:
                 await redis.aclose()
@@ -230,7 +235,12 @@ def create_app(
         raise ConfigurationError(str(exc)) from None
     app.state.call_records = records
     prices = price_table(settings.prices)  # the usage's cost estimate, in records and metrics
-    app.state.ctx.listeners.append(CallRecorder(records, clock, prices))
+    webhook: PostCallWebhook | None = None
+    if settings.post_call_webhook_url:  # one signed POST per ended call (app/postcall/)
+        llm = providers.llm if providers is not None else None
+        webhook = PostCallWebhook(settings, records, reconnectable=RECONNECTABLE, personas=personas, llm=llm)
+    app.state.post_call_webhook = webhook
+    app.state.ctx.listeners.append(CallRecorder(records, clock, prices, webhook))
     app.state.metrics = metrics = VoiceMetrics() if settings.metrics_enabled else None  # a registry per app
     app.state.ctx.listeners.append(CallObserver(metrics, prices))
     app.add_exception_handler(FactsUnavailable, _store_unavailable)

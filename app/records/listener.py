@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -38,6 +39,15 @@ START_TIMEOUT_S = 3.0  # the caller waits for this insert: a stuck database must
 END_TIMEOUT_S = 30.0  # the call is over; this only bounds a shutdown waiting for a dead database
 
 
+class WebhookQueue(Protocol):
+    """The post-call webhook (``app.postcall``), as the recorder sees it: when an ended call's
+    delivery is due (unix seconds, on the webhook's own clock), and a nudge once it is queued."""
+
+    def due_at(self, end_reason: str | None) -> float: ...
+
+    def wake(self) -> None: ...
+
+
 class RecordNotWritten(RuntimeError):
     """A call's record could not be written. Only the cause's type is kept: a driver's message
     may quote the row (numbers, transcript), and this error is logged."""
@@ -57,10 +67,17 @@ class CallRecorder:
     has released its slot) writes its start only after the dropped socket's end, and its own end
     continues that record (``records.segments``)."""
 
-    def __init__(self, store: CallStore, clock: Clock, prices: Prices | None = None) -> None:
+    def __init__(
+        self,
+        store: CallStore,
+        clock: Clock,
+        prices: Prices | None = None,
+        webhook: WebhookQueue | None = None,
+    ) -> None:
         self.store = store
         self._clock = clock
         self._prices = prices if prices is not None else Prices()  # for the usage's cost estimate
+        self._webhook = webhook  # queued with the record it sends, in the same transaction
         self._turns: dict[str, _Turn] = {}  # by call id
         self._holding: dict[int, CallInfo] = {}  # by id(): the sessions holding their call's turn
 
@@ -79,10 +96,13 @@ class CallRecorder:
                     if not held:
                         await self._take_turn(call.call_id)
                         held = True
-                    await self.store.save(ended_record(call, outcome, self._prices))
+                    due = self._webhook.due_at(outcome.reason) if self._webhook else None
+                    await self.store.save(ended_record(call, outcome, self._prices), webhook_due=due)
         finally:
             if held:
                 self._give_turn(call.call_id)
+        if self._webhook is not None:
+            self._webhook.wake()
 
     async def _take_turn(self, call_id: str) -> None:
         turn = self._turns.setdefault(call_id, _Turn())
@@ -107,7 +127,12 @@ class CallRecorder:
         """An orphaned call's record is completed from Vobiz's hang-up callback."""
         with self._writing("hang-up"):
             async with asyncio.timeout(START_TIMEOUT_S):
-                await self.store.complete_from_hangup(call_id, cause, duration_s, self._clock.wall())
+                due = self._webhook.due_at("hangup") if self._webhook else None
+                await self.store.complete_from_hangup(
+                    call_id, cause, duration_s, self._clock.wall(), webhook_due=due
+                )
+        if self._webhook is not None:
+            self._webhook.wake()
 
     @contextlib.contextmanager
     def _writing(self, when: str) -> Iterator[None]:

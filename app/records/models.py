@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Double, Index, Integer, String
+from sqlalchemy import JSON, Double, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -46,3 +46,28 @@ class CallRow(Base):
     dtmf: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # the caller's keys (None: older rows)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # counts and cost (``pipeline.usage``)
     recording: Mapped[str | None] = mapped_column(String())  # file name in DATA_DIR/recordings
+    summary: Mapped[str | None] = mapped_column(Text)  # a few sentences by the LLM after the call
+    disposition: Mapped[str | None] = mapped_column(String())  # one of the persona's ``dispositions``
+
+
+class WebhookOutboxRow(Base):
+    """One post-call webhook delivery (``app.postcall``), written in the transaction that completes
+    the call's record. ``status``: pending until delivered or failed. A process claims a row by
+    writing its ``lease_owner`` and ``lease_until`` (unix seconds) where the lease has run out, so
+    two workers or replicas never send the same delivery at once."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_status_due_at", "status", "due_at"),)
+
+    call_id: Mapped[str] = mapped_column(String(), primary_key=True)  # one delivery per call
+    status: Mapped[str] = mapped_column(String())  # "pending" | "delivered" | "failed"
+    created_at: Mapped[float] = mapped_column(Double)
+    due_at: Mapped[float] = mapped_column(Double)  # not tried before this
+    first_try_at: Mapped[float | None] = mapped_column(Double)  # the retry window counts from here
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String())
+    lease_until: Mapped[float | None] = mapped_column(Double)
+    body: Mapped[str | None] = mapped_column(Text)  # the JSON sent, fixed at the first attempt
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's last HTTP status
+    last_error: Mapped[str | None] = mapped_column(String())  # an error's type, never its message
+    finished_at: Mapped[float | None] = mapped_column(Double)

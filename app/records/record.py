@@ -99,6 +99,10 @@ class CallRecord:
     # per-provider breakdown (``app.pipeline.usage.usage_summary``); empty: not counted
     usage: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     recording: str | None = None  # the call's WAV in DATA_DIR/recordings (GET /calls/{id}/recording)
+    # the LLM's few sentences after the call (persona ``summary: true``); "summary" in the JSON and
+    # the table (``summary`` here is the list row)
+    summary_text: str | None = None
+    disposition: str | None = None  # one of the persona's ``dispositions``, chosen after the call
 
     @property
     def summary(self) -> CallSummary:
@@ -124,4 +128,6 @@ class CallRecord:
             "dtmf": list(self.dtmf),
             "usage": dict(self.usage),
             "recording": self.recording,
+            "summary": self.summary_text,
+            "disposition": self.disposition,
         }

@@ -56,6 +56,9 @@ def continued(earlier: CallRecord, later: CallRecord) -> CallRecord:
         dtmf=earlier.dtmf + tuple(_key_after(entry, offset) for entry in later.dtmf),
         usage=summed_usage(earlier.usage, later.usage),
         recording=later.recording if later.recording is not None else earlier.recording,
+        # written after an earlier part ended (the post-call webhook): a later part keeps them
+        summary_text=later.summary_text if later.summary_text is not None else earlier.summary_text,
+        disposition=later.disposition if later.disposition is not None else earlier.disposition,
     )
 
 

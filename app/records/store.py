@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 from app.config import Settings
 from app.logs import quiet_query_logs
 from app.records.models import CallRow
+from app.records.outbox import enqueue
 from app.records.record import (
     COMPLETED,
     HANGUP,
@@ -147,6 +148,14 @@ class CallStore:
         async with lock, self._sessions.begin() as session:
             yield session
 
+    def writing(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """A write transaction in this store's queue (``records.outbox`` writes through it)."""
+        return self._writing()
+
+    def reading(self) -> AsyncSession:
+        """A session for reads (``async with``)."""
+        return self._sessions()
+
     async def insert_started(self, record: CallRecord) -> None:
         """The in-progress row of a call that has just started. A second socket for the same
         call (a reconnect) marks the existing row in progress again; its end continues it (``save``)."""
@@ -170,15 +179,26 @@ class CallStore:
             return [row.call_id for row in dead]
 
     async def complete_from_hangup(
-        self, call_id: str, cause: str, duration_s: float | None, now: float
+        self,
+        call_id: str,
+        cause: str,
+        duration_s: float | None,
+        now: float,
+        *,
+        webhook_due: float | None = None,
     ) -> bool:
         """Vobiz's hang-up callback for a call no session here is carrying: a row still in
         progress (its process died, or has not yet written the end) is completed as ``hangup``;
         a ``process-died`` row gets the real end. The end is ``started_at + duration_s``, else
-        ``now``. Any other row never changes. True if a row was written."""
+        ``now``. Any other row never changes. True if a row was written.
+
+        ``webhook_due``: the call has surely ended, so its post-call webhook is due then (queued
+        with the row, or a queued one that waits for a reconnect that will not come is hastened)."""
         await self.migrate()
         async with self._writing() as session:
             row = await session.get(CallRow, call_id)
+            if webhook_due is not None and row is not None:
+                await enqueue(session, call_id, webhook_due, hasten=True)
             if row is None or not (row.status == IN_PROGRESS or row.end_reason == PROCESS_DIED):
                 return False
             if row.status == IN_PROGRESS:
@@ -199,11 +219,14 @@ class CallStore:
             row.stats = {**(row.stats or {}), "answered_by": who}
             return True
 
-    async def save(self, record: CallRecord) -> None:
+    async def save(self, record: CallRecord, *, webhook_due: float | None = None) -> None:
         """Write the record of a socket's part of its call: insert it, or continue the row of the
         same call (``segments.continued``: the row's own in-progress start, or the parts of the
         sockets before a reconnect, which stay). The row is locked while it is read and written
-        (PostgreSQL; SQLite has one writer at a time), so two writers cannot lose a part."""
+        (PostgreSQL; SQLite has one writer at a time), so two writers cannot lose a part.
+
+        ``webhook_due`` (unix seconds): the call's post-call webhook is queued, in the same
+        transaction, to be sent from then on (``records.outbox``)."""
         await self.migrate()
         async with self._writing() as session:
             row = await session.get(CallRow, record.call_id, with_for_update=True)
@@ -212,6 +235,8 @@ class CallStore:
             else:
                 for name, value in _values(continued(_record(row), record)).items():
                     setattr(row, name, value)
+            if webhook_due is not None:
+                await enqueue(session, record.call_id, webhook_due)
 
     async def get(self, call_id: str) -> CallRecord | None:
         await self.migrate()
@@ -302,6 +327,8 @@ def _values(record: CallRecord) -> dict[str, Any]:
         "dtmf": [dict(entry) for entry in record.dtmf],
         "usage": dict(record.usage) or None,
         "recording": record.recording,
+        "summary": record.summary_text,
+        "disposition": record.disposition,
     }
 
 
@@ -343,4 +370,6 @@ def _record(row: CallRow) -> CallRecord:
         dtmf=tuple(DtmfEntry(t=e["t"], digits=e["digits"], purpose=e["purpose"]) for e in row.dtmf or ()),
         usage=row.usage or {},
         recording=row.recording,
+        summary_text=row.summary,
+        disposition=row.disposition,
     )

@@ -36,6 +36,6 @@ async def _wipe(url: str) -> None:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.execute(text("DROP TABLE IF EXISTS calls, alembic_version"))
+            await connection.execute(text("DROP TABLE IF EXISTS calls, webhook_outbox, alembic_version"))
     finally:
         await engine.dispose()

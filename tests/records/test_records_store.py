@@ -78,7 +78,7 @@ async def test_migrations_build_the_models_schema_once(database_url: str) -> Non
             assert await connection.run_sync(schema_differences) == []
             assert (
                 await connection.execute(text("SELECT version_num FROM alembic_version"))
-            ).scalar() == "0007"
+            ).scalar() == "0008"
     finally:
         await store.aclose()
     again = CallStore(make_url(database_url))  # a restart: the schema is current, nothing changes
