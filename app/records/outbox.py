@@ -10,12 +10,10 @@ start-up or sweep). Rows are delivered at least once; receivers dedupe on ``Idem
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.records.models import CallRow, WebhookOutboxRow
@@ -23,21 +21,9 @@ from app.records.models import CallRow, WebhookOutboxRow
 if TYPE_CHECKING:
     from app.records.store import CallStore
 
-PENDING = "pending"
-DELIVERED = "delivered"
-FAILED = "failed"
+from app.records.outbox_queue import DELIVERED, FAILED, PENDING, enqueue
 
-
-async def enqueue(session: AsyncSession, call_id: str, due_at: float, *, hasten: bool = False) -> None:
-    """Queue the call's delivery from ``due_at``, inside the caller's transaction. A pending row
-    gets the new time (``hasten``: only if sooner); a delivered or failed one never changes (a
-    socket reconnecting after delivery does not send the call twice)."""
-    row = await session.get(WebhookOutboxRow, call_id, with_for_update=True)
-    if row is None:
-        session.add(WebhookOutboxRow(call_id=call_id, status=PENDING, created_at=time.time(), due_at=due_at,
-                                     attempts=0))  # fmt: skip
-    elif row.status == PENDING:
-        row.due_at = min(row.due_at, due_at) if hasten else due_at
+__all__ = ["DELIVERED", "FAILED", "PENDING", "Delivery", "Outbox", "enqueue"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 from app.config import Settings
 from app.logs import quiet_query_logs
 from app.records.models import CallRow
-from app.records.outbox import enqueue
+from app.records.outbox_queue import enqueue
 from app.records.record import (
     COMPLETED,
     HANGUP,

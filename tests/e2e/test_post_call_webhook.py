@@ -173,7 +173,8 @@ async def test_a_call_makes_one_signed_post_with_the_heard_transcript(
     assert [line["text"] for line in body["transcript"]] == [line["text"] for line in record.transcript]
     assert body["tool_calls"] == []
     assert body["dtmf"] == []
-    assert body["usage"] == {}
+    assert body["usage"] == dict(record.usage)  # the record's counts and cost, as stored
+    assert body["usage"]["llm_requests"] == 1
     assert body["recording_url"] is None
     assert body["summary"] is None
     assert body["disposition"] is None
