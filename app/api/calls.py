@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from app.api.bus import MAX_CALL_ID
 from app.api.deps import AppContext, get_ctx
+from app.config import Settings
 from app.recordings import recording_file, snapshot
 from app.records.store import CallStore, UnknownCall
 
@@ -96,7 +97,12 @@ async def get_recording(ctx: Operator, call_id: str) -> StreamingResponse:
     agent as the caller heard it. A live call's file is served as written so far (up to its
     last write, ½ s ago), with a header to match. 404 when the call was not recorded (or its
     file is past retention)."""
-    path = recording_file(ctx.settings, call_id)
+    return await recording_response(ctx.settings, call_id)
+
+
+async def recording_response(settings: Settings, call_id: str) -> StreamingResponse:
+    """The recording's WAV as a response (here and on the dashboard); 404 when there is none."""
+    path = recording_file(settings, call_id)
     found = None
     if path is not None:
         try:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from app.api.calls import recording_response
 from app.api.deps import AppContext, get_ctx
 from app.pipeline.latency import STAGES
 from app.records.store import CallStore, UnknownCall
@@ -195,3 +196,11 @@ async def call_page(
         "numbers": numbers,
     }
     return templates.TemplateResponse(request, "call.html", context)
+
+
+@router.get("/calls/{call_id}/recording")
+async def call_recording(request: Request, ctx: Ctx, call_id: str) -> Response:
+    """The call's recording for the page's player (the cookie stands for the key)."""
+    if not signed_in(request, ctx):
+        raise HTTPException(status_code=401, detail="sign in at /dashboard/login")
+    return await recording_response(ctx.settings, call_id)

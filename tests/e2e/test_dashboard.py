@@ -3,10 +3,14 @@ numbers, a call's page with its transcript, cut marks, latency and tool calls.""
 
 from __future__ import annotations
 
+import dataclasses
+import io
 from collections.abc import AsyncIterator, Callable
 
 import httpx
+import numpy as np
 import pytest
+import soundfile
 
 from app.config import Settings
 from app.main import create_app
@@ -53,12 +57,22 @@ RECORD = CallRecord(
     ),
 )
 
+RECORDING = dataclasses.replace(RECORD, call_id="call-dash-rec", recording="call-dash-rec.wav", transcript=())
+
 
 @pytest.fixture
 async def client(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(calls_api_key=KEY))
+    settings = make_settings(calls_api_key=KEY)
+    app = create_app(settings)
+    recordings = settings.data_dir / "recordings"
+    recordings.mkdir(parents=True, exist_ok=True)
+    tone = (3000 * np.sin(np.arange(8000) / 8000 * 2 * np.pi * 440)).astype(np.int16)
+    soundfile.write(
+        recordings / f"{RECORDING.call_id}.wav", np.stack([tone, tone], axis=1), 8000, subtype="PCM_16"
+    )
     async with app.router.lifespan_context(app):
         await app.state.call_records.save(RECORD)
+        await app.state.call_records.save(RECORDING)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://agent") as http:
             yield http
@@ -144,3 +158,19 @@ async def test_sign_out_forgets_the_cookie(client: httpx.AsyncClient) -> None:
     response = await client.post("/dashboard/logout")
     assert response.status_code == 303
     assert (await client.get("/dashboard")).status_code == 303
+
+
+async def test_a_recorded_call_has_a_player_that_plays_for_a_signed_in_user(
+    client: httpx.AsyncClient,
+) -> None:
+    player = f'src="/dashboard/calls/{RECORDING.call_id}/recording"'
+    assert (await client.get(f"/dashboard/calls/{RECORDING.call_id}/recording")).status_code == 401
+    await sign_in(client)
+    assert player in (await client.get(f"/dashboard/calls/{RECORDING.call_id}")).text
+    assert "<audio" not in (await client.get(f"/dashboard/calls/{RECORD.call_id}")).text  # not recorded
+    response = await client.get(f"/dashboard/calls/{RECORDING.call_id}/recording")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/wav"
+    with soundfile.SoundFile(io.BytesIO(response.content)) as wav:
+        assert (wav.channels, wav.samplerate, wav.frames) == (2, 8000, 8000)
+    assert (await client.get(f"/dashboard/calls/{RECORD.call_id}/recording")).status_code == 404
