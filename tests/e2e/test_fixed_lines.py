@@ -23,7 +23,7 @@ from app.pipeline.conversation import (
     Providers,
     TranscriptEntry,
 )
-from app.pipeline.factory import warm_greetings
+from app.pipeline.factory import conversation_config, warm_greetings
 from app.pipeline.session import Agent
 from app.providers.line_cache import LineCache
 from app.providers.registry import ProviderSet
@@ -188,9 +188,9 @@ async def test_start_up_renders_each_greeting_once_for_every_persona_sharing_it(
     tts, clock = ToneTTS(), FakeClock()
     providers = ProviderSet(stt=ScriptedSTT(), llm=None, tts={"offline": tts})
     fmt = AudioFormat("mulaw", 8000)
-    ready = await clock.run(
-        warm_greetings(load_personas(tmp_path, frozenset(ALL_TOOLS)), providers, fmt, clock)
-    )
+    personas = load_personas(tmp_path, frozenset(ALL_TOOLS))
+    ready = await clock.run(warm_greetings(personas, providers, fmt, clock))
     assert ready == 5  # two sentences for each twin, one for "Hi!"
     assert sorted(tts.spoken) == sorted([*SENTENCES, "Hi!"])
-    assert all(providers.lines.cached(s, tts, ConversationConfig().tts, fmt) for s in SENTENCES)
+    options = conversation_config(personas["twin"]).tts  # as a call of that persona asks for them
+    assert all(providers.lines.cached(s, tts, options, fmt) for s in SENTENCES)

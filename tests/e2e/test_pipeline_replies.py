@@ -183,10 +183,14 @@ async def test_transfer_call_reaches_the_vobiz_rest_api_after_a_filler(
     [transfer] = call.rest.calls[rec.call_id].transfers
     assert transfer["legs"] == "aleg"
     assert transfer["aleg_url"] == "https://agent.example.com/vobiz/transfer/default"
-    # the fake Vobiz fetched the app's transfer XML, then the call left the stream
+    # the fake Vobiz fetched the app's transfer XML and ran it: the default persona has no
+    # transfer number, so the XML says sorry and hangs up
     fetched = [e for e in rec.events if e.kind == "status_callback" and e.detail.get("event") == "Transfer"]
     assert [e.detail["status"] for e in fetched] == [200]
-    assert rec.end_reason.startswith("transferred to")
+    assert [e.detail["text"] for e in rec.events if e.kind == "speak"] == [
+        "Sorry, no one is available. Goodbye."
+    ]
+    assert rec.end_reason == "Hangup in the transfer's XML"
     # the tool was slow: its filler was said, and played in full before the transfer
     filler = BUILTIN_TOOLS["transfer_call"].filler
     assert tts.spoken == [GREETING, "Sure, I will connect you now.", filler]

@@ -46,7 +46,7 @@ def test_check_reports_every_broken_file_with_field_and_hint(tmp_path: Path) -> 
         "{business_hours}, {display_name})",
         "hours.md": "business_hours: required when the prompt uses {business_hours}",
         "kind.md": "min_speech_ms: Input should be a valid integer, unable to parse string as an integer",
-        "tool.md": "tools: unknown tool 'teleport' (available: book_appointment, end_call, "
+        "tool.md": "tools: unknown tool 'teleport' (available: book_appointment, collect_digits, end_call, "
         "order_status, reserve_table, send_dtmf, transfer_call)",
         "typo.md": "greting: unknown setting (did you mean 'greeting'?)",
         "yes.md": "backchannels.1: expected text: put it in quotes (YAML reads yes, no, on and off as "
