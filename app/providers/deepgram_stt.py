@@ -27,12 +27,11 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
-import numpy as np
 from deepgram import AsyncDeepgramClient
 from deepgram.core.api_error import ApiError
 from deepgram.environment import DeepgramClientEnvironment
@@ -46,17 +45,15 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from app.clock import Clock, SystemClock
 from app.providers.base import (
-    PCM,
     SpeechStarted,
     STTCapabilities,
-    STTEvent,
     STTOptions,
     Transcript,
     UtteranceEnd,
 )
 from app.providers.errors import ProviderError
-from app.providers.replay import ReplayBuffer, backoff
-from app.providers.streaming import owned, within
+from app.providers.replay import ReconnectingStream, SocketFailure, backoff
+from app.providers.streaming import owned
 
 with warnings.catch_warnings():
     # deepgram-sdk 7.x's socket modules import websockets' deprecated legacy client and
@@ -81,7 +78,6 @@ __all__ = [
 PROVIDER = "deepgram"
 log = logging.getLogger("app.providers.deepgram")
 
-_AUDIO_QUEUE_CHUNKS = 500  # queued ``send`` calls: 10 s of 20 ms frames
 CONNECT_TIMEOUT = 3.0  # seconds for a WebSocket handshake (STT and TTS)
 READ_TIMEOUT = 8.0  # seconds without an answer (to audio sent, or to a Flush) before giving up
 _CLOSE_TIMEOUT = 5.0  # seconds ``end_input`` waits for the final results
@@ -203,133 +199,42 @@ class DeepgramSTT:
         return owned(stream, "deepgram-stt")
 
 
-class _Stalled(Exception):
-    """The socket took audio and answered nothing for ``READ_TIMEOUT`` s."""
+class _DeepgramStream(ReconnectingStream[AsyncV1SocketClient]):
+    """One live stream: the queue, replay and supervisor are :class:`ReconnectingStream`'s;
+    here are Deepgram's socket (sender, keep-alive, stall watch), its messages and its close
+    (``Finalize``, then ``CloseStream``)."""
 
-
-class _DeepgramStream:
-    """One live stream. Its supervisor task (``work``) lives in the TaskGroup of
-    :func:`~app.providers.streaming.owned`; each socket's sender and keep-alive tasks live in a
-    group nested in the supervisor. The supervisor never raises."""
+    provider, _log, connect_timeout, close_timeout = PROVIDER, log, CONNECT_TIMEOUT, _CLOSE_TIMEOUT
+    transport_errors = (ApiError, OSError, TimeoutError, WebSocketException)
 
     def __init__(
         self, client: AsyncDeepgramClient, args: dict[str, Any], rate: int, keepalive: float, clock: Clock
     ):
-        self._client, self._args, self._keepalive, self._clock = client, args, keepalive, clock
-        self.attempts = 3
-        self.task: asyncio.Task[None] | None = None
-        self._audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_AUDIO_QUEUE_CHUNKS)
-        self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
-        self._replay = ReplayBuffer(rate)
-        self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._closing = False  # ``end_input`` was called: ``send`` ignores audio
-        self._close_taken = False  # the sender took the end-of-audio marker: CloseStream is due
+        super().__init__(rate, keepalive, clock)
+        self._client, self._args = client, args
         self._close_sent = False  # CloseStream went out on the current socket
-        self._progress = False  # the current socket gave a result: it is healthy
         self._stall_bytes = 2 * round(READ_TIMEOUT * rate)  # READ_TIMEOUT s of audio
         self._unanswered = 0  # audio bytes sent on the current socket since its last message
         self._answered_at = 0.0  # clock time of the current socket's last message (or its opening)
-        self._ended = False  # the supervisor queued its last event
-        self._floor = 0.0  # end (stream seconds) of the last final result
-        self._last_sent = 0.0  # clock time something last went out on the current socket
-        self._dropped = 0
 
-    async def wait_ready(self) -> None:
-        await self._ready
+    def _connect(self) -> AbstractAsyncContextManager[AsyncV1SocketClient]:
+        connect: AbstractAsyncContextManager[AsyncV1SocketClient] = self._client.listen.v1.connect(
+            **self._args
+        )
+        return connect
 
-    async def send(self, pcm: PCM, voiced: bool | None = None) -> None:
-        """Queue int16 audio (no I/O); when full, the oldest queued chunk is dropped. Audio after
-        ``end_input`` or after the stream failed is ignored. ``voiced`` is not needed: Deepgram
-        has its own voice activity detection."""
-        if not (self._closing or self._ended):
-            self._put(np.asarray(pcm, dtype="<i2").tobytes())
+    def _map_error(self, exc: BaseException, during: str) -> ProviderError:
+        return map_deepgram_error(exc, during)
 
-    def _put(self, item: bytes | None) -> None:
-        if self._audio.full():
-            self._audio.get_nowait()
-            self._dropped += 1
-            if self._dropped % 50 == 1:
-                log.warning("deepgram: audio queue full, %d chunks dropped", self._dropped)
-        self._audio.put_nowait(item)
+    def _closed_error(self, code: int, during: str) -> ProviderError:
+        return closed_error(code, during)
 
-    async def events(self) -> AsyncIterator[STTEvent]:
-        """Events in arrival order. Ends after ``end_input`` (once the final results are in); raises
-        ``ProviderError`` when the stream fails. Unread events queue up without bound."""
-        while True:
-            item = await self._events.get()
-            if item is None or isinstance(item, ProviderError):
-                self._events.put_nowait(item)  # later readers see the end too
-                if item is not None:
-                    raise item
-                return
-            yield item
-
-    async def end_input(self) -> None:
-        """Send ``Finalize`` and ``CloseStream`` after the queued audio, wait (≤ 5 s) for the last
-        results (the server closes once they are out), stop the supervisor; ``events`` then
-        ends. Idempotent."""
-        if self._closing or self.task is None:
-            return
-        self._closing = True
-        self._put(None)
-        try:
-            await asyncio.wait({self.task}, timeout=_CLOSE_TIMEOUT)
-        finally:
-            self.task.cancel()
-            self._end(None)
-
-    def _end(self, item: ProviderError | None) -> None:
-        if not self._ended:
-            self._ended = True
-            self._events.put_nowait(item)
-
-    async def work(self) -> None:
-        """The supervisor: one socket after another, until CloseStream is answered or it gives up.
-        The first connect is retried like a reconnect; entering the stream waits for it."""
-        clock, failures, attempts = self._clock, 0, self.attempts
-        while True:
-            base, replay = self._replay.snapshot()
-            self._progress = False
-            during = "reconnect" if self._ready.done() else "connect"
-            try:
-                async with contextlib.AsyncExitStack() as stack:
-                    connect = self._client.listen.v1.connect(**self._args)
-                    sock = await within(clock, CONNECT_TIMEOUT, stack.enter_async_context(connect))
-                    if not self._ready.done():
-                        self._ready.set_result(None)
-                    during = "stream"
-                    code = await self._pump(sock, base, replay)
-                if code is None:
-                    return self._end(None)  # the server closed after our CloseStream
-                error = closed_error(code, "stream")
-            except* _Stalled:
-                error = ProviderError(PROVIDER, f"no results for {READ_TIMEOUT:g} s", retryable=True)
-            except* (ApiError, OSError, TimeoutError, WebSocketException) as group:
-                error = map_deepgram_error(group.exceptions[0], during)
-            except* Exception as group:  # a bug or an SDK surprise: end the stream, not the caller
-                log.error("deepgram: stream failed", exc_info=group.exceptions[0])
-                name = type(group.exceptions[0]).__name__
-                error = ProviderError(PROVIDER, f"internal error: {name}", retryable=False)
-            if self._progress:
-                failures = 0
-            failures += 1
-            if not error.retryable or failures > attempts:
-                if error.retryable:
-                    reason, what = str(error).removeprefix(f"{PROVIDER}: "), "reconnects"
-                    if not self._ready.done():
-                        what = "retries"
-                    reason = f"{reason}; gave up after {attempts} {what}"
-                    error = ProviderError(PROVIDER, reason, retryable=True)
-                if not self._ready.done():
-                    self._ended = True
-                    return self._ready.set_exception(error)
-                return self._end(error)
-            log.warning("%s; reconnecting (%d of %d)", error, failures, attempts)
-            await clock.sleep(backoff(failures))
+    async def _ping(self, sock: AsyncV1SocketClient) -> None:
+        await sock.send_keep_alive()
 
     async def _pump(self, sock: AsyncV1SocketClient, base: float, replay: list[bytes]) -> int | None:
         """Run one socket until it closes: None when it closed normally after our CloseStream,
-        else the close code. Raises ``_Stalled`` (in a group) when it stops answering."""
+        else the close code. Raises ``SocketFailure`` (in a group) when it stops answering."""
         self._close_sent = False
         self._last_sent = self._answered_at = self._clock.now()
         self._unanswered = 0
@@ -353,13 +258,14 @@ class _DeepgramStream:
             return exc.rcvd.code if exc.rcvd is not None else 1006
 
     async def _watch(self) -> None:
-        """Raise ``_Stalled`` once ``READ_TIMEOUT`` s of audio went out and nothing came back for
-        ``READ_TIMEOUT`` s of clock time (the TaskGroup then stops the socket's other work)."""
+        """Raise ``SocketFailure`` once ``READ_TIMEOUT`` s of audio went out and nothing came back
+        for ``READ_TIMEOUT`` s of clock time (the TaskGroup then stops the socket's other work)."""
         clock = self._clock
         while True:
             due = self._answered_at + READ_TIMEOUT
             if clock.now() >= due and self._unanswered >= self._stall_bytes:
-                raise _Stalled()
+                stalled = ProviderError(PROVIDER, f"no results for {READ_TIMEOUT:g} s", retryable=True)
+                raise SocketFailure(stalled)
             await clock.sleep(max(due - clock.now(), 1.0))
 
     async def _send_loop(self, sock: AsyncV1SocketClient, replay: list[bytes]) -> None:
@@ -384,19 +290,6 @@ class _DeepgramStream:
             await sock.send_finalize()
             self._close_sent = True
             await sock.send_close_stream()
-
-    async def _keep_alive(self, sock: AsyncV1SocketClient) -> None:
-        """``KeepAlive`` once ``keepalive`` s of clock time passed with nothing sent, and again
-        every ``keepalive`` s while nothing is; none once the end of the audio was taken."""
-        clock = self._clock
-        with contextlib.suppress(ConnectionClosed):
-            while not self._close_taken:
-                due = self._last_sent + self._keepalive
-                if clock.now() < due:
-                    await clock.sleep(due - clock.now())
-                    continue
-                await sock.send_keep_alive()
-                self._last_sent = clock.now()
 
     def _on_message(self, msg: object, base: float) -> None:
         if isinstance(msg, ListenV1Results):

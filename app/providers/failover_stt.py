@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
 from app.clock import Clock
@@ -34,7 +34,7 @@ from app.providers.base import (
 )
 from app.providers.errors import ProviderError
 from app.providers.failover import BREAKER_OPEN, Breakers, failure_reason, note, order
-from app.providers.streaming import owned
+from app.providers.streaming import QueuedEvents, owned
 
 __all__ = ["FailoverSTT"]
 
@@ -72,22 +72,21 @@ class FailoverSTT:
         self._breakers.of("stt", name).succeeded()
 
 
-class _FailoverStream:
+class _FailoverStream(QueuedEvents):
     """The worker (``work``) owns each recogniser's stream in turn; ``send`` feeds the one in use."""
 
+    close_timeout = CLOSE_TIMEOUT_S
+
     def __init__(self, stt: FailoverSTT, options: STTOptions) -> None:
+        super().__init__()
         self._stt, self._options = stt, options
         self._rate = stt.sample_rate
-        self.task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
         # (first sample, audio, voiced) of each frame since the end of the last final result
         self._kept: deque[tuple[int, PCM, bool | None]] = deque(maxlen=int(MAX_REPLAY_S * 50))
         self._samples = 0  # caller samples handed to ``send`` so far
         self._inner: STTStream | None = None  # the recogniser in use (None while switching)
         self._base = 0  # sample (of this stream) where the recogniser in use started hearing
-        self._closing = False
-        self._ended = False
 
     async def wait_ready(self) -> None:
         await self._ready
@@ -101,33 +100,11 @@ class _FailoverStream:
         if inner is not None:
             await inner.send(pcm, voiced)
 
-    async def events(self) -> AsyncIterator[STTEvent]:
-        while True:
-            item = await self._events.get()
-            if item is None or isinstance(item, ProviderError):
-                self._events.put_nowait(item)  # later readers see the end too
-                if item is not None:
-                    raise item
-                return
-            yield item
-
-    async def end_input(self) -> None:
-        if self._closing or self.task is None:
-            return
-        self._closing = True
+    async def _finish_input(self) -> None:
+        """End the input of the recogniser in use (its last results then arrive)."""
         inner = self._inner
-        try:
-            if inner is not None:
-                await inner.end_input()
-            await asyncio.wait({self.task}, timeout=CLOSE_TIMEOUT_S)
-        finally:
-            self.task.cancel()
-            self._end(None)
-
-    def _end(self, item: ProviderError | None) -> None:
-        if not self._ended:
-            self._ended = True
-            self._events.put_nowait(item)
+        if inner is not None:
+            await inner.end_input()
 
     async def work(self) -> None:
         """One recogniser after another until the input ends or none is left. Never raises."""

@@ -32,7 +32,6 @@ import contextlib
 import json
 import logging
 import warnings
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -49,9 +48,9 @@ from sarvamai.types.realtime_vad_speech_start import RealtimeVadSpeechStart
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from app.clock import Clock, SystemClock
-from app.providers.base import PCM, SpeechStarted, STTCapabilities, STTEvent, STTOptions, Transcript
+from app.providers.base import SpeechStarted, STTCapabilities, STTOptions, Transcript
 from app.providers.errors import ProviderError
-from app.providers.replay import ReplayBuffer, backoff
+from app.providers.replay import ReconnectingStream, SocketFailure
 from app.providers.sarvam_common import (
     CONNECT_TIMEOUT,
     DEFAULT_MODEL,
@@ -63,7 +62,7 @@ from app.providers.sarvam_common import (
     map_sarvam_error,
     sarvam_language,
 )
-from app.providers.streaming import owned, within
+from app.providers.streaming import owned
 
 with warnings.catch_warnings():
     # sarvamai 0.1.x's socket modules import websockets' deprecated legacy client and
@@ -80,7 +79,6 @@ __all__ = ["SarvamSTT", "sarvam_language"]
 
 log = logging.getLogger("app.providers.sarvam")
 
-_AUDIO_QUEUE_CHUNKS = 500  # queued ``send`` calls: 10 s of 20 ms frames
 _COALESCE = 5  # queued frames sent as one ``audio_input`` (≤ 100 ms): fewer, larger messages
 _CLOSE_TIMEOUT = 5.0  # seconds ``end_input`` waits for the final results
 
@@ -152,142 +150,41 @@ class SarvamSTT:
         return owned(stream, "sarvam-stt")
 
 
-class _Fatal(Exception):
-    """Sarvam sent a fatal ``error`` frame (the socket closes next)."""
+class _SarvamStream(ReconnectingStream[AsyncSpeechToTextRealtimeStreamingSocketClient]):
+    """One live stream: the queue, replay and supervisor are :class:`ReconnectingStream`'s;
+    here are Sarvam's socket (sender, keep-alive ``ping``), its messages and its close (``end``)."""
 
-    def __init__(self, error: ProviderError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _SarvamStream:
-    """One live stream. Its supervisor task (``work``) lives in the TaskGroup of
-    :func:`~app.providers.streaming.owned`; each socket's sender and keep-alive tasks live in a
-    group nested in the supervisor. The supervisor never raises."""
+    provider, _log, connect_timeout, close_timeout = PROVIDER, log, CONNECT_TIMEOUT, _CLOSE_TIMEOUT
+    transport_errors = (ApiError, OSError, TimeoutError, WebSocketException)
 
     def __init__(
         self, client: AsyncSarvamAI, args: dict[str, Any], rate: int, keepalive: float, clock: Clock
     ):
-        self._client, self._args, self._keepalive, self._clock = client, args, keepalive, clock
-        self._rate = rate
-        self.attempts = 3
-        self.task: asyncio.Task[None] | None = None
-        self._audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_AUDIO_QUEUE_CHUNKS)
-        self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
-        self._replay = ReplayBuffer(rate)
-        self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._closing = False  # ``end_input`` was called: ``send`` ignores audio
-        self._close_taken = False  # the sender took the end-of-audio marker: ``end`` is due
+        super().__init__(rate, keepalive, clock)
+        self._client, self._args = client, args
         self._end_sent = False  # ``end`` went out on the current socket
-        self._progress = False  # the current socket gave a result: it is healthy
-        self._ended = False  # the supervisor queued its last event
-        self._floor = 0.0  # end (stream seconds) of the last final result
-        self._last_sent = 0.0  # clock time something last went out on the current socket
-        self._dropped = 0
 
-    async def wait_ready(self) -> None:
-        await self._ready
+    def _connect(self) -> AbstractAsyncContextManager[AsyncSpeechToTextRealtimeStreamingSocketClient]:
+        socket = self._client.speech_to_text_realtime_streaming
+        connect: AbstractAsyncContextManager[AsyncSpeechToTextRealtimeStreamingSocketClient] = socket.connect(
+            **self._args
+        )
+        return connect
 
-    async def send(self, pcm: PCM, voiced: bool | None = None) -> None:
-        """Queue int16 audio (no I/O); when full, the oldest queued chunk is dropped. Audio after
-        ``end_input`` or after the stream failed is ignored. ``voiced`` is not needed: Sarvam
-        has its own voice activity detection."""
-        if not (self._closing or self._ended):
-            self._put(pcm.astype("<i2", copy=False).tobytes())
+    def _map_error(self, exc: BaseException, during: str) -> ProviderError:
+        return map_sarvam_error(exc, during)
 
-    def _put(self, item: bytes | None) -> None:
-        if self._audio.full():
-            self._audio.get_nowait()
-            self._dropped += 1
-            if self._dropped % 50 == 1:
-                log.warning("sarvam: audio queue full, %d chunks dropped", self._dropped)
-        self._audio.put_nowait(item)
+    def _closed_error(self, code: int, during: str) -> ProviderError:
+        return closed_error(code, during)
 
-    async def events(self) -> AsyncIterator[STTEvent]:
-        """Events in arrival order. Ends after ``end_input`` (once the final results are in); raises
-        ``ProviderError`` when the stream fails."""
-        while True:
-            item = await self._events.get()
-            if item is None or isinstance(item, ProviderError):
-                self._events.put_nowait(item)  # later readers see the end too
-                if item is not None:
-                    raise item
-                return
-            yield item
-
-    async def end_input(self) -> None:
-        """Send ``end`` after the queued audio, wait (≤ 5 s) for the last results (Sarvam closes
-        once they are out), stop the supervisor; ``events`` then ends. Idempotent."""
-        if self._closing or self.task is None:
-            return
-        self._closing = True
-        self._put(None)
-        try:
-            await asyncio.wait({self.task}, timeout=_CLOSE_TIMEOUT)
-        finally:
-            self.task.cancel()
-            self._end(None)
-
-    def _end(self, item: ProviderError | None) -> None:
-        if not self._ended:
-            self._ended = True
-            self._events.put_nowait(item)
-
-    async def work(self) -> None:
-        """The supervisor: one socket after another, until ``end`` is answered or it gives up.
-        The first connect is retried like a reconnect; entering the stream waits for it."""
-        clock, failures, attempts = self._clock, 0, self.attempts
-        while True:
-            base, replay = self._replay.snapshot()
-            self._progress = False
-            during = "reconnect" if self._ready.done() else "connect"
-            try:
-                async with contextlib.AsyncExitStack() as stack:
-                    connect = self._client.speech_to_text_realtime_streaming.connect(**self._args)
-                    sock = await within(clock, CONNECT_TIMEOUT, stack.enter_async_context(connect))
-                    if not self._ready.done():
-                        self._ready.set_result(None)
-                    during = "stream"
-                    code = await self._pump(sock, base, replay)
-                if code is None:
-                    return self._end(None)  # Sarvam closed after our ``end``
-                error = closed_error(code, "stream")
-            except* _Fatal as group:
-                fatal = group.exceptions[0]
-                error = (
-                    fatal.error
-                    if isinstance(fatal, _Fatal)
-                    else ProviderError(PROVIDER, "error", retryable=True)
-                )
-            except* (ApiError, OSError, TimeoutError, WebSocketException) as group:
-                error = map_sarvam_error(group.exceptions[0], during)
-            except* Exception as group:  # a bug or an SDK surprise: end the stream, not the caller
-                log.error("sarvam: stream failed", exc_info=group.exceptions[0])
-                name = type(group.exceptions[0]).__name__
-                error = ProviderError(PROVIDER, f"internal error: {name}", retryable=False)
-            if self._progress:
-                failures = 0
-            failures += 1
-            if not error.retryable or failures > attempts:
-                if error.retryable:
-                    reason, what = str(error).removeprefix(f"{PROVIDER}: "), "reconnects"
-                    if not self._ready.done():
-                        what = "retries"
-                    error = ProviderError(
-                        PROVIDER, f"{reason}; gave up after {attempts} {what}", retryable=True
-                    )
-                if not self._ready.done():
-                    self._ended = True
-                    return self._ready.set_exception(error)
-                return self._end(error)
-            log.warning("%s; reconnecting (%d of %d)", error, failures, attempts)
-            await clock.sleep(backoff(failures))
+    async def _ping(self, sock: AsyncSpeechToTextRealtimeStreamingSocketClient) -> None:
+        await sock.send_realtime_ping(RealtimePing())
 
     async def _pump(
         self, sock: AsyncSpeechToTextRealtimeStreamingSocketClient, base: float, replay: list[bytes]
     ) -> int | None:
         """Run one socket until it closes: None when it closed normally after our ``end``, else
-        the close code. Raises ``_Fatal`` (in a group) on a fatal ``error`` frame."""
+        the close code. Raises ``SocketFailure`` (in a group) on a fatal ``error`` frame."""
         self._end_sent = False
         self._last_sent = self._clock.now()
         async with asyncio.TaskGroup() as tg:
@@ -332,19 +229,6 @@ class _SarvamStream:
             self._end_sent = True
             await sock.send_realtime_end(RealtimeEnd())
 
-    async def _keep_alive(self, sock: AsyncSpeechToTextRealtimeStreamingSocketClient) -> None:
-        """``ping`` once ``keepalive`` s of clock time passed with nothing sent, and again every
-        ``keepalive`` s while nothing is; none once the end of the audio was taken."""
-        clock = self._clock
-        with contextlib.suppress(ConnectionClosed):
-            while not self._close_taken:
-                due = self._last_sent + self._keepalive
-                if clock.now() < due:
-                    await clock.sleep(due - clock.now())
-                    continue
-                await sock.send_realtime_ping(RealtimePing())
-                self._last_sent = clock.now()
-
     def _on_message(self, msg: object, base: float) -> None:
         if isinstance(msg, RealtimeTranscriptPartial):
             if msg.text.strip():
@@ -386,7 +270,7 @@ class _SarvamStream:
         status = msg.status_code or 0
         retryable = status not in NOT_RETRYABLE_STATUS
         kind = "authentication failed" if status in (401, 403) else code
-        raise _Fatal(ProviderError(PROVIDER, f"stream: error {status} ({kind})", retryable=retryable))
+        raise SocketFailure(ProviderError(PROVIDER, f"stream: error {status} ({kind})", retryable=retryable))
 
 
 def _audio_message(data: bytes) -> RealtimeAudioInput:

@@ -54,6 +54,54 @@ async def owned(stream: W, name: str) -> AsyncIterator[W]:
         raise failure
 
 
+class QueuedEvents:
+    """The event outlet of a stream whose worker task (``task``) queues its events: ``events``
+    reads them, ``end`` queues the last item (None: the end; a ``ProviderError``: the failure)
+    once, and ``end_input`` is the bounded close every stream shares. A subclass sets
+    ``close_timeout`` and says in ``_finish_input`` how its input ends."""
+
+    close_timeout: float  # seconds ``end_input`` waits for the worker
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
+        self._closing = False  # ``end_input`` was called: ``send`` ignores audio
+        self._ended = False  # the worker queued its last event
+
+    async def events(self) -> AsyncIterator[STTEvent]:
+        """Events in arrival order. Ends after ``end_input`` (once the final results are in); raises
+        ``ProviderError`` when the stream fails. Unread events queue up without bound."""
+        while True:
+            item = await self._events.get()
+            if item is None or isinstance(item, ProviderError):
+                self._events.put_nowait(item)  # later readers see the end too
+                if item is not None:
+                    raise item
+                return
+            yield item
+
+    async def end_input(self) -> None:
+        """End the input (``_finish_input``), wait (≤ ``close_timeout`` s) for the last results,
+        stop the worker; ``events`` then ends. Idempotent."""
+        if self._closing or self.task is None:
+            return
+        self._closing = True
+        try:
+            await self._finish_input()
+            await asyncio.wait({self.task}, timeout=self.close_timeout)
+        finally:
+            self.task.cancel()
+            self._end(None)
+
+    async def _finish_input(self) -> None:
+        """Tell the worker the input is over (called once, by ``end_input``)."""
+
+    def _end(self, item: ProviderError | None) -> None:
+        if not self._ended:
+            self._ended = True
+            self._events.put_nowait(item)
+
+
 T = TypeVar("T")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 
@@ -27,13 +26,12 @@ from app.providers.base import (
     PCM,
     SpeechStarted,
     STTCapabilities,
-    STTEvent,
     STTOptions,
     Transcript,
     UtteranceEnd,
 )
 from app.providers.errors import MissingSTTEngineError, ProviderError
-from app.providers.streaming import owned
+from app.providers.streaming import QueuedEvents, owned
 from app.providers.vad import VoiceActivityDetector, WebRtcVad
 from app.providers.whisper_model import (
     MODEL_SHA256,
@@ -112,9 +110,12 @@ class WhisperSTT:
         return owned(stream, "whisper-stt")
 
 
-class _WhisperStream:
+class _WhisperStream(QueuedEvents):
     """One stream, used from one event loop. Its worker task (``work``) lives in the TaskGroup
-    of :func:`~app.providers.streaming.owned` and never raises."""
+    of :func:`~app.providers.streaming.owned` and never raises. Events come in audio order: an
+    onset that follows an utterance still being transcribed waits for it."""
+
+    close_timeout = _CLOSE_TIMEOUT
 
     def __init__(
         self,
@@ -125,14 +126,12 @@ class _WhisperStream:
         segmenter: Segmenter,
         vad: VoiceActivityDetector,
     ):
+        super().__init__()
         self._model, self._executor, self._prompt = model, executor, prompt
         self._clock, self._segmenter, self._vad = clock, segmenter, vad
         # jobs and onsets go through the worker, so events stay in audio order
         self._jobs: asyncio.Queue[Job | SpeechStarted | None] = asyncio.Queue()
-        self._events: asyncio.Queue[STTEvent | ProviderError | None] = asyncio.Queue()
         self._pending = np.zeros(0, dtype=np.int16)  # samples short of a whole frame
-        self.task: asyncio.Task[None] | None = None
-        self._closing = self._ended = False
 
     async def wait_ready(self) -> None:
         """Load the process's model off the loop if none was given."""
@@ -166,38 +165,12 @@ class _WhisperStream:
         if (out := self._segmenter.push(frame, voiced)) is not None:
             self._jobs.put_nowait(out)
 
-    async def events(self) -> AsyncIterator[STTEvent]:
-        """Events in audio order; ends after ``end_input``; raises ``ProviderError`` if the model
-        failed. An onset that follows an utterance still being transcribed waits for it."""
-        while True:
-            item = await self._events.get()
-            if item is None or isinstance(item, ProviderError):
-                self._events.put_nowait(item)  # later readers see the end too
-                if item is not None:
-                    raise item
-                return
-            yield item
-
-    async def end_input(self) -> None:
-        """Transcribe the utterance in progress, wait (≤ 10 s) for pending transcriptions, stop
-        the worker; ``events`` then ends. A transcription still running in its thread then is
-        abandoned. Idempotent."""
-        if self._closing or self.task is None:
-            return
-        self._closing = True
+    async def _finish_input(self) -> None:
+        """Transcribe the utterance in progress (``end_input`` then waits ≤ 10 s for pending
+        transcriptions; one still running in its thread then is abandoned)."""
         if (job := self._segmenter.flush()) is not None:
             self._jobs.put_nowait(job)
         self._jobs.put_nowait(None)
-        try:
-            await asyncio.wait({self.task}, timeout=_CLOSE_TIMEOUT)
-        finally:
-            self.task.cancel()
-            self._end(None)
-
-    def _end(self, item: ProviderError | None) -> None:
-        if not self._ended:
-            self._ended = True
-            self._events.put_nowait(item)
 
     async def work(self) -> None:
         words_end: float | None = None  # end of the words of an utterance not yet ended
