@@ -247,7 +247,8 @@ async def test_a_healthy_primary_streams_through_the_chain_and_a_silent_one_is_r
     with serve_in_thread(primary.app) as primary_url, serve_in_thread(secondary.app) as secondary_url:
         first = OpenAILLM(API_KEY, base_url=f"{primary_url}/v1")
         second = OpenAILLM(SECONDARY_KEY, base_url=f"{secondary_url}/compat/v1")
-        chain = FailoverLLM([("openai", first), ("secondary", second)], Breakers(), clock, first_event_s=0.5)
+        # a deadline a loaded machine's first request meets (the healthy primary must not fail over)
+        chain = FailoverLLM([("openai", first), ("secondary", second)], Breakers(), clock, first_event_s=3.0)
         calls = CallFailovers().enter(clock)
         ask = [Message("user", "When do you open?")]
         primary.script_chat(TextReply(ANSWER), TextReply(ANSWER))
