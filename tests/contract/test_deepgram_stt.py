@@ -9,21 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
 from app.clock import FakeClock
-from app.providers.base import PCM, SpeechStarted, STTEvent, STTOptions, STTStream, Transcript, UtteranceEnd
+from app.providers.base import SpeechStarted, STTEvent, STTOptions, STTStream, Transcript, UtteranceEnd
 from app.providers.deepgram_stt import DeepgramSTT
 from app.providers.errors import ProviderError
 from tests.contract.fake_deepgram import FakeDeepgram
+from tests.contract.stt_streams import RATE, collect, finals, loud, quiet, run, send_all, until
 from tests.servers import serve_in_thread
 
 KEY = "test-key"
-RATE = 16000
 
 
 @dataclass
@@ -44,48 +43,6 @@ def served(server: Served) -> Served:
     """The module's fake Deepgram, reset: no script, no recorded sockets."""
     server.fake.reset()
     return server
-
-
-def loud(seconds: float) -> PCM:
-    """A 200 Hz square wave at amplitude 5000: every 10 ms frame is loud."""
-    t = np.arange(round(seconds * RATE)) / RATE
-    return np.where(np.sin(2 * np.pi * 200 * t) >= 0, 5000, -5000).astype(np.int16)
-
-
-def quiet(seconds: float) -> PCM:
-    return np.zeros(round(seconds * RATE), dtype=np.int16)
-
-
-async def send_all(stream: STTStream, *parts: PCM) -> None:
-    """Send ``parts`` as 20 ms frames, the way the call pipeline does."""
-    audio = np.concatenate(parts)
-    for at in range(0, len(audio), RATE // 50):
-        await stream.send(audio[at : at + RATE // 50])
-
-
-async def collect(stream: STTStream) -> list[STTEvent]:
-    return [event async for event in stream.events()]
-
-
-async def run(stream: STTStream, *parts: PCM) -> list[STTEvent]:
-    """Send the audio, end the input (which waits for the last results), return every event."""
-    async with asyncio.TaskGroup() as tg:
-        reader = tg.create_task(collect(stream))
-        await send_all(stream, *parts)
-        await stream.end_input()
-    return reader.result()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (up to 2 s) for the fake, in another thread, to reach a state."""
-    deadline = asyncio.get_running_loop().time() + 2.0
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-
-
-def finals(events: list[STTEvent]) -> list[Transcript]:
-    return [e for e in events if isinstance(e, Transcript) and e.is_final]
 
 
 async def test_results_map_to_speech_started_interim_final_and_utterance_end(served: Served) -> None:

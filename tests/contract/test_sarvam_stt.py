@@ -9,20 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
-from app.providers.base import PCM, SpeechStarted, STTEvent, STTOptions, STTStream, Transcript
+from app.providers.base import SpeechStarted, STTEvent, STTOptions, STTStream, Transcript
 from app.providers.errors import ProviderError
 from app.providers.sarvam_stt import SarvamSTT, sarvam_language
 from tests.contract.fake_sarvam import FakeSarvam
+from tests.contract.stt_streams import RATE, collect, finals, loud, quiet, run, send_all, until
 from tests.servers import serve_in_thread
 
 KEY = "sarvam-secret-key-123"
-RATE = 16000
 HINDI = STTOptions(language="hi-IN", endpointing_ms=300)
 
 
@@ -43,45 +42,6 @@ def server() -> Iterator[Served]:
 def served(server: Served) -> Served:
     server.fake.reset()
     return server
-
-
-def loud(seconds: float) -> PCM:
-    t = np.arange(round(seconds * RATE)) / RATE
-    return np.where(np.sin(2 * np.pi * 200 * t) >= 0, 5000, -5000).astype(np.int16)
-
-
-def quiet(seconds: float) -> PCM:
-    return np.zeros(round(seconds * RATE), dtype=np.int16)
-
-
-async def send_all(stream: STTStream, *parts: PCM) -> None:
-    audio = np.concatenate(parts)
-    for at in range(0, len(audio), RATE // 50):
-        await stream.send(audio[at : at + RATE // 50])
-
-
-async def collect(stream: STTStream) -> list[STTEvent]:
-    return [event async for event in stream.events()]
-
-
-async def run(stream: STTStream, *parts: PCM) -> list[STTEvent]:
-    async with asyncio.TaskGroup() as tg:
-        reader = tg.create_task(collect(stream))
-        await send_all(stream, *parts)
-        await stream.end_input()
-    return reader.result()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (up to 10 s) for a state reached in another thread or task."""
-    deadline = asyncio.get_running_loop().time() + 10.0
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-
-
-def finals(events: list[STTEvent]) -> list[Transcript]:
-    return [e for e in events if isinstance(e, Transcript) and e.is_final]
 
 
 async def test_speech_start_partial_and_final_with_stream_times(served: Served) -> None:
