@@ -240,6 +240,9 @@ class FakeOpenAI:
     def reset(self, api_key: str = API_KEY) -> None:
         """Forget requests, scripts and counters; accept ``api_key`` from now on."""
         self.api_key = api_key
+        # streams still running from before a reset (a previous test's, closed early by its
+        # client) count nothing after it
+        self._epoch = getattr(self, "_epoch", 0) + 1
         self.requests: list[RecordedRequest] = []
         self.completed_streams = 0  # streamed bodies sent to their last byte
         self.usage_sent: list[dict[str, Any]] = []  # each streamed usage chunk's ``usage``, with ``model``
@@ -341,6 +344,7 @@ class FakeOpenAI:
         first_delay: float = 0.0,
         usage: dict[str, Any] | None = None,
     ) -> AsyncIterator[bytes]:
+        epoch = self._epoch
         if first_delay > 0:
             await asyncio.sleep(first_delay)
         for number, part in enumerate(parts):
@@ -351,6 +355,8 @@ class FakeOpenAI:
                     self.gate_timeouts += 1
                 self._gate.clear()
             yield part
+        if epoch != self._epoch:
+            return
         self.completed_streams += 1
         if usage is not None:  # the whole stream went out, its usage chunk with it
             self.usage_sent.append(usage)

@@ -69,9 +69,15 @@ class Service:
             connection.close()
 
     def until(self, path: str, status: int, tries: int = 200) -> Reply:
-        """Poll ``path`` until it answers ``status`` (0.05 s apart, ``tries`` times at most)."""
+        """Poll ``path`` until it answers ``status`` (0.05 s apart, ``tries`` times at most). A
+        connection reset is a try that failed: a draining worker with no call left exits, and a
+        connection the shared port gave it just then is reset while the other worker serves on."""
         for _ in range(tries):
-            response = self.get(path)
+            try:
+                response = self.get(path)
+            except ConnectionError:
+                time.sleep(0.05)
+                continue
             if response.status_code == status:
                 return response
             time.sleep(0.05)
