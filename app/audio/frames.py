@@ -90,6 +90,14 @@ class InboundDecoder:
         """Decode one payload (any whole number of samples) and resample it."""
         return self._resampler.process(decode(payload, self.fmt))
 
+    def line(self, payload: bytes) -> _Int16:
+        """One payload decoded at the line's own rate (then :meth:`resample` it, in order)."""
+        return decode(payload, self.fmt)
+
+    def resample(self, pcm: _Int16) -> _Int16:
+        """Line-rate PCM (from :meth:`line`) at ``target_rate``; ``self(payload)`` in two steps."""
+        return self._resampler.process(pcm)
+
     def reset(self) -> None:
         """Forget resampler history (e.g. when a new stream starts)."""
         self._resampler.reset()

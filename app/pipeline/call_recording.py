@@ -26,6 +26,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+import numpy.typing as npt
+
 from app.audio.codec import decode
 from app.audio.formats import AudioFormat
 from app.audio.resample import StreamResampler
@@ -81,10 +84,14 @@ class CallAudioRecorder:
 
     def caller(self, payload: bytes) -> None:
         """An inbound frame, as received (its wire payload)."""
+        if not self.failed:
+            self.caller_pcm(decode(payload, self._in))
+
+    def caller_pcm(self, pcm: npt.NDArray[np.int16]) -> None:
+        """An inbound frame already decoded at the line's rate (the session decodes it once)."""
         if self.failed:
             return
         try:
-            pcm = decode(payload, self._in)
             now = self._now()
             pos = self._left
             if now - len(pcm) - pos > self._jitter:

@@ -280,12 +280,13 @@ class CallSession:
         if event.track != "inbound":
             return None
         try:
-            pcm = decoder(event.payload)
+            line = decoder.line(event.payload)  # decoded once: for the recording and the agent
+            pcm = decoder.resample(line)
         except ValueError as exc:
             raise ev.ProtocolError(str(exc)) from None
         self.stats.frames_in += 1
         if self._recorder is not None:
-            self._recorder.caller(event.payload)
+            self._recorder.caller_pcm(line)
         if self._byte_order_probe is not None:
             self._probe_byte_order(event.payload)
         return pcm
