@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import warnings
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -53,14 +52,9 @@ from app.providers.base import (
 )
 from app.providers.errors import ProviderError
 from app.providers.replay import ReconnectingStream, SocketFailure, backoff
-from app.providers.streaming import owned
+from app.providers.streaming import legacy_websockets_imports, owned
 
-with warnings.catch_warnings():
-    # deepgram-sdk 7.x's socket modules import websockets' deprecated legacy client and
-    # ``InvalidStatusCode`` (websockets >= 14 warns). Load them here, once, with exactly those two
-    # warnings silenced: the SDK client imports them lazily, on first use, where nothing filters.
-    warnings.filterwarnings("ignore", r"websockets\.legacy is deprecated", DeprecationWarning)
-    warnings.filterwarnings("ignore", r"websockets\.exceptions\.InvalidStatusCode", DeprecationWarning)
+with legacy_websockets_imports():
     import deepgram.listen.v1.client
     import deepgram.speak.v1.client  # noqa: F401  (used by app.providers.deepgram_tts)
     from deepgram.listen.v1.socket_client import AsyncV1SocketClient

@@ -31,7 +31,6 @@ import base64
 import contextlib
 import json
 import logging
-import warnings
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -62,13 +61,9 @@ from app.providers.sarvam_common import (
     map_sarvam_error,
     sarvam_language,
 )
-from app.providers.streaming import owned
+from app.providers.streaming import legacy_websockets_imports, owned
 
-with warnings.catch_warnings():
-    # sarvamai 0.1.x's socket modules import websockets' deprecated legacy client and
-    # ``InvalidStatusCode`` (websockets >= 14 warns): load them here, once, with those warnings off
-    warnings.filterwarnings("ignore", r"websockets\.legacy is deprecated", DeprecationWarning)
-    warnings.filterwarnings("ignore", r"websockets\.exceptions\.InvalidStatusCode", DeprecationWarning)
+with legacy_websockets_imports():
     import sarvamai.core.websocket_compat
     import sarvamai.speech_to_text_realtime_streaming.client  # noqa: F401
     from sarvamai.speech_to_text_realtime_streaming.socket_client import (

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Protocol, TypeVar
 
 from app.clock import Clock
@@ -149,3 +150,15 @@ class FailedStream:
 
     async def end_input(self) -> None:
         pass
+
+
+@contextlib.contextmanager
+def legacy_websockets_imports() -> Iterator[None]:
+    """Import an SDK's socket modules inside this: deepgram-sdk 7.x and sarvamai 0.1.x import
+    websockets' deprecated legacy client and ``InvalidStatusCode`` (websockets >= 14 warns).
+    Loaded once at import time with exactly those two warnings silenced; the SDKs would import
+    them lazily, on first use, where nothing filters."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"websockets\.legacy is deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", r"websockets\.exceptions\.InvalidStatusCode", DeprecationWarning)
+        yield
