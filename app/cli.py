@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -81,7 +82,8 @@ def serve(
         from app.main import create_app
         from app.server import serve_app
 
-        serve_app(app_or_exit(create_app, settings), host=host, port=port)
+        with _listen(host, port) as sock:
+            serve_app(app_or_exit(create_app, settings), sockets=[sock])
         return
     raise typer.Exit(_serve_workers(settings, host, port, workers))
 
@@ -104,11 +106,22 @@ def playground(
         os.environ["SIGNATURE_MODE"] = "off"
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format, loggers=("app", "uvicorn"))
-    app = app_or_exit(create_app, settings)
-    typer.echo(
-        f"playground: open http://127.0.0.1:{port}/playground in a browser on this machine (Ctrl+C stops)"
-    )
-    serve_app(app, host="127.0.0.1", port=port)
+    with _listen("127.0.0.1", port) as sock:
+        app = app_or_exit(create_app, settings)
+        url = f"http://127.0.0.1:{port}/playground"
+        typer.echo(f"playground: open {url} in a browser on this machine (Ctrl+C stops)")
+        serve_app(app, sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts; a port in use is one line and exit 2."""
+    from app.supervisor import bind_socket
+
+    try:
+        return bind_socket(host, port)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
@@ -118,7 +131,7 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> in
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.records.store import DatabaseURLError
-    from app.supervisor import Supervisor, bind_socket, migrate_once, share_token_secret
+    from app.supervisor import Supervisor, migrate_once, share_token_secret
 
     try:
         asyncio.run(migrate_once(settings))  # once, before any worker starts
@@ -129,12 +142,7 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> in
         typer.echo(f"error: the call records' database cannot be migrated ({type(exc).__name__})", err=True)
         return 1
     share_token_secret(settings, workers)
-    try:
-        sock = bind_socket(host, port)
-    except OSError as exc:
-        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}", err=True)
-        return 2
-    with sock:
+    with _listen(host, port) as sock:
         return Supervisor(sock, workers).run()
 
 

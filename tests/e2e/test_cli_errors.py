@@ -116,3 +116,20 @@ def test_a_float_wav_as_audacity_saves_it_is_spoken(tmp_path: Path) -> None:
     with soundfile.SoundFile(tmp_path / "out" / "call.wav") as call:
         caller = call.read(dtype="int16")[:, 0]
     assert int(np.abs(caller).max()) > 8000  # the tone reached the line at about its level
+
+
+def test_a_port_in_use_is_named_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"SIGNATURE_MODE": "off", "PROVIDERS": "echo"}
+        for command in (
+            ["serve", "--host", "127.0.0.1", "--port", str(port)],
+            ["playground", "--port", str(port)],
+        ):
+            proc = voice_agent(*command, cwd=tmp_path, env=env)
+            [line] = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+            assert line == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+            assert proc.returncode == 2
+            assert "playground: open" not in proc.stdout  # no URL for a service that never started
